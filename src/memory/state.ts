@@ -1,0 +1,209 @@
+/**
+ * The M+ memory state, exactly as MPLUS-SPEC.md "Memory update" describes it, in process.
+ *
+ * Per layer l (d = hidden size, s = retriever key size, K tokens per injection, N = |θ|):
+ *   stm      [N, d]  θ, the short-term pool; row order is meaningful (the tail feeds injection)
+ *   stmAges  [N]     slot of the token in the injection that wrote it (K−1 … 0); ⚑ never grows
+ *   ltm      [M, d]  Θ values;  ltmKeys [M, s];  ltmAges [M];  ltmRf [M] recall frequencies
+ *   cache    [C, d]  tokens dropped from θ since the last merge, with keys and ages
+ *   *Src     [·]     provenance: the source id that wrote each token (−1 = shipped with the
+ *                    checkpoint); the store maps ids to file/chunk/hash.
+ * plus the global `updateStep` (tokens injected since the last merge).
+ *
+ * Invariants: |θ| = N always; every column has as many entries as its rows; candidates for
+ * retrieval are numbered Θ first (0..M−1) then the cache (M..M+C−1). This module never runs the
+ * model: dropped tokens' keys are computed by the engine and handed in with the update.
+ */
+import { Column, RowBuffer } from './rows';
+
+export interface MemoryDims {
+  layers: number;
+  hidden: number;
+  keyDim: number;
+  /** K */
+  tokensPerInjection: number;
+  /** N */
+  stmSize: number;
+  /** R */
+  retrieveSize: number;
+}
+
+export interface LtmPolicyParams {
+  updateLtmFrequency: number;
+  decayFrequency: number;
+  initialRf: number;
+}
+
+export interface LayerMemory {
+  stm: RowBuffer;
+  stmAges: Column;
+  stmSrc: Column;
+  ltm: RowBuffer;
+  ltmKeys: RowBuffer;
+  ltmAges: Column;
+  ltmRf: Column;
+  ltmSrc: Column;
+  cache: RowBuffer;
+  cacheKeys: RowBuffer;
+  cacheAges: Column;
+  cacheSrc: Column;
+}
+
+/** One injection's effect on memory, computed by the engine. */
+export interface InjectionUpdate {
+  /** Per layer, the K θ indices to drop, ascending, distinct. */
+  drop: number[][];
+  /** Per layer, the K new tokens [K, d]. */
+  delta: Float32Array[];
+  /** Per layer, key_proj(input_layernorm(θ[drop])) [K, s], rows in `drop` order. */
+  droppedKeys: Float32Array[];
+  /** Provenance id for the new tokens. */
+  source: number;
+}
+
+export class MemoryState {
+  readonly layers: LayerMemory[];
+  updateStep = 0;
+
+  constructor(readonly dims: MemoryDims, readonly policy: LtmPolicyParams, layers?: LayerMemory[]) {
+    this.layers = layers ?? Array.from({ length: dims.layers }, () => emptyLayer(dims));
+  }
+
+  /** θ from the checkpoint's `memory` [L, N, d] (ages 0) and Θ as shipped (may be empty). */
+  static initial(
+    dims: MemoryDims,
+    policy: LtmPolicyParams,
+    memory: Float32Array,
+    ltm: Array<{ values: Float32Array; keys: Float32Array; rf: Float32Array; ages: Float32Array }> | null,
+  ): MemoryState {
+    const { layers: L, stmSize: N, hidden: d, keyDim: s } = dims;
+    if (memory.length !== L * N * d) throw new Error(`memory has ${memory.length} values, expected ${L}×${N}×${d}`);
+    const out: LayerMemory[] = [];
+    for (let l = 0; l < L; l++) {
+      const lm = emptyLayer(dims);
+      lm.stm = RowBuffer.from(d, memory.slice(l * N * d, (l + 1) * N * d));
+      lm.stmAges = Column.from(new Float64Array(N));
+      lm.stmSrc = Column.from(new Float64Array(N).fill(-1));
+      const t = ltm?.[l];
+      if (t && t.ages.length) {
+        lm.ltm = RowBuffer.from(d, t.values.slice());
+        lm.ltmKeys = RowBuffer.from(s, t.keys.slice());
+        lm.ltmAges = Column.from(t.ages);
+        lm.ltmRf = Column.from(t.rf);
+        lm.ltmSrc = Column.from(new Float64Array(t.ages.length).fill(-1));
+      }
+      out.push(lm);
+    }
+    return new MemoryState(dims, policy, out);
+  }
+
+  /** The last K rows of θ_l, which prefix the chunk during injection. */
+  stmTail(l: number): Float32Array {
+    const { stmSize: N, tokensPerInjection: K } = this.dims;
+    return this.layers[l].stm.data.slice((N - K) * this.dims.hidden);
+  }
+
+  /**
+   * Applies one injection: drop → cache (with keys), append delta, age bookkeeping, and the
+   * merge into Θ with recall-frequency expiry when update_step reaches its period.
+   */
+  applyInjection(u: InjectionUpdate): void {
+    const { layers: L, stmSize: N, tokensPerInjection: K } = this.dims;
+    if (u.drop.length !== L || u.delta.length !== L || u.droppedKeys.length !== L) throw new Error('injection update must cover every layer');
+    for (let l = 0; l < L; l++) validateDrop(u.drop[l], N, K, l);
+    for (let l = 0; l < L; l++) {
+      const m = this.layers[l];
+      const dropped = u.drop[l];
+      const isDropped = new Uint8Array(N);
+      for (const i of dropped) isDropped[i] = 1;
+      const kept: number[] = [];
+      for (let i = 0; i < N; i++) if (!isDropped[i]) kept.push(i);
+      const droppedRows = m.stm.gather(dropped);
+      const droppedAges = m.stmAges.gather(dropped);
+      const droppedSrc = m.stmSrc.gather(dropped);
+
+      m.stm.keep(kept);
+      m.stm.append(u.delta[l]);
+      m.stmAges.keep(kept);
+      m.stmAges.append(Array.from({ length: K }, (_, i) => K - 1 - i));
+      m.stmSrc.keep(kept);
+      m.stmSrc.append(new Float64Array(K).fill(u.source));
+
+      // Ages first grow for everything already in Θ and the cache, then the new drops join.
+      addInPlace(m.ltmAges.data, K);
+      addInPlace(m.cacheAges.data, K);
+      m.cache.append(droppedRows);
+      m.cacheKeys.append(u.droppedKeys[l]);
+      m.cacheAges.append(droppedAges);
+      m.cacheSrc.append(droppedSrc);
+    }
+    this.updateStep += K;
+    if (this.updateStep >= this.policy.updateLtmFrequency * K) this.merge();
+  }
+
+  /** Θ ← [Θ ; cache] with fresh frequencies, decay, expiry of the forgotten when over R. */
+  private merge(): void {
+    const { initialRf, decayFrequency } = this.policy;
+    const R = this.dims.retrieveSize;
+    for (const m of this.layers) {
+      m.ltm.append(m.cache.data);
+      m.ltmKeys.append(m.cacheKeys.data);
+      m.ltmAges.append(m.cacheAges.data);
+      m.ltmSrc.append(m.cacheSrc.data);
+      m.ltmRf.append(new Float64Array(m.cache.count).fill(Math.fround(initialRf)));
+      const rf = m.ltmRf.data;
+      // Recall frequencies are float32 tensors officially: round every step to float32.
+      for (let i = 0; i < rf.length; i++) rf[i] = Math.fround(rf[i] - decayFrequency);
+      const keep: number[] = [];
+      for (let i = 0; i < rf.length; i++) if (rf[i] > 0.01) keep.push(i);
+      if (keep.length > R) {
+        if (keep.length < rf.length) {
+          m.ltm.keep(keep);
+          m.ltmKeys.keep(keep);
+          m.ltmAges.keep(keep);
+          m.ltmRf.keep(keep);
+          m.ltmSrc.keep(keep);
+        }
+      } else {
+        for (let i = 0; i < rf.length; i++) rf[i] = Math.fround(rf[i] + decayFrequency);
+      }
+      m.cache.clear();
+      m.cacheKeys.clear();
+      m.cacheAges.clear();
+      m.cacheSrc.clear();
+    }
+    this.updateStep = 0;
+  }
+
+  clone(): MemoryState {
+    const layers = this.layers.map((m) => ({
+      stm: m.stm.clone(), stmAges: m.stmAges.clone(), stmSrc: m.stmSrc.clone(),
+      ltm: m.ltm.clone(), ltmKeys: m.ltmKeys.clone(), ltmAges: m.ltmAges.clone(), ltmRf: m.ltmRf.clone(), ltmSrc: m.ltmSrc.clone(),
+      cache: m.cache.clone(), cacheKeys: m.cacheKeys.clone(), cacheAges: m.cacheAges.clone(), cacheSrc: m.cacheSrc.clone(),
+    }));
+    const s = new MemoryState(this.dims, this.policy, layers);
+    s.updateStep = this.updateStep;
+    return s;
+  }
+}
+
+function emptyLayer(d: MemoryDims): LayerMemory {
+  return {
+    stm: new RowBuffer(d.hidden, d.stmSize), stmAges: new Column(d.stmSize), stmSrc: new Column(d.stmSize),
+    ltm: new RowBuffer(d.hidden), ltmKeys: new RowBuffer(d.keyDim), ltmAges: new Column(), ltmRf: new Column(), ltmSrc: new Column(),
+    cache: new RowBuffer(d.hidden), cacheKeys: new RowBuffer(d.keyDim), cacheAges: new Column(), cacheSrc: new Column(),
+  };
+}
+
+function addInPlace(a: Float64Array, k: number): void {
+  for (let i = 0; i < a.length; i++) a[i] += k;
+}
+
+function validateDrop(drop: number[], N: number, K: number, layer: number): void {
+  if (drop.length !== K) throw new Error(`drop plan for layer ${layer} has ${drop.length} indices, expected K=${K}`);
+  for (let i = 0; i < drop.length; i++) {
+    const x = drop[i];
+    if (!Number.isInteger(x) || x < 0 || x >= N) throw new Error(`drop plan for layer ${layer}: index ${x} outside 0..${N - 1}`);
+    if (i > 0 && x <= drop[i - 1]) throw new Error(`drop plan for layer ${layer} must be strictly ascending`);
+  }
+}
