@@ -24,13 +24,15 @@ export function topR(scores: Float32Array, R: number): number[] {
 }
 
 /**
- * Orders selected candidates oldest first. Ties in age: a stable ascending sort, reversed — the
- * candidate later in `selected` comes first (golden README; the official unstable argsort fixed).
+ * Orders selected candidates oldest (largest age) first. Ties in age: larger candidate index
+ * first — the selection taken in ascending index order, stable-sorted by age ascending, then
+ * reversed (MPLUS-SPEC ✎; the golden case confirms it, the official argsort is unstable).
  */
 export function orderByAge(selected: number[], ageOf: (candidate: number) => number): number[] {
-  const pos = selected.map((c, i) => ({ c, i, a: ageOf(c) }));
-  pos.sort((x, y) => x.a - y.a || x.i - y.i);
-  return pos.reverse().map((p) => p.c);
+  return selected
+    .map((c) => ({ c, a: ageOf(c) }))
+    .sort((x, y) => y.a - x.a || y.c - x.c)
+    .map((p) => p.c);
 }
 
 /** Whether a layer with M merged Θ entries retrieves by score (else repeat-fill). */

@@ -1,0 +1,89 @@
+/**
+ * Where graphs run. The engine only sees `Executor` and `GraphSession`, so an execution provider
+ * (CPU now; CUDA/WebGPU or a native IoBinding addon later) can be swapped without touching the
+ * M+ passes. Host tensors are plain float32 arrays with dims.
+ */
+import * as ort from 'onnxruntime-node';
+
+export interface HostTensor {
+  data: Float32Array;
+  dims: number[];
+}
+
+export interface GraphSession {
+  run(feeds: Record<string, HostTensor>, outputs?: string[]): Promise<Record<string, HostTensor>>;
+  release(): Promise<void>;
+}
+
+export interface Executor {
+  /** Human-readable device/provider actually in use, for logs. */
+  readonly description: string;
+  /** `model` is a serialized ModelProto; external data is resolved under `externalDir`. */
+  createSession(name: string, model: Uint8Array, externalDir: string): Promise<GraphSession>;
+}
+
+export type Device = 'cpu' | 'cuda' | 'webgpu';
+
+export class EngineDeviceError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'EngineDeviceError';
+  }
+}
+
+class OrtSession implements GraphSession {
+  constructor(private readonly s: ort.InferenceSession, readonly name: string) {}
+
+  async run(feeds: Record<string, HostTensor>, outputs?: string[]): Promise<Record<string, HostTensor>> {
+    const f: Record<string, ort.Tensor> = {};
+    for (const [k, v] of Object.entries(feeds)) f[k] = new ort.Tensor('float32', v.data, v.dims);
+    const r = outputs ? await this.s.run(f, outputs) : await this.s.run(f);
+    const out: Record<string, HostTensor> = {};
+    for (const [k, v] of Object.entries(r)) {
+      out[k] = { data: v.data as Float32Array, dims: v.dims.slice() };
+      v.dispose?.();
+    }
+    return out;
+  }
+
+  async release(): Promise<void> {
+    await this.s.release();
+  }
+}
+
+export interface OrtExecutorOptions {
+  device?: Device;
+  /** Intra-op threads; default: ORT's choice (all cores). */
+  threads?: number;
+}
+
+export class OrtExecutor implements Executor {
+  readonly description: string;
+
+  constructor(private readonly opts: OrtExecutorOptions = {}) {
+    const device = opts.device ?? 'cpu';
+    const available = ort.listSupportedBackends?.().map((b) => b.name) ?? ['cpu'];
+    if (device !== 'cpu' && !available.includes(device)) {
+      throw new EngineDeviceError(
+        `execution provider "${device}" is not available in this onnxruntime-node build (available: ${available.join(', ')}); ` +
+        'install the GPU build of onnxruntime-node (see README, "GPU") or choose device "cpu"',
+      );
+    }
+    this.description = `onnxruntime-node ${ort.env.versions.common} ${device}`;
+  }
+
+  async createSession(name: string, model: Uint8Array, externalDir: string): Promise<GraphSession> {
+    const device = this.opts.device ?? 'cpu';
+    const options: ort.InferenceSession.SessionOptions = {
+      executionProviders: [device],
+      graphOptimizationLevel: 'all',
+      extra: { session: { model_external_initializers_file_folder_path: externalDir } },
+    };
+    if (this.opts.threads) options.intraOpNumThreads = this.opts.threads;
+    try {
+      return new OrtSession(await ort.InferenceSession.create(model, options), name);
+    } catch (e) {
+      throw new EngineDeviceError(`cannot create ONNX Runtime session for ${name} on ${device}: ${(e as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * Building blocks shared by the M+ graphs: weights as external data into the checkpoint's
+ * safetensors (cast to float32 in-graph when stored as bf16/f16: ORT folds the cast once at
+ * session creation), RMSNorm exactly as Llama computes it, and Linear layers with the two
+ * LoRA adapters selected by a runtime input.
+ */
+import * as path from 'path';
+import { TensorInfo } from '../../model/safetensors';
+import { LinearWeights } from '../../model/tensorNames';
+import { GraphBuilder, OnnxDType } from '../onnx/builder';
+
+/** Resolves checkpoint tensor names to their file locations. */
+export interface WeightSource {
+  dir: string;
+  info(name: string): TensorInfo;
+}
+
+const ONNX_DTYPE: Record<string, OnnxDType> = { F32: OnnxDType.FLOAT, BF16: OnnxDType.BFLOAT16, F16: OnnxDType.FLOAT16 };
+
+/** A float32 value for checkpoint tensor `name`, read from its file by ORT. */
+export function weight(g: GraphBuilder, src: WeightSource, name: string, hint: string): string {
+  const t = src.info(name);
+  const dt = ONNX_DTYPE[t.dtype];
+  if (dt === undefined) throw new Error(`${t.file}: tensor ${name} has dtype ${t.dtype}; weights must be F32, BF16 or F16`);
+  const w = g.external(hint, {
+    location: path.relative(src.dir, t.file),
+    offset: t.offset,
+    byteLength: t.byteLength,
+    dtype: dt,
+    dims: t.shape,
+  });
+  return dt === OnnxDType.FLOAT ? w : g.op('Cast', [w], { to: OnnxDType.FLOAT }, `${hint}_f32`);
+}
+
+/** weight · (x · rsqrt(mean(x²) + eps)), row-wise over the last axis, in float32. */
+export function rmsNorm(g: GraphBuilder, x: string, w: string, eps: number, hint: string): string {
+  const sq = g.op('Mul', [x, x], {}, `${hint}_sq`);
+  const mean = g.op('ReduceMean', [sq], { axes: [-1], keepdims: 1 }, `${hint}_var`);
+  const e = g.constF32(`${hint}_eps`, [eps], []);
+  const rs = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [mean, e])])], {}, `${hint}_rsqrt`);
+  return g.op('Mul', [w, g.op('Mul', [x, rs])], {}, hint);
+}
+
+/**
+ * y = x·Wᵀ + scaling·(Σ_a sel[a] · (x·A_aᵀ)·B_aᵀ) — PEFT's `base(x) + lora_B(lora_A(x))·scaling`
+ * with the active adapter picked by `sel` (one-hot over adapters: an exact 1·v + 0·w).
+ */
+export function linear(
+  g: GraphBuilder,
+  src: WeightSource,
+  x: string,
+  lw: LinearWeights,
+  adapters: { sel: string[]; scaling: number } | null,
+  hint: string,
+): string {
+  const base = g.op('Gemm', [x, weight(g, src, lw.base, `${hint}_w`)], { transB: 1 }, hint);
+  if (!adapters) return base;
+  const terms: string[] = [];
+  (['default', 'decoder_adapter'] as const).forEach((ad, i) => {
+    const pair = lw.lora[ad];
+    if (!pair) return;
+    const a = g.op('Gemm', [x, weight(g, src, pair.a, `${hint}_${ad}_A`)], { transB: 1 }, `${hint}_${ad}_xa`);
+    const b = g.op('Gemm', [a, weight(g, src, pair.b, `${hint}_${ad}_B`)], { transB: 1 }, `${hint}_${ad}_xab`);
+    terms.push(g.op('Mul', [b, adapters.sel[i]], {}, `${hint}_${ad}_sel`));
+  });
+  if (!terms.length) return base;
+  const sum = terms.length === 1 ? terms[0] : g.op('Add', terms, {}, `${hint}_lora`);
+  const scaled = g.op('Mul', [sum, g.constF32(`${hint}_scaling`, [adapters.scaling], [])], {}, `${hint}_lora_scaled`);
+  return g.op('Add', [base, scaled], {}, `${hint}_out`);
+}
+
+/** x · sigmoid(x) */
+export function silu(g: GraphBuilder, x: string, hint: string): string {
+  return g.op('Mul', [x, g.op('Sigmoid', [x])], {}, hint);
+}

@@ -1,0 +1,371 @@
+/**
+ * The M+ passes on an Executor (MPLUS-SPEC "Injection" and "Generation").
+ *
+ * Shapes (d hidden, K tokens per injection, N = |θ|, R retrieved, b = 1 with bos_embedding):
+ *   inject(x: n tokens):  per layer S = [bos_l ; θ_l tail K ; h] (T = b+K+n), positional
+ *     embedding added to S's last K rows, p = min(b+K, T−K); y = layer(S[0..p) | S[p..T));
+ *     delta_l = last K rows of y; next h = last n rows of y. Then drop → cache, append delta.
+ *   ask(q: m tokens):  per layer retrieve R rows of Θ (+cache) with this layer's input h,
+ *     S = [bos_l ; retrieved ; θ_l ; h], p = b+R+N; k/v of all p+m rows become the KV cache.
+ *   decode: ordinary Llama step at position p+m+t against that cache, adapter decoder_adapter.
+ * The engine owns no memory state of its own beyond the MemoryState it is handed, and no files.
+ */
+import * as crypto from 'crypto';
+import { Checkpoint } from '../model/checkpoint';
+import { MPlusConfig, hasSelector } from '../model/config';
+import { Rng, randomDrop } from '../memory/drop';
+import { orderByAge, repeatFill, topR, usesScores } from '../memory/retrieval';
+import { MemoryState } from '../memory/state';
+import { Executor, GraphSession, HostTensor, OrtExecutor, Device } from './executor';
+import { buildLmHeadGraph, buildRetrieverGraph, buildScoresGraph } from './graphs/heads';
+import { buildLayerGraph } from './graphs/layer';
+import { ropeInvFreq, ropeTables } from './rope';
+import { SamplingOptions, sampleToken } from './sampling';
+
+export interface EngineOptions {
+  executor?: Executor;
+  device?: Device;
+  threads?: number;
+  /** Seed of the random drop and of sampling; default: random. */
+  seed?: number;
+  /** Round RoPE inv_freq to bf16 (⚑ official bf16 runs); default: config torch_dtype is bfloat16. */
+  bf16Rope?: boolean;
+}
+
+export interface InjectOptions {
+  /** Explicit drop plan: per layer K ascending θ indices. Default: random. */
+  drop?: number[][];
+  /** Provenance id recorded for the new tokens. */
+  source?: number;
+}
+
+export interface InjectResult {
+  /** Per layer, the K new memory tokens [K·d]. */
+  delta: Float32Array[];
+  drop: number[][];
+}
+
+/** A question after prefill: what it retrieved, its KV cache, and the next position. */
+export interface Question {
+  /** Per layer, the R candidate indices (Θ first, then cache) in prefix order. */
+  retrieved: number[][];
+  /** Per layer, the retrieval scores of the selected candidates (null where repeat-filled). */
+  retrievedScores: Array<Float32Array | null>;
+  /** Logits of the last prefill position. */
+  logits: Float32Array;
+  kv: Array<{ k: HostTensor; v: HostTensor }>;
+  position: number;
+}
+
+export interface GenerateOptions extends SamplingOptions {
+  maxTokens: number;
+  /** Token ids that end the answer (default: the config's eos ids). */
+  stop?: number[];
+  seed?: number;
+}
+
+export interface GeneratedStep {
+  token: number;
+  /** Logits the token was chosen from. */
+  logits: Float32Array;
+}
+
+const ADAPTER_INJECT: HostTensor = { data: new Float32Array([1, 0]), dims: [2] };
+const ADAPTER_GENERATE: HostTensor = { data: new Float32Array([0, 1]), dims: [2] };
+
+export class MPlusEngine {
+  readonly config: MPlusConfig;
+  memory: MemoryState;
+  private readonly layerSessions: Array<Promise<GraphSession> | undefined>;
+  private readonly retrieverSessions: Array<Promise<GraphSession> | undefined>;
+  private scoresSession?: Promise<GraphSession>;
+  private headSession?: Promise<GraphSession>;
+  private readonly invFreq: Float32Array;
+  private readonly bos: Float32Array | null;
+  private readonly posEmb: Float32Array;
+  private readonly rng: Rng;
+
+  private constructor(readonly checkpoint: Checkpoint, readonly executor: Executor, opts: EngineOptions) {
+    const cfg = checkpoint.config;
+    this.config = cfg;
+    for (let l = 0; l < cfg.numLayers; l++) {
+      if (!hasSelector(cfg, l)) {
+        throw new Error(`${checkpoint.dir}: layer ${l} has no retriever (selector_layers); M+ checkpoints with partial retrievers are not supported yet`);
+      }
+    }
+    this.layerSessions = new Array(cfg.numLayers);
+    this.retrieverSessions = new Array(cfg.numLayers);
+    this.invFreq = ropeInvFreq(cfg, opts.bf16Rope ?? cfg.torchDtype === 'bfloat16');
+    const w = checkpoint.weights;
+    this.bos = w.bosEmbedding ? checkpoint.files.readF32(w.bosEmbedding) : null;
+    this.posEmb = checkpoint.files.readF32(w.newMemoryPosEmb);
+    this.rng = new Rng(opts.seed ?? crypto.randomInt(2 ** 31));
+    this.memory = MPlusEngine.initialMemory(checkpoint);
+  }
+
+  static async load(dir: string, opts: EngineOptions = {}): Promise<MPlusEngine> {
+    const ckpt = Checkpoint.open(dir);
+    try {
+      const executor = opts.executor ?? new OrtExecutor({ device: opts.device, threads: opts.threads });
+      return new MPlusEngine(ckpt, executor, opts);
+    } catch (e) {
+      ckpt.close();
+      throw e;
+    }
+  }
+
+  /** θ and Θ as the checkpoint ships them. */
+  static initialMemory(ckpt: Checkpoint): MemoryState {
+    const cfg = ckpt.config;
+    const w = ckpt.weights;
+    return MemoryState.initial(
+      {
+        layers: cfg.numLayers, hidden: cfg.hiddenSize, keyDim: cfg.selectorHiddenDim,
+        tokensPerInjection: cfg.numTokens, stmSize: cfg.stmSize, retrieveSize: cfg.retrieveSize,
+      },
+      { updateLtmFrequency: cfg.updateLtmFrequency, decayFrequency: cfg.decayFrequency, initialRf: cfg.initialRfWhenMovingStmToLtm },
+      ckpt.files.readF32(w.memory),
+      w.ltm?.map((t) => ({
+        values: ckpt.files.readF32(t.values), keys: ckpt.files.readF32(t.keys),
+        rf: ckpt.files.readF32(t.rf), ages: ckpt.files.readF32(t.ages),
+      })) ?? null,
+    );
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.layerSessions, ...this.retrieverSessions, this.scoresSession, this.headSession];
+    for (const s of all) if (s) await (await s).release();
+    this.checkpoint.close();
+  }
+
+  // ---- sessions (built lazily, once) ----
+
+  private get src() {
+    return { dir: this.checkpoint.dir, info: (n: string) => this.checkpoint.files.info(n) };
+  }
+
+  private layer(l: number): Promise<GraphSession> {
+    return (this.layerSessions[l] ??= this.executor.createSession(
+      `layer ${l}`, buildLayerGraph(this.config, this.src, this.checkpoint.weights.layers[l], l), this.checkpoint.dir));
+  }
+
+  private retriever(l: number): Promise<GraphSession> {
+    return (this.retrieverSessions[l] ??= this.executor.createSession(
+      `retriever ${l}`, buildRetrieverGraph(this.config, this.src, this.checkpoint.weights.layers[l], l), this.checkpoint.dir));
+  }
+
+  private scores(): Promise<GraphSession> {
+    return (this.scoresSession ??= this.executor.createSession('scores', buildScoresGraph(this.config.selectorHiddenDim), this.checkpoint.dir));
+  }
+
+  private head(): Promise<GraphSession> {
+    return (this.headSession ??= this.executor.createSession(
+      'lm head', buildLmHeadGraph(this.config, this.src, this.checkpoint.weights), this.checkpoint.dir));
+  }
+
+  /** Builds every session now (otherwise they are built on first use). */
+  async warmup(): Promise<void> {
+    const jobs: Promise<GraphSession>[] = [this.scores(), this.head()];
+    for (let l = 0; l < this.config.numLayers; l++) jobs.push(this.layer(l), this.retriever(l));
+    await Promise.all(jobs);
+  }
+
+  // ---- pieces ----
+
+  embed(tokens: number[]): Float32Array {
+    for (const t of tokens) {
+      if (!Number.isInteger(t) || t < 0 || t >= this.config.vocabSize) {
+        throw new RangeError(`token id ${t} is outside the vocabulary 0..${this.config.vocabSize - 1} of ${this.checkpoint.dir}`);
+      }
+    }
+    return this.checkpoint.files.readRowsF32(this.checkpoint.weights.embed, tokens);
+  }
+
+  private bosRow(l: number): Float32Array {
+    const d = this.config.hiddenSize;
+    return this.bos ? this.bos.subarray(l * d, (l + 1) * d) : new Float32Array(0);
+  }
+
+  /**
+   * Runs layer l over S = prefix ‖ x with absolute positions `start`.., past K/V optional.
+   * Returns y for the x rows and the full K/V.
+   */
+  private async runLayer(
+    l: number, prefix: Float32Array, x: Float32Array, adapter: HostTensor,
+    past?: { k: HostTensor; v: HostTensor },
+  ): Promise<{ y: Float32Array; k: HostTensor; v: HostTensor }> {
+    const { hiddenSize: d, numKvHeads: KV, headDim: hd, numHeads: H } = this.config;
+    const p = prefix.length / d;
+    const n = x.length / d;
+    const P = past ? past.k.dims[1] : 0;
+    const start = P;
+    const tk = ropeTables(this.invFreq, start, p + n);
+    const tq = ropeTables(this.invFreq, start + p, n);
+    const Tk = P + p + n;
+    const G = H / KV;
+    const mask = new Float32Array(G * n * Tk);
+    for (let gi = 0; gi < G; gi++) {
+      for (let i = 0; i < n; i++) {
+        const row = (gi * n + i) * Tk;
+        const sees = Tk - n + i; // bottom-right causal alignment
+        for (let j = sees + 1; j < Tk; j++) mask[row + j] = -Infinity;
+      }
+    }
+    const empty = { data: new Float32Array(0), dims: [KV, 0, hd] };
+    const r = await (await this.layer(l)).run({
+      prefix: { data: prefix, dims: [p, d] },
+      x: { data: x, dims: [n, d] },
+      past_k: past?.k ?? empty,
+      past_v: past?.v ?? empty,
+      cos_k: { data: tk.cos, dims: [p + n, hd] },
+      sin_k: { data: tk.sin, dims: [p + n, hd] },
+      cos_q: { data: tq.cos, dims: [n, hd] },
+      sin_q: { data: tq.sin, dims: [n, hd] },
+      mask: { data: mask, dims: [G * n, Tk] },
+      adapter,
+    });
+    return { y: r.y.data, k: r.k_all, v: r.v_all };
+  }
+
+  /** query_proj / key_proj of input_layernorm(rows) for layer l. */
+  async project(l: number, rows: Float32Array): Promise<{ q: Float32Array; k: Float32Array }> {
+    const d = this.config.hiddenSize;
+    const r = await (await this.retriever(l)).run({ x: { data: rows, dims: [rows.length / d, d] } });
+    return { q: r.q.data, k: r.k.data };
+  }
+
+  private async logits(lastRow: Float32Array): Promise<Float32Array> {
+    const r = await (await this.head()).run({ x: { data: lastRow, dims: [1, this.config.hiddenSize] } });
+    return r.logits.data;
+  }
+
+  // ---- injection ----
+
+  /** Writes one chunk into memory: the forward pass with adapter `default`, then the update. */
+  async inject(tokens: number[], opts: InjectOptions = {}): Promise<InjectResult> {
+    const cfg = this.config;
+    const { hiddenSize: d, numTokens: K, numLayers: L, stmSize: N } = cfg;
+    if (tokens.length === 0) throw new RangeError('cannot inject an empty chunk');
+    const drop = opts.drop ?? Array.from({ length: L }, () => randomDrop(this.rng, N, K));
+    if (drop.length !== L) throw new Error(`drop plan has ${drop.length} layers, the model has ${L}`);
+    const n = tokens.length;
+    let h = this.embed(tokens);
+    const b = this.bos ? 1 : 0;
+    const T = b + K + n;
+    const p = Math.min(b + K, T - K);
+    const delta: Float32Array[] = [];
+    for (let l = 0; l < L; l++) {
+      const S = new Float32Array(T * d);
+      S.set(this.bosRow(l), 0);
+      S.set(this.memory.stmTail(l), b * d);
+      S.set(h, (b + K) * d);
+      for (let r = T - K; r < T; r++) for (let j = 0; j < d; j++) S[r * d + j] += this.posEmb[j];
+      const { y } = await this.runLayer(l, S.subarray(0, p * d), S.subarray(p * d), ADAPTER_INJECT);
+      const rows = T - p;
+      delta.push(y.slice((rows - K) * d));
+      h = y.slice((rows - n) * d);
+    }
+    const droppedKeys: Float32Array[] = [];
+    for (let l = 0; l < L; l++) {
+      droppedKeys.push((await this.project(l, this.memory.layers[l].stm.gather(drop[l]))).k);
+    }
+    this.memory.applyInjection({ drop, delta, droppedKeys, source: opts.source ?? -1 });
+    return { delta, drop };
+  }
+
+  // ---- generation ----
+
+  /** Retrieval for layer l with its input h [m, d]: candidate indices in prefix order. */
+  private async retrieve(l: number, h: Float32Array): Promise<{ idx: number[]; scores: Float32Array | null; rows: Float32Array }> {
+    const R = this.config.retrieveSize;
+    const mem = this.memory.layers[l];
+    const M = mem.ltm.count;
+    let selected: number[];
+    let selScores: Float32Array | null = null;
+    if (!usesScores(M, R)) {
+      selected = repeatFill(M, R);
+    } else {
+      const { q } = await this.project(l, h);
+      const s = this.config.selectorHiddenDim;
+      const keys = new Float32Array((M + mem.cacheKeys.count) * s);
+      keys.set(mem.ltmKeys.data, 0);
+      keys.set(mem.cacheKeys.data, M * s);
+      const r = await (await this.scores()).run({
+        q: { data: q, dims: [q.length / s, s] },
+        keys: { data: keys, dims: [keys.length / s, s] },
+      });
+      selected = topR(r.scores.data, R);
+      selScores = Float32Array.from(selected, (c) => r.scores.data[c]);
+    }
+    const ageOf = (c: number) => (c < M ? mem.ltmAges.data[c] : mem.cacheAges.data[c - M]);
+    const idx = orderByAge(selected, ageOf);
+    if (selScores) {
+      const byCand = new Map(selected.map((c, i) => [c, selScores![i]]));
+      selScores = Float32Array.from(idx, (c) => byCand.get(c)!);
+    }
+    const d = this.config.hiddenSize;
+    const rows = new Float32Array(idx.length * d);
+    idx.forEach((c, i) => rows.set(c < M ? mem.ltm.row(c) : mem.cache.row(c - M), i * d));
+    return { idx, scores: selScores, rows };
+  }
+
+  /** Prefill of a question with adapter `decoder_adapter`: retrieval per layer, KV cache, logits. */
+  async prefill(tokens: number[]): Promise<Question> {
+    const { hiddenSize: d, numLayers: L } = this.config;
+    if (tokens.length === 0) throw new RangeError('cannot ask an empty question');
+    const m = tokens.length;
+    let h = this.embed(tokens);
+    const retrieved: number[][] = [];
+    const retrievedScores: Array<Float32Array | null> = [];
+    const kv: Array<{ k: HostTensor; v: HostTensor }> = [];
+    let position = 0;
+    for (let l = 0; l < L; l++) {
+      const r = await this.retrieve(l, h);
+      retrieved.push(r.idx);
+      retrievedScores.push(r.scores);
+      const stm = this.memory.layers[l].stm.data;
+      const bos = this.bosRow(l);
+      const prefix = new Float32Array(bos.length + r.rows.length + stm.length);
+      prefix.set(bos, 0);
+      prefix.set(r.rows, bos.length);
+      prefix.set(stm, bos.length + r.rows.length);
+      const out = await this.runLayer(l, prefix, h, ADAPTER_GENERATE);
+      kv.push({ k: out.k, v: out.v });
+      h = out.y;
+      position = prefix.length / d + m;
+    }
+    const logits = await this.logits(h.subarray((m - 1) * d));
+    return { retrieved, retrievedScores, logits, kv, position };
+  }
+
+  /** Feeds one token after a prefill; returns the next logits and extends the KV cache. */
+  async decode(q: Question, token: number): Promise<Float32Array> {
+    let h = this.embed([token]);
+    const empty = new Float32Array(0);
+    for (let l = 0; l < this.config.numLayers; l++) {
+      const out = await this.runLayer(l, empty, h, ADAPTER_GENERATE, q.kv[l]);
+      q.kv[l] = { k: out.k, v: out.v };
+      h = out.y;
+    }
+    q.position++;
+    return this.logits(h);
+  }
+
+  /**
+   * Answers: prefill, then up to maxTokens tokens (stopping after a stop token, which is yielded).
+   * Logits of each step are the distribution the yielded token was drawn from.
+   */
+  async *generate(tokens: number[], opts: GenerateOptions, prefilled?: Question): AsyncGenerator<GeneratedStep, Question> {
+    const q = prefilled ?? (await this.prefill(tokens));
+    const stop = new Set(opts.stop ?? this.config.eosTokenIds);
+    const rng = opts.seed === undefined ? this.rng : new Rng(opts.seed);
+    let logits = q.logits;
+    for (let i = 0; i < opts.maxTokens; i++) {
+      const token = sampleToken(logits, opts, rng);
+      yield { token, logits };
+      if (stop.has(token) || i === opts.maxTokens - 1) break;
+      logits = await this.decode(q, token);
+    }
+    return q;
+  }
+}
