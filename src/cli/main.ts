@@ -1,0 +1,134 @@
+/**
+ * `mplus` — the headless entry point. Commands (more arrive with the sidecar):
+ *   mplus fixture --out DIR --preset tiny|small|mplus-8b-shape --seed S [--dtype f32|bf16]
+ *   mplus trace --model DIR --ops OPS.json --out RESULT.json [--seed S]
+ *   mplus bench engine (--preset small | --model DIR) [--dtype f32|bf16] [--json]
+ * Exit codes: 0 success, 1 the work failed (message on stderr), 2 bad usage.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { parseArgs } from 'util';
+import { benchEngine } from '../engine/bench';
+import { MPlusEngine } from '../engine/mplus';
+import { parseOps, runTrace } from '../engine/trace';
+import { PRESETS, Preset, writeFixture } from '../model/fixture';
+
+export class UsageError extends Error {}
+
+const USAGE = `usage: mplus <command> [options]
+  fixture --out DIR --preset ${PRESETS.join('|')} --seed S [--dtype f32|bf16]
+          write a deterministic random M+ checkpoint in the Hugging Face layout
+  trace   --model DIR --ops OPS.json --out RESULT.json [--seed S]
+          run a script of inject/generate ops and write every intermediate a checker needs
+  bench engine (--preset small|tiny | --model DIR) [--dtype f32|bf16] [--json]
+          injection tokens/s, prefill ms, decode tokens/s, peak RSS, vs measured matmul rate
+exit codes: 0 ok, 1 failure, 2 usage`;
+
+function int(v: string | undefined, name: string, def?: number): number {
+  if (v === undefined) {
+    if (def === undefined) throw new UsageError(`--${name} is required`);
+    return def;
+  }
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new UsageError(`--${name} must be an integer, got ${v}`);
+  return n;
+}
+
+function need(v: string | undefined, name: string): string {
+  if (!v) throw new UsageError(`--${name} is required`);
+  return v;
+}
+
+function dtypeOf(v: string | undefined): 'f32' | 'bf16' {
+  if (v === undefined || v === 'f32' || v === 'bf16') return v ?? 'f32';
+  throw new UsageError(`--dtype must be f32 or bf16, got ${v}`);
+}
+
+function presetOf(v: string | undefined): Preset {
+  if (!PRESETS.includes(v as Preset)) throw new UsageError(`--preset must be one of ${PRESETS.join(', ')}, got ${v}`);
+  return v as Preset;
+}
+
+async function cmdFixture(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { out: { type: 'string' }, preset: { type: 'string' }, seed: { type: 'string' }, dtype: { type: 'string' } } });
+  const out = need(values.out, 'out');
+  const r = writeFixture({ out, preset: presetOf(values.preset), seed: int(values.seed, 'seed'), dtype: dtypeOf(values.dtype) });
+  console.log(`wrote ${r.files.length} file(s), ${(r.bytes / 2 ** 20).toFixed(1)} MiB, to ${out}`);
+}
+
+async function cmdTrace(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { model: { type: 'string' }, ops: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' } } });
+  const opsFile = need(values.ops, 'ops');
+  let json: unknown;
+  try {
+    json = JSON.parse(fs.readFileSync(opsFile, 'utf8'));
+  } catch (e) {
+    throw new Error(`${opsFile}: cannot read ops: ${(e as Error).message}`);
+  }
+  const ops = parseOps(json, opsFile);
+  const engine = await MPlusEngine.load(need(values.model, 'model'), { seed: int(values.seed, 'seed', 0) });
+  try {
+    const result = await runTrace(engine, ops);
+    fs.writeFileSync(need(values.out, 'out'), JSON.stringify(result));
+  } finally {
+    await engine.close();
+  }
+}
+
+/** A fixture under .bench/ (made once, reused), for benchmarks run from a fresh clone. */
+function benchFixture(preset: Preset, dtype: 'f32' | 'bf16'): string {
+  const dir = path.resolve('.bench', `fixture-${preset}-${dtype}`);
+  if (!fs.existsSync(path.join(dir, 'config.json'))) writeFixture({ out: dir, preset, seed: 1, dtype });
+  return dir;
+}
+
+async function cmdBench(args: string[]): Promise<void> {
+  const [what, ...rest] = args;
+  const { values } = parseArgs({
+    args: rest,
+    options: { preset: { type: 'string' }, model: { type: 'string' }, dtype: { type: 'string' }, json: { type: 'boolean' } },
+  });
+  if (what !== 'engine') throw new UsageError(`unknown benchmark ${JSON.stringify(what)} (engine)`);
+  const model = values.model ?? benchFixture(presetOf(values.preset ?? 'small'), dtypeOf(values.dtype));
+  const r = await benchEngine({ model });
+  if (values.json) {
+    console.log(JSON.stringify({ model, ...r }));
+    return;
+  }
+  const f = (x: number, d = 1) => x.toFixed(d);
+  console.log(`model            ${model}`);
+  console.log(`executor         ${r.executor}`);
+  console.log(`matmul rate      ${f(r.matmulGflops)} GFLOP/s (float32, measured on this executor)`);
+  console.log(`session setup    ${f(r.sessionSetupMs, 0)} ms`);
+  console.log(`injection        ${f(r.injectTokensPerS)} tokens/s  (${f(r.injectGflopsPerChunk, 3)} GFLOP per chunk, ${f(100 * r.injectFractionOfMatmul)}% of matmul rate)`);
+  console.log(`question prefill ${f(r.prefillMs)} ms  (${f(r.prefillGflops, 3)} GFLOP, ${f(100 * r.prefillFractionOfMatmul)}% of matmul rate)`);
+  console.log(`decode           ${f(r.decodeTokensPerS)} tokens/s  (${f(r.decodeGflopsPerToken, 3)} GFLOP per token, ${f(100 * r.decodeFractionOfMatmul)}% of matmul rate)`);
+  console.log(`                 ${f(r.decodeWeightMiB)} MiB of float32 weights per token → ${f(r.decodeImpliedGBps)} GB/s streamed (decode is bandwidth-bound)`);
+  console.log(`Θ rows per layer ${r.ltmRowsPerLayer}`);
+  console.log(`peak RSS         ${f(r.peakRssMiB)} MiB`);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case 'fixture': await cmdFixture(rest); break;
+      case 'trace': await cmdTrace(rest); break;
+      case 'bench': await cmdBench(rest); break;
+      case undefined: case 'help': case '--help': case '-h':
+        console.log(USAGE);
+        return cmd === undefined ? 2 : 0;
+      default: throw new UsageError(`unknown command ${JSON.stringify(cmd)}`);
+    }
+    return 0;
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    if (e instanceof UsageError || err.code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`mplus: ${err.message}\n${USAGE}`);
+      return 2;
+    }
+    console.error(`mplus ${cmd}: ${err.message}`);
+    if (process.env.MPLUS_DEBUG) console.error(err.stack);
+    return 1;
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * `mplus bench engine`: injection tokens/s, question prefill ms, decode tokens/s and peak RSS,
+ * each next to the FLOPs it needed and the machine's measured float32 matmul rate on the same
+ * executor, so "fraction of the physical floor" can be read off directly.
+ */
+import { MPlusConfig } from '../model/config';
+import { Rng } from '../memory/drop';
+import { Executor, OrtExecutor } from './executor';
+import { GraphBuilder, OnnxDType } from './onnx/builder';
+import { MPlusEngine } from './mplus';
+
+export interface EngineBenchOptions {
+  model: string;
+  executor?: Executor;
+  /** Tokens per injected chunk (default: 4·K capped at 512, as chunks are up to 512 tokens). */
+  chunkTokens?: number;
+  injections?: number;
+  questionTokens?: number;
+  decodeTokens?: number;
+  seed?: number;
+}
+
+export interface EngineBenchResult {
+  executor: string;
+  matmulGflops: number;
+  injectTokensPerS: number;
+  injectGflopsPerChunk: number;
+  injectFractionOfMatmul: number;
+  prefillMs: number;
+  prefillGflops: number;
+  prefillFractionOfMatmul: number;
+  decodeTokensPerS: number;
+  decodeGflopsPerToken: number;
+  decodeFractionOfMatmul: number;
+  /** float32 weight bytes one decode step streams (every layer + lm_head): the bandwidth floor. */
+  decodeWeightMiB: number;
+  decodeImpliedGBps: number;
+  sessionSetupMs: number;
+  peakRssMiB: number;
+  ltmRowsPerLayer: number;
+}
+
+/** FLOPs (2 per multiply-add) of one layer over `rows` output rows, `kvRows` key/value rows, and attention over `keys`. */
+export function layerFlops(c: MPlusConfig, rows: number, kvRows: number, keys: number): number {
+  const { hiddenSize: d, numHeads: H, numKvHeads: KV, headDim: hd, intermediateSize: f } = c;
+  const r = c.lora.r;
+  const lora = (i: number, o: number) => 2 * r * (i + o);
+  const qo = rows * (2 * d * H * hd + lora(d, H * hd) + 2 * H * hd * d);
+  const kv = kvRows * 2 * (2 * d * KV * hd + lora(d, KV * hd));
+  const attn = rows * keys * H * hd * 4;
+  const mlp = rows * (3 * 2 * d * f + 3 * lora(d, f));
+  return qo + kv + attn + mlp;
+}
+
+/** float32 bytes of the weights one decode token reads: all layers (base + both LoRAs) and lm_head. */
+export function decodeWeightBytes(c: MPlusConfig): number {
+  const { hiddenSize: d, numHeads: H, numKvHeads: KV, headDim: hd, intermediateSize: f, vocabSize: V } = c;
+  const r = c.lora.r;
+  const lin = (i: number, o: number) => i * o + 2 * r * (i + o);
+  const layer = lin(d, H * hd) + 2 * lin(d, KV * hd) + H * hd * d + 2 * lin(d, f) + lin(f, d) + 2 * d;
+  return 4 * (c.numLayers * layer + V * d + d);
+}
+
+/** Measures the executor's float32 GEMM rate on an [m,k]·[k,n] product. */
+export async function measureMatmulGflops(executor: Executor, m = 512, k = 1024, n = 1024): Promise<number> {
+  const g = new GraphBuilder('matmul_rate');
+  const a = g.input('a', OnnxDType.FLOAT, [m, k]);
+  const b = g.input('b', OnnxDType.FLOAT, [k, n]);
+  g.output(g.op('MatMul', [a, b]), 'c', OnnxDType.FLOAT, [m, n]);
+  const s = await executor.createSession('matmul rate', g.toBytes(), process.cwd());
+  const feeds = { a: { data: new Float32Array(m * k).fill(0.5), dims: [m, k] }, b: { data: new Float32Array(k * n).fill(0.25), dims: [k, n] } };
+  await s.run(feeds);
+  let iters = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < 1000 || iters < 3) {
+    await s.run(feeds);
+    iters++;
+  }
+  const sec = (performance.now() - t0) / 1000;
+  await s.release();
+  return (2 * m * k * n * iters) / sec / 1e9;
+}
+
+export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchResult> {
+  const executor = o.executor ?? new OrtExecutor();
+  const matmulGflops = await measureMatmulGflops(executor);
+  const engine = await MPlusEngine.load(o.model, { executor, seed: o.seed ?? 1 });
+  try {
+    const c = engine.config;
+    const rng = new Rng(o.seed ?? 1);
+    const tok = (n: number) => Array.from({ length: n }, () => rng.int(c.vocabSize));
+    const t0 = performance.now();
+    await engine.warmup();
+    const sessionSetupMs = performance.now() - t0;
+
+    const n = o.chunkTokens ?? Math.min(512, 4 * c.numTokens);
+    // Enough injections to merge into Θ at least once, so retrieval scores real candidates.
+    const injections = o.injections ?? Math.max(4, c.updateLtmFrequency + 1);
+    await engine.inject(tok(n)); // first-run allocations out of the timing
+    const ti = performance.now();
+    for (let i = 0; i < injections; i++) await engine.inject(tok(n));
+    const injSec = (performance.now() - ti) / 1000;
+    const K = c.numTokens;
+    const T = 1 + K + n;
+    const p = Math.min(1 + K, T - K);
+    const injFlops = c.numLayers * layerFlops(c, T - p, T, T);
+
+    const m = o.questionTokens ?? 32;
+    const q = tok(m);
+    await engine.prefill(q);
+    const tp = performance.now();
+    const question = await engine.prefill(q);
+    const prefillMs = performance.now() - tp;
+    const P = 1 + c.retrieveSize + c.stmSize;
+    const prefillFlops = c.numLayers * layerFlops(c, m, P + m, P + m) + 2 * c.hiddenSize * c.vocabSize;
+
+    const steps = o.decodeTokens ?? 32;
+    const td = performance.now();
+    let t = 0;
+    for (let i = 0; i < steps; i++) await engine.decode(question, t++ % c.vocabSize);
+    const decSec = (performance.now() - td) / 1000;
+    const decFlops = c.numLayers * layerFlops(c, 1, 1, P + m + steps / 2) + 2 * c.hiddenSize * c.vocabSize;
+
+    const rate = matmulGflops * 1e9;
+    return {
+      executor: executor.description,
+      matmulGflops,
+      injectTokensPerS: (injections * n) / injSec,
+      injectGflopsPerChunk: injFlops / 1e9,
+      injectFractionOfMatmul: (injFlops * injections) / injSec / rate,
+      prefillMs,
+      prefillGflops: prefillFlops / 1e9,
+      prefillFractionOfMatmul: prefillFlops / (prefillMs / 1000) / rate,
+      decodeTokensPerS: steps / decSec,
+      decodeGflopsPerToken: decFlops / 1e9,
+      decodeFractionOfMatmul: (decFlops * steps) / decSec / rate,
+      decodeWeightMiB: decodeWeightBytes(c) / 2 ** 20,
+      decodeImpliedGBps: (decodeWeightBytes(c) * steps) / decSec / 1e9,
+      sessionSetupMs,
+      peakRssMiB: process.resourceUsage().maxRSS / 1024,
+      ltmRowsPerLayer: engine.memory.layers[0].ltm.count,
+    };
+  } finally {
+    await engine.close();
+  }
+}
