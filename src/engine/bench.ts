@@ -40,6 +40,11 @@ export interface EngineBenchResult {
   ltmRowsPerLayer: number;
 }
 
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
 /** FLOPs (2 per multiply-add) of one layer over `rows` output rows, `kvRows` key/value rows, and attention over `keys`. */
 export function layerFlops(c: MPlusConfig, rows: number, kvRows: number, keys: number): number {
   const { hiddenSize: d, numHeads: H, numKvHeads: KV, headDim: hd, intermediateSize: f } = c;
@@ -70,15 +75,15 @@ export async function measureMatmulGflops(executor: Executor, m = 512, k = 1024,
   const s = await executor.createSession('matmul rate', g.toBytes(), process.cwd());
   const feeds = { a: { data: new Float32Array(m * k).fill(0.5), dims: [m, k] }, b: { data: new Float32Array(k * n).fill(0.25), dims: [k, n] } };
   await s.run(feeds);
-  let iters = 0;
+  const times: number[] = [];
   const t0 = performance.now();
-  while (performance.now() - t0 < 1000 || iters < 3) {
+  while (performance.now() - t0 < 1500 || times.length < 5) {
+    const t = performance.now();
     await s.run(feeds);
-    iters++;
+    times.push((performance.now() - t) / 1000);
   }
-  const sec = (performance.now() - t0) / 1000;
   await s.release();
-  return (2 * m * k * n * iters) / sec / 1e9;
+  return (2 * m * k * n) / median(times) / 1e9;
 }
 
 export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchResult> {
@@ -95,11 +100,16 @@ export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchRes
 
     const n = o.chunkTokens ?? Math.min(512, 4 * c.numTokens);
     // Enough injections to merge into Θ at least once, so retrieval scores real candidates.
-    const injections = o.injections ?? Math.max(4, c.updateLtmFrequency + 1);
+    const injections = o.injections ?? Math.max(8, c.updateLtmFrequency + 1);
     await engine.inject(tok(n)); // first-run allocations out of the timing
-    const ti = performance.now();
-    for (let i = 0; i < injections; i++) await engine.inject(tok(n));
-    const injSec = (performance.now() - ti) / 1000;
+    // Medians of per-unit times: this VM's neighbours make single timings swing ±40%.
+    const injTimes: number[] = [];
+    for (let i = 0; i < injections; i++) {
+      const ti = performance.now();
+      await engine.inject(tok(n));
+      injTimes.push((performance.now() - ti) / 1000);
+    }
+    const injSec = median(injTimes) * injections;
     const K = c.numTokens;
     const T = 1 + K + n;
     const p = Math.min(1 + K, T - K);
@@ -108,17 +118,25 @@ export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchRes
     const m = o.questionTokens ?? 32;
     const q = tok(m);
     await engine.prefill(q);
-    const tp = performance.now();
-    const question = await engine.prefill(q);
-    const prefillMs = performance.now() - tp;
+    const preTimes: number[] = [];
+    let question = await engine.prefill(q);
+    for (let i = 0; i < 5; i++) {
+      const tp = performance.now();
+      question = await engine.prefill(q);
+      preTimes.push(performance.now() - tp);
+    }
+    const prefillMs = median(preTimes);
     const P = 1 + c.retrieveSize + c.stmSize;
     const prefillFlops = c.numLayers * layerFlops(c, m, P + m, P + m) + 2 * c.hiddenSize * c.vocabSize;
 
     const steps = o.decodeTokens ?? 32;
-    const td = performance.now();
-    let t = 0;
-    for (let i = 0; i < steps; i++) await engine.decode(question, t++ % c.vocabSize);
-    const decSec = (performance.now() - td) / 1000;
+    const decTimes: number[] = [];
+    for (let i = 0; i < steps; i++) {
+      const td = performance.now();
+      await engine.decode(question, (i * 7919) % c.vocabSize);
+      decTimes.push((performance.now() - td) / 1000);
+    }
+    const decSec = median(decTimes) * steps;
     const decFlops = c.numLayers * layerFlops(c, 1, 1, P + m + steps / 2) + 2 * c.hiddenSize * c.vocabSize;
 
     const rate = matmulGflops * 1e9;
