@@ -55,6 +55,12 @@ export interface Question {
   logits: Float32Array;
   kv: Array<{ k: HostTensor; v: HostTensor }>;
   position: number;
+  /**
+   * Per layer, the attention mass the question's rows put on each memory token during prefill,
+   * normalised per layer by (heads × question rows): `retrieved` [R] aligned with `retrieved`
+   * indices, `stm` [N] aligned with θ rows.
+   */
+  memoryAttention: Array<{ retrieved: Float32Array; stm: Float32Array }>;
 }
 
 export interface GenerateOptions extends SamplingOptions {
@@ -193,7 +199,8 @@ export class MPlusEngine {
   private async runLayer(
     l: number, prefix: Float32Array, x: Float32Array, adapter: HostTensor,
     past?: { k: HostTensor; v: HostTensor },
-  ): Promise<{ y: Float32Array; k: HostTensor; v: HostTensor }> {
+    withMass = false,
+  ): Promise<{ y: Float32Array; k: HostTensor; v: HostTensor; mass?: Float32Array }> {
     const { hiddenSize: d, numKvHeads: KV, headDim: hd, numHeads: H } = this.config;
     const p = prefix.length / d;
     const n = x.length / d;
@@ -223,8 +230,8 @@ export class MPlusEngine {
       sin_q: { data: tq.sin, dims: [n, hd] },
       mask: { data: mask, dims: [G * n, Tk] },
       adapter,
-    });
-    return { y: r.y.data, k: r.k_all, v: r.v_all };
+    }, withMass ? ['y', 'k_all', 'v_all', 'attn_mass'] : ['y', 'k_all', 'v_all']);
+    return { y: r.y.data, k: r.k_all, v: r.v_all, mass: r.attn_mass?.data };
   }
 
   /** query_proj / key_proj of input_layernorm(rows) for layer l. */
@@ -318,6 +325,8 @@ export class MPlusEngine {
     const retrieved: number[][] = [];
     const retrievedScores: Array<Float32Array | null> = [];
     const kv: Array<{ k: HostTensor; v: HostTensor }> = [];
+    const memoryAttention: Question['memoryAttention'] = [];
+    const b = this.bos ? 1 : 0;
     let position = 0;
     for (let l = 0; l < L; l++) {
       const r = await this.retrieve(l, h);
@@ -329,13 +338,20 @@ export class MPlusEngine {
       prefix.set(bos, 0);
       prefix.set(r.rows, bos.length);
       prefix.set(stm, bos.length + r.rows.length);
-      const out = await this.runLayer(l, prefix, h, ADAPTER_GENERATE);
+      const out = await this.runLayer(l, prefix, h, ADAPTER_GENERATE, undefined, true);
       kv.push({ k: out.k, v: out.v });
+      const norm = 1 / (this.config.numHeads * m);
+      const R = r.idx.length;
+      const N = stm.length / d;
+      memoryAttention.push({
+        retrieved: Float32Array.from(out.mass!.subarray(b, b + R), (x) => x * norm),
+        stm: Float32Array.from(out.mass!.subarray(b + R, b + R + N), (x) => x * norm),
+      });
       h = out.y;
       position = prefix.length / d + m;
     }
     const logits = await this.logits(h.subarray((m - 1) * d));
-    return { retrieved, retrievedScores, logits, kv, position };
+    return { retrieved, retrievedScores, logits, kv, position, memoryAttention };
   }
 
   /** Feeds one token after a prefill; returns the next logits and extends the KV cache. */

@@ -10,7 +10,9 @@
  *   mask    [G·n, P+p+n]  additive attention mask (0 or −inf), the [n, P+p+n] causal mask
  *                         repeated G times (row j·n + i belongs to query i of group member j)
  *   adapter [2]           one-hot over (default, decoder_adapter): which LoRA is active
- * Outputs: y [n, d] (x + attention + MLP, with residuals), k_all, v_all [kvH, P+p+n, hd].
+ * Outputs: y [n, d] (x + attention + MLP, with residuals), k_all, v_all [kvH, P+p+n, hd], and
+ *   attn_mass [P+p+n]: attention probability each key received, summed over heads and x rows
+ *   (ORT computes it only when asked for; answers use it to attribute sources to memory).
  *
  * Semantics (MPLUS-SPEC "Layer arithmetic"): q from normed x rows, k/v from normed prefix+x
  * rows, RoPE at absolute positions, GQA with scale 1/√hd, softmax in float32, o_proj, residual
@@ -90,5 +92,6 @@ export function buildLayerGraph(cfg: MPlusConfig, src: WeightSource, lw: LayerWe
   g.output(y, 'y', F, ['n', d]);
   g.output(kAll, 'k_all', F, [KV, 'Tk', hd]);
   g.output(vAll, 'v_all', F, [KV, 'Tk', hd]);
+  g.output(g.op('ReduceSum', [probs, g.constI64('mass_axes', [0, 1])], { keepdims: 0 }, 'mass'), 'attn_mass', F, ['Tk']);
   return g.toBytes();
 }
