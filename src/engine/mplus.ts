@@ -13,7 +13,7 @@
 import * as crypto from 'crypto';
 import { Checkpoint } from '../model/checkpoint';
 import { MPlusConfig, hasSelector } from '../model/config';
-import { Rng, randomDrop } from '../memory/drop';
+import { Rng, dropPreferring, randomDrop } from '../memory/drop';
 import { orderByAge, repeatFill, topR, usesScores } from '../memory/retrieval';
 import { MemoryState } from '../memory/state';
 import { Executor, GraphSession, HostTensor, OrtExecutor, Device } from './executor';
@@ -253,7 +253,11 @@ export class MPlusEngine {
     const cfg = this.config;
     const { hiddenSize: d, numTokens: K, numLayers: L, stmSize: N } = cfg;
     if (tokens.length === 0) throw new RangeError('cannot inject an empty chunk');
-    const drop = opts.drop ?? Array.from({ length: L }, () => randomDrop(this.rng, N, K));
+    // Stale θ tokens (their file changed) are dropped first; otherwise the spec's random drop.
+    const drop = opts.drop ?? Array.from({ length: L }, (_, l) => {
+      const stale = this.memory.staleStm(l);
+      return stale.length ? dropPreferring(this.rng, N, K, stale) : randomDrop(this.rng, N, K);
+    });
     if (drop.length !== L) throw new Error(`drop plan has ${drop.length} layers, the model has ${L}`);
     const n = tokens.length;
     let h = this.embed(tokens);
@@ -312,7 +316,11 @@ export class MPlusEngine {
     }
     const d = this.config.hiddenSize;
     const rows = new Float32Array(idx.length * d);
-    idx.forEach((c, i) => rows.set(c < M ? mem.ltm.row(c) : mem.cache.row(c - M), i * d));
+    // Θ rows may live on disk: one gather reads just the selected ones.
+    const fromLtm = idx.filter((c) => c < M);
+    const ltmRows = fromLtm.length ? mem.ltm.gather(fromLtm) : new Float32Array(0);
+    let j = 0;
+    idx.forEach((c, i) => rows.set(c < M ? ltmRows.subarray(d * j, d * ++j) : mem.cache.row(c - M), i * d));
     return { idx, scores: selScores, rows };
   }
 

@@ -3,7 +3,23 @@
  * record of integers (ages, sources) kept by the owner. Appends amortise by doubling capacity;
  * gathers and filters produce dense copies so row i is always at data[i·width .. (i+1)·width).
  */
-export class RowBuffer {
+/**
+ * What memory needs of a table of rows. RowBuffer keeps them in RAM; the store's SegmentedRows
+ * keeps committed Θ values on disk and reads only the rows a question retrieves.
+ */
+export interface Rows {
+  readonly width: number;
+  readonly count: number;
+  /** Every live row, dense (materialises on-disk rows: for traces and tests, not hot paths). */
+  readonly data: Float32Array;
+  gather(idx: ArrayLike<number>): Float32Array;
+  append(rows: Float32Array): void;
+  keep(idx: ArrayLike<number>): void;
+  clear(): void;
+  clone(): Rows;
+}
+
+export class RowBuffer implements Rows {
   private buf: Float32Array;
   count = 0;
 

@@ -14,7 +14,7 @@
  * retrieval are numbered Θ first (0..M−1) then the cache (M..M+C−1). This module never runs the
  * model: dropped tokens' keys are computed by the engine and handed in with the update.
  */
-import { Column, RowBuffer } from './rows';
+import { Column, RowBuffer, Rows } from './rows';
 
 export interface MemoryDims {
   layers: number;
@@ -32,13 +32,21 @@ export interface LtmPolicyParams {
   updateLtmFrequency: number;
   decayFrequency: number;
   initialRf: number;
+  /**
+   * Capacity policy. Absent: the spec's recall-frequency expiry (exact official numerics).
+   * `maxLtmRows`: keep everything up to this many Θ rows per layer (a byte budget divided by the
+   * row size): no frequency expiry; when over, evict stale rows first, then the least recalled,
+   * then the oldest. Decay still runs so frequencies stay comparable.
+   */
+  maxLtmRows?: number;
 }
 
 export interface LayerMemory {
   stm: RowBuffer;
   stmAges: Column;
   stmSrc: Column;
-  ltm: RowBuffer;
+  /** Θ values: in RAM (RowBuffer) or on disk with lazy row reads (the store's SegmentedRows). */
+  ltm: Rows;
   ltmKeys: RowBuffer;
   ltmAges: Column;
   ltmRf: Column;
@@ -64,6 +72,12 @@ export interface InjectionUpdate {
 export class MemoryState {
   readonly layers: LayerMemory[];
   updateStep = 0;
+  /**
+   * Provenance hook: true for source ids whose file changed or vanished. Stale tokens dropped
+   * from θ are discarded (not cached, never reach Θ); the budget policy evicts them first;
+   * compact() removes them from Θ and the cache. Default: nothing is stale (spec behaviour).
+   */
+  isStale: (source: number) => boolean = () => false;
 
   constructor(readonly dims: MemoryDims, readonly policy: LtmPolicyParams, layers?: LayerMemory[]) {
     this.layers = layers ?? Array.from({ length: dims.layers }, () => emptyLayer(dims));
@@ -118,9 +132,14 @@ export class MemoryState {
       for (const i of dropped) isDropped[i] = 1;
       const kept: number[] = [];
       for (let i = 0; i < N; i++) if (!isDropped[i]) kept.push(i);
-      const droppedRows = m.stm.gather(dropped);
-      const droppedAges = m.stmAges.gather(dropped);
-      const droppedSrc = m.stmSrc.gather(dropped);
+      // Stale tokens leave θ like any other but are discarded instead of joining the cache.
+      const toCache: number[] = [];
+      for (let j = 0; j < dropped.length; j++) if (!this.isStale(m.stmSrc.data[dropped[j]])) toCache.push(j);
+      const cached = toCache.map((j) => dropped[j]);
+      const droppedRows = m.stm.gather(cached);
+      const droppedAges = m.stmAges.gather(cached);
+      const droppedSrc = m.stmSrc.gather(cached);
+      const keyRows = toCache.length === dropped.length ? u.droppedKeys[l] : gatherRows(u.droppedKeys[l], this.dims.keyDim, toCache);
 
       m.stm.keep(kept);
       m.stm.append(u.delta[l]);
@@ -133,7 +152,7 @@ export class MemoryState {
       addInPlace(m.ltmAges.data, K);
       addInPlace(m.cacheAges.data, K);
       m.cache.append(droppedRows);
-      m.cacheKeys.append(u.droppedKeys[l]);
+      m.cacheKeys.append(keyRows);
       m.cacheAges.append(droppedAges);
       m.cacheSrc.append(droppedSrc);
     }
@@ -154,6 +173,11 @@ export class MemoryState {
       const rf = m.ltmRf.data;
       // Recall frequencies are float32 tensors officially: round every step to float32.
       for (let i = 0; i < rf.length; i++) rf[i] = Math.fround(rf[i] - decayFrequency);
+      if (this.policy.maxLtmRows !== undefined) {
+        this.evictOverBudget(m, this.policy.maxLtmRows);
+        clearCache(m);
+        continue;
+      }
       const keep: number[] = [];
       for (let i = 0; i < rf.length; i++) if (rf[i] > 0.01) keep.push(i);
       if (keep.length > R) {
@@ -167,12 +191,58 @@ export class MemoryState {
       } else {
         for (let i = 0; i < rf.length; i++) rf[i] = Math.fround(rf[i] + decayFrequency);
       }
-      m.cache.clear();
-      m.cacheKeys.clear();
-      m.cacheAges.clear();
-      m.cacheSrc.clear();
+      clearCache(m);
     }
     this.updateStep = 0;
+  }
+
+  /** Budget policy: evict stale rows, then the least recalled, then the oldest, down to `max`. */
+  private evictOverBudget(m: LayerMemory, max: number): void {
+    const n = m.ltm.count;
+    if (n <= max) return;
+    const rf = m.ltmRf.data;
+    const ages = m.ltmAges.data;
+    const src = m.ltmSrc.data;
+    const order = Array.from({ length: n }, (_, i) => i).sort((a, b) =>
+      Number(this.isStale(src[b])) - Number(this.isStale(src[a])) || rf[a] - rf[b] || ages[b] - ages[a] || a - b);
+    const evict = new Set(order.slice(0, n - max));
+    keepLtm(m, Array.from({ length: n }, (_, i) => i).filter((i) => !evict.has(i)));
+  }
+
+  /**
+   * Removes every stale token from Θ and the cache (θ keeps its N rows: its stale tokens go first
+   * at the next injections). Returns how many rows were removed over all layers.
+   */
+  compact(): number {
+    let removed = 0;
+    for (const m of this.layers) {
+      const src = m.ltmSrc.data;
+      const keep: number[] = [];
+      for (let i = 0; i < src.length; i++) if (!this.isStale(src[i])) keep.push(i);
+      if (keep.length < src.length) {
+        removed += src.length - keep.length;
+        keepLtm(m, keep);
+      }
+      const csrc = m.cacheSrc.data;
+      const ckeep: number[] = [];
+      for (let i = 0; i < csrc.length; i++) if (!this.isStale(csrc[i])) ckeep.push(i);
+      if (ckeep.length < csrc.length) {
+        removed += csrc.length - ckeep.length;
+        m.cache.keep(ckeep);
+        m.cacheKeys.keep(ckeep);
+        m.cacheAges.keep(ckeep);
+        m.cacheSrc.keep(ckeep);
+      }
+    }
+    return removed;
+  }
+
+  /** θ indices of layer l whose tokens are stale (the preferred drops of the next injection). */
+  staleStm(l: number): number[] {
+    const src = this.layers[l].stmSrc.data;
+    const out: number[] = [];
+    for (let i = 0; i < src.length; i++) if (this.isStale(src[i])) out.push(i);
+    return out;
   }
 
   clone(): MemoryState {
@@ -183,6 +253,7 @@ export class MemoryState {
     }));
     const s = new MemoryState(this.dims, this.policy, layers);
     s.updateStep = this.updateStep;
+    s.isStale = this.isStale;
     return s;
   }
 }
@@ -193,6 +264,27 @@ function emptyLayer(d: MemoryDims): LayerMemory {
     ltm: new RowBuffer(d.hidden), ltmKeys: new RowBuffer(d.keyDim), ltmAges: new Column(), ltmRf: new Column(), ltmSrc: new Column(),
     cache: new RowBuffer(d.hidden), cacheKeys: new RowBuffer(d.keyDim), cacheAges: new Column(), cacheSrc: new Column(),
   };
+}
+
+function clearCache(m: LayerMemory): void {
+  m.cache.clear();
+  m.cacheKeys.clear();
+  m.cacheAges.clear();
+  m.cacheSrc.clear();
+}
+
+function keepLtm(m: LayerMemory, keep: number[]): void {
+  m.ltm.keep(keep);
+  m.ltmKeys.keep(keep);
+  m.ltmAges.keep(keep);
+  m.ltmRf.keep(keep);
+  m.ltmSrc.keep(keep);
+}
+
+function gatherRows(data: Float32Array, width: number, idx: number[]): Float32Array {
+  const out = new Float32Array(idx.length * width);
+  idx.forEach((r, i) => out.set(data.subarray(r * width, (r + 1) * width), i * width));
+  return out;
 }
 
 function addInPlace(a: Float64Array, k: number): void {

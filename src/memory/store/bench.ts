@@ -1,0 +1,111 @@
+/**
+ * `mplus bench store`: the store at mplus-8b row size (d = 4096, key width 256) for one layer of
+ * `rows` Θ tokens (default 150,000, the paper's per-layer scale):
+ *   commit throughput (MB/s, fsync included), open time (manifest, state, all keys verified),
+ *   and the time to gather R = 2,560 random rows (what one question reads per layer), first
+ *   with a cold page cache where the OS lets us drop it (else noted), then warm.
+ * Values are stored in bf16 (mplus-8b's dtype) unless --format says otherwise.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { Rng } from '../drop';
+import { SourceTable } from '../provenance';
+import { MemoryState } from '../state';
+import { ValueFormat } from './codec';
+import { MemoryStore } from './store';
+
+export interface StoreBenchOptions {
+  rows?: number;
+  width?: number;
+  keyWidth?: number;
+  gather?: number;
+  format?: ValueFormat;
+  dir?: string;
+}
+
+export interface StoreBenchResult {
+  rows: number;
+  width: number;
+  format: ValueFormat;
+  storeBytes: number;
+  commitMBps: number;
+  commitSeconds: number;
+  openMs: number;
+  gatherRows: number;
+  gatherFirstMs: number;
+  gatherWarmMs: number;
+  pageCacheDropped: boolean;
+  peakRssMiB: number;
+}
+
+function dropPageCache(): boolean {
+  try {
+    fs.writeFileSync('/proc/sys/vm/drop_caches', '1');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function benchStore(o: StoreBenchOptions = {}): Promise<StoreBenchResult> {
+  const rows = o.rows ?? 150_000;
+  const d = o.width ?? 4096;
+  const s = o.keyWidth ?? 256;
+  const R = o.gather ?? 2560;
+  const format = o.format ?? 'bf16';
+  const dir = o.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'mplus-bench-store-'));
+  const dims = { layers: 1, hidden: d, keyDim: s, tokensPerInjection: 8, stmSize: 16, retrieveSize: R };
+  const policy = { updateLtmFrequency: 1, decayFrequency: 1, initialRf: 10 };
+  const identity = { configHash: 'bench', weightFingerprint: 'bench' };
+  const rng = new Rng(1);
+  const initial = () => MemoryState.initial(dims, policy, Float32Array.from({ length: 16 * d }, () => rng.float()), null);
+  let peak = process.memoryUsage().rss;
+  try {
+    const { store, state } = MemoryStore.open(dir, { identity, dims, policy, valueFormat: format, thetaFormat: 'f32' }, initial);
+    const sources = new SourceTable();
+    const m = state.layers[0];
+    const batch = 10_000;
+    let writeSeconds = 0;
+    let written = 0;
+    for (let done = 0; done < rows; done += batch) {
+      const n = Math.min(batch, rows - done);
+      const vals = new Float32Array(n * d);
+      for (let i = 0; i < vals.length; i++) vals[i] = rng.float() * 2 - 1;
+      m.ltm.append(vals);
+      m.ltmKeys.append(Float32Array.from({ length: n * s }, () => rng.float()));
+      m.ltmAges.append(new Float64Array(n));
+      m.ltmRf.append(new Float64Array(n).fill(10));
+      m.ltmSrc.append(new Float64Array(n).fill(-1));
+      const t = performance.now();
+      const c = store.commit(state, sources, {});
+      writeSeconds += (performance.now() - t) / 1000;
+      written += c.bytesWritten;
+      peak = Math.max(peak, process.memoryUsage().rss);
+    }
+    const storeBytes = store.sizes().totalBytes;
+    store.close();
+    const dropped = dropPageCache();
+    const t0 = performance.now();
+    const reopened = MemoryStore.open(dir, { identity, dims, policy }, initial);
+    const openMs = performance.now() - t0;
+    const idx = Array.from({ length: R }, () => rng.int(rows));
+    const ltm = reopened.state.layers[0].ltm;
+    const t1 = performance.now();
+    ltm.gather(idx);
+    const gatherFirstMs = performance.now() - t1;
+    const idx2 = Array.from({ length: R }, () => rng.int(rows));
+    ltm.gather(idx2); // warm the file cache for these rows
+    const t2 = performance.now();
+    ltm.gather(idx2);
+    const gatherWarmMs = performance.now() - t2;
+    peak = Math.max(peak, process.memoryUsage().rss);
+    reopened.store.close();
+    return {
+      rows, width: d, format, storeBytes, commitMBps: written / 1e6 / writeSeconds, commitSeconds: writeSeconds, openMs,
+      gatherRows: R, gatherFirstMs, gatherWarmMs, pageCacheDropped: dropped, peakRssMiB: peak / 2 ** 20,
+    };
+  } finally {
+    if (!o.dir) fs.rmSync(dir, { recursive: true, force: true });
+  }
+}

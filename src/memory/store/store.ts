@@ -1,0 +1,502 @@
+/**
+ * The per-workspace memory store: θ, Θ, the dropped cache, counters and provenance on disk,
+ * crash-safe. Directory layout (every name but `manifest.json` and `lock` is written once):
+ *
+ *   manifest.json            the commit: format version, model identity, dims, and the names,
+ *                            sizes and checksums of every file below that belongs to it
+ *   state-<seq>.bin          θ (+ages, sources), cache (+keys, ages, sources), per layer Θ row
+ *                            references (segment, row), ages, recall frequencies, sources
+ *   sources-<seq>.json       provenance table (SourceTable)
+ *   seg-<layer>-<seq>.bin    Θ segments (values, keys, row checksums; see segment.ts)
+ *   lock                     the writer's pid (lock.ts)
+ *
+ * Commit: write the new files → fsync each → write manifest.tmp → fsync → rename over
+ * manifest.json → fsync the directory → delete files no longer named. A crash anywhere leaves
+ * either the old or the new manifest, each naming only complete, fsynced files; leftovers are
+ * removed at the next open. Values are stored in `valueFormat` (Θ) and `thetaFormat` (θ, cache);
+ * at commit the live state is rounded the same way, so the session equals a reopen exactly.
+ */
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import { SourceTable } from '../provenance';
+import { Column, RowBuffer } from '../rows';
+import { LayerMemory, LtmPolicyParams, MemoryDims, MemoryState } from '../state';
+import { ValueFormat, decodeRow, encodeRows, rowBytes, roundTrip } from './codec';
+import { StoreCorruptError, StoreError, StoreMismatchError } from './errors';
+import { StoreLock } from './lock';
+import { SegmentEntry, SegmentReader, writeSegment } from './segment';
+import { SegmentedRows } from './segmentedRows';
+
+export const STORE_FORMAT = 'mplus-store';
+export const STORE_VERSION = 1;
+
+export interface ModelIdentity {
+  configHash: string;
+  weightFingerprint: string;
+}
+
+export interface StoreOptions {
+  identity: ModelIdentity;
+  dims: MemoryDims;
+  policy: LtmPolicyParams;
+  /** Θ values on disk; default f32 (bf16 for a bf16 checkpoint is the caller's choice). */
+  valueFormat?: ValueFormat;
+  /** θ and cache values on disk: f32 or bf16 (q8 is for Θ only). */
+  thetaFormat?: 'f32' | 'bf16';
+}
+
+interface FileRef {
+  file: string;
+  size: number;
+  sha256: string;
+}
+
+interface Manifest {
+  format: string;
+  version: number;
+  model: ModelIdentity;
+  dims: MemoryDims;
+  valueFormat: ValueFormat;
+  thetaFormat: 'f32' | 'bf16';
+  seq: number;
+  committedAt: string;
+  state: FileRef;
+  sources: FileRef;
+  segments: Array<SegmentEntry & { id: number }>;
+  /** Caller's small extra data (e.g. the workspace's file list), committed with the rest. */
+  extra: Record<string, unknown>;
+}
+
+export interface OpenResult {
+  store: MemoryStore;
+  state: MemoryState;
+  sources: SourceTable;
+  extra: Record<string, unknown>;
+  /** True when the directory held no store and a fresh one was started from `initial`. */
+  created: boolean;
+}
+
+export interface CommitInfo {
+  seq: number;
+  bytesWritten: number;
+  ms: number;
+}
+
+export interface StoreSizes {
+  thetaBytes: number;
+  cacheBytes: number;
+  ltmValueBytes: number;
+  ltmKeyBytes: number;
+  ltmMetaBytes: number;
+  sourcesBytes: number;
+  totalBytes: number;
+  ltmRowsPerLayer: number[];
+}
+
+const MANIFEST = 'manifest.json';
+const EVER = 'manifest.json.ever';
+
+function sha256(b: Buffer): string {
+  return crypto.createHash('sha256').update(b).digest('hex');
+}
+
+function writeDurable(file: string, data: Buffer | string): void {
+  const fd = fs.openSync(file, 'w');
+  try {
+    fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function readChecked(dir: string, ref: FileRef): Buffer {
+  const file = path.join(dir, ref.file);
+  let b: Buffer;
+  try {
+    b = fs.readFileSync(file);
+  } catch (e) {
+    throw new StoreCorruptError(file, `file named by the manifest is missing (${(e as NodeJS.ErrnoException).code})`);
+  }
+  if (b.length !== ref.size) throw new StoreCorruptError(file, `is ${b.length} bytes, the manifest says ${ref.size} (truncated)`);
+  if (sha256(b) !== ref.sha256) throw new StoreCorruptError(file, 'checksum does not match the manifest (corrupted)');
+  return b;
+}
+
+// ---- the state file: a JSON directory of typed arrays ----
+
+type Arr = { name: string; kind: 'f64' | 'bytes'; data: Float64Array | Buffer };
+
+function packArrays(meta: object, arrays: Arr[]): Buffer {
+  const dirEntries: Array<{ name: string; kind: string; offset: number; length: number }> = [];
+  let off = 0;
+  for (const a of arrays) {
+    const len = a.data.byteLength;
+    dirEntries.push({ name: a.name, kind: a.kind, offset: off, length: len });
+    off += Math.ceil(len / 8) * 8;
+  }
+  const head = Buffer.from(JSON.stringify({ meta, arrays: dirEntries }));
+  const headLen = Math.ceil((12 + head.length) / 8) * 8;
+  const out = Buffer.alloc(headLen + off);
+  out.write('MPSTATE1', 0, 'latin1');
+  out.writeUInt32LE(head.length, 8);
+  head.copy(out, 12);
+  arrays.forEach((a, i) => Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength).copy(out, headLen + dirEntries[i].offset));
+  return out;
+}
+
+function unpackArrays(file: string, b: Buffer): { meta: Record<string, unknown>; get: (name: string) => Buffer } {
+  if (b.toString('latin1', 0, 8) !== 'MPSTATE1') throw new StoreCorruptError(file, 'not a state file (bad magic)');
+  const hl = b.readUInt32LE(8);
+  const head = JSON.parse(b.toString('utf8', 12, 12 + hl)) as { meta: Record<string, unknown>; arrays: Array<{ name: string; offset: number; length: number }> };
+  const base = Math.ceil((12 + hl) / 8) * 8;
+  const byName = new Map(head.arrays.map((a) => [a.name, a]));
+  return {
+    meta: head.meta,
+    get: (name) => {
+      const a = byName.get(name);
+      if (!a) throw new StoreCorruptError(file, `array ${name} is missing`);
+      return b.subarray(base + a.offset, base + a.offset + a.length);
+    },
+  };
+}
+
+function f64(b: Buffer): Float64Array {
+  return new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+}
+
+function f32(b: Buffer): Float32Array {
+  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+}
+
+function decodeAll(format: ValueFormat, b: Buffer, d: number): Float32Array {
+  const rb = rowBytes(format, d);
+  const n = b.length / rb;
+  const out = new Float32Array(n * d);
+  for (let r = 0; r < n; r++) decodeRow(format, b, r * rb, d, out, r * d);
+  return out;
+}
+
+export class MemoryStore {
+  private manifest: Manifest | null = null;
+  private readers = new Map<number, SegmentReader>();
+  private closed = false;
+
+  private constructor(readonly dir: string, private readonly lock: StoreLock, readonly opts: Required<StoreOptions>) {}
+
+  /**
+   * Opens (or creates) the store in `dir`, taking its write lock. `initial` supplies the
+   * checkpoint's memory for a fresh store. Throws StoreMismatchError for another model/format,
+   * StoreCorruptError for damaged committed files, StoreLockedError for a second writer.
+   */
+  static open(dir: string, options: StoreOptions, initial: () => MemoryState): OpenResult {
+    const opts: Required<StoreOptions> = { valueFormat: 'f32', thetaFormat: 'f32', ...options };
+    fs.mkdirSync(dir, { recursive: true });
+    const lock = StoreLock.acquire(dir);
+    const store = new MemoryStore(dir, lock, opts);
+    try {
+      const mf = path.join(dir, MANIFEST);
+      if (!fs.existsSync(mf)) {
+        // A directory that once held a commit (the marker is written after the first one) and
+        // lost its manifest cannot be trusted: refuse rather than silently start over.
+        if (fs.existsSync(path.join(dir, EVER))) throw new StoreCorruptError(mf, 'the manifest is missing but this directory held a committed store');
+        store.collectGarbage(new Set());
+        const state = initial();
+        store.adopt(state);
+        const sources = new SourceTable();
+        state.isStale = sources.isStale;
+        store.commit(state, sources, {});
+        writeDurable(path.join(dir, EVER), 'this directory has held a committed M+ store\n');
+        return { store, state, sources, extra: {}, created: true };
+      }
+      let m: Manifest;
+      try {
+        m = JSON.parse(fs.readFileSync(mf, 'utf8')) as Manifest;
+      } catch {
+        throw new StoreCorruptError(mf, 'manifest is not valid JSON');
+      }
+      if (m.format !== STORE_FORMAT) throw new StoreMismatchError(mf, `is not an M+ store manifest (format ${JSON.stringify(m.format)})`);
+      if (m.version !== STORE_VERSION) throw new StoreMismatchError(mf, `store format version ${m.version}, this build reads version ${STORE_VERSION}`);
+      if (m.model?.configHash !== opts.identity.configHash || m.model?.weightFingerprint !== opts.identity.weightFingerprint) {
+        throw new StoreMismatchError(mf, `the store was built by another model (config ${m.model?.configHash?.slice(0, 12)}…, weights ${m.model?.weightFingerprint?.slice(0, 12)}…), not the one loaded`);
+      }
+      for (const k of Object.keys(opts.dims) as Array<keyof MemoryDims>) {
+        if (m.dims[k] !== opts.dims[k]) throw new StoreMismatchError(mf, `store dims ${k}=${m.dims[k]} but the model has ${opts.dims[k]}`);
+      }
+      if (m.valueFormat !== opts.valueFormat || m.thetaFormat !== opts.thetaFormat) {
+        // The formats in the manifest win: a store keeps the precision it was built with.
+        opts.valueFormat = m.valueFormat;
+        opts.thetaFormat = m.thetaFormat;
+      }
+      store.manifest = m;
+      const { state, sources } = store.load(m);
+      store.collectGarbage(store.namedFiles(m));
+      return { store, state, sources, extra: m.extra ?? {}, created: false };
+    } catch (e) {
+      store.close();
+      throw e;
+    }
+  }
+
+  /**
+   * The rebuild path for a store that cannot be opened (corrupt, other model or format): moves
+   * the directory aside to `<dir>.broken-<time>` (kept for inspection, never deleted by us) and
+   * returns that path; the next open starts a fresh store. Refuses while another process holds it.
+   */
+  static moveAside(dir: string): string | null {
+    if (!fs.existsSync(dir)) return null;
+    const lock = StoreLock.acquire(dir);
+    lock.release();
+    const aside = `${dir}.broken-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    fs.renameSync(dir, aside);
+    return aside;
+  }
+
+  /** Value formats in force (from the manifest for an existing store). */
+  get valueFormat(): ValueFormat {
+    return this.opts.valueFormat;
+  }
+
+  get seq(): number {
+    return this.manifest?.seq ?? 0;
+  }
+
+  private reader(id: number): SegmentReader {
+    let r = this.readers.get(id);
+    if (!r) {
+      const e = this.manifest?.segments.find((s) => s.id === id);
+      if (!e) throw new StoreError(this.dir, `segment ${id} is not in the manifest`, 'This is a bug: report it');
+      r = new SegmentReader(path.join(this.dir, e.file), e);
+      this.readers.set(id, r);
+    }
+    return r;
+  }
+
+  /** Puts a state's Θ values under this store (pending until the next commit). */
+  adopt(state: MemoryState): void {
+    for (const m of state.layers) {
+      if (m.ltm instanceof SegmentedRows) continue;
+      const rows = new SegmentedRows(state.dims.hidden, (id) => this.reader(id));
+      if (m.ltm.count) rows.append(m.ltm.data);
+      m.ltm = rows;
+    }
+  }
+
+  private load(m: Manifest): { state: MemoryState; sources: SourceTable } {
+    const { dims } = m;
+    const d = dims.hidden;
+    const s = dims.keyDim;
+    // Open (and verify) every segment up front: keys are needed for retrieval anyway.
+    for (const e of m.segments) this.readers.set(e.id, new SegmentReader(path.join(this.dir, e.file), e));
+    const stFile = path.join(this.dir, m.state.file);
+    const st = unpackArrays(stFile, readChecked(this.dir, m.state));
+    let sources: SourceTable;
+    try {
+      sources = SourceTable.fromJSON(JSON.parse(readChecked(this.dir, m.sources).toString('utf8')));
+    } catch (e) {
+      if (e instanceof StoreError) throw e;
+      throw new StoreCorruptError(path.join(this.dir, m.sources.file), 'provenance table is not valid JSON');
+    }
+    const layers: LayerMemory[] = [];
+    for (let l = 0; l < dims.layers; l++) {
+      const g = (n: string) => st.get(`${l}.${n}`);
+      const seg = f64(g('ltmSeg'));
+      const row = f64(g('ltmRow'));
+      const ltm = new SegmentedRows(d, (id) => this.reader(id));
+      ltm.refSeg = Array.from(seg);
+      ltm.refRow = Array.from(row);
+      const keys = new Float32Array(seg.length * s);
+      for (let i = 0; i < seg.length; i++) {
+        const r = this.readers.get(seg[i]);
+        if (!r || row[i] >= r.header.rows) throw new StoreCorruptError(stFile, `layer ${l} row ${i} points at a missing segment row`);
+        keys.set(r.keys.subarray(row[i] * s, (row[i] + 1) * s), i * s);
+      }
+      layers.push({
+        stm: RowBuffer.from(d, decodeAll(m.thetaFormat, g('stm'), d)),
+        stmAges: Column.from(f64(g('stmAges'))),
+        stmSrc: Column.from(f64(g('stmSrc'))),
+        ltm,
+        ltmKeys: RowBuffer.from(s, keys),
+        ltmAges: Column.from(f64(g('ltmAges'))),
+        ltmRf: Column.from(f64(g('ltmRf'))),
+        ltmSrc: Column.from(f64(g('ltmSrc'))),
+        cache: RowBuffer.from(d, decodeAll(m.thetaFormat, g('cache'), d)),
+        cacheKeys: RowBuffer.from(s, f32(g('cacheKeys'))),
+        cacheAges: Column.from(f64(g('cacheAges'))),
+        cacheSrc: Column.from(f64(g('cacheSrc'))),
+      });
+      if (layers[l].stm.count !== dims.stmSize) throw new StoreCorruptError(stFile, `layer ${l} θ has ${layers[l].stm.count} rows, expected ${dims.stmSize}`);
+    }
+    const state = new MemoryState(dims, this.opts.policy, layers);
+    state.updateStep = Number(st.meta.updateStep ?? 0);
+    state.isStale = sources.isStale;
+    return { state, sources };
+  }
+
+  /**
+   * Commits `state` and `sources` durably. Θ rows appended since the last commit become a new
+   * segment per layer; a layer whose segments are mostly dead (removed rows) is rewritten into
+   * one segment, which is also how compaction physically deletes stale values.
+   */
+  commit(state: MemoryState, sources: SourceTable, extra: Record<string, unknown>, opts: { rewrite?: boolean } = {}): CommitInfo {
+    if (this.closed) throw new Error('store is closed');
+    const t0 = performance.now();
+    const seq = (this.manifest?.seq ?? 0) + 1;
+    const { dims } = state;
+    const d = dims.hidden;
+    const s = dims.keyDim;
+    let bytes = 0;
+    const oldSegs = this.manifest?.segments ?? [];
+    const segments: Manifest['segments'] = [];
+    let nextSegId = Math.max(0, ...oldSegs.map((e) => e.id + 1));
+    const plans: Array<{ rows: SegmentedRows; layer: number; positions: number[]; id: number }> = [];
+    const rowsOf = (l: number) => state.layers[l].ltm as SegmentedRows;
+    this.adopt(state);
+    for (let l = 0; l < dims.layers; l++) {
+      const rows = rowsOf(l);
+      const live = rows.liveBySegment();
+      const layerSegs = oldSegs.filter((e) => e.layer === l);
+      const stored = layerSegs.reduce((a, e) => a + e.rows, 0);
+      const liveStored = [...live.values()].reduce((a, b) => a + b, 0);
+      // Rewrite a layer when asked (compaction) or when most of its stored rows are dead.
+      const rewrite = (opts.rewrite === true && liveStored < stored) || (stored > 0 && liveStored < stored / 2);
+      const positions = rewrite ? Array.from({ length: rows.count }, (_, i) => i) : rows.pendingPositions();
+      if (!rewrite) for (const e of layerSegs) if (live.get(e.id)) segments.push(e);
+      if (!positions.length) continue;
+      const id = nextSegId++;
+      const name = `seg-${l}-${seq}-${id}.bin`;
+      const entry = writeSegment(path.join(this.dir, name), name,
+        { layer: l, rows: positions.length, width: d, keyWidth: s, format: this.opts.valueFormat },
+        rows.gather(positions), state.layers[l].ltmKeys.gather(positions));
+      bytes += entry.size;
+      segments.push({ ...entry, id });
+      plans.push({ rows, layer: l, positions, id });
+    }
+    // θ and cache, rounded to the stored precision first so the session equals a reopen.
+    const tf = this.opts.thetaFormat;
+    const arrays: Arr[] = [];
+    for (let l = 0; l < dims.layers; l++) {
+      const m = state.layers[l];
+      if (tf !== 'f32') {
+        m.stm = RowBuffer.from(d, roundTrip(tf, m.stm.data, d));
+        m.cache = RowBuffer.from(d, roundTrip(tf, m.cache.data, d));
+      }
+      arrays.push(
+        { name: `${l}.stm`, kind: 'bytes', data: encodeRows(tf, m.stm.data, d) },
+        { name: `${l}.stmAges`, kind: 'f64', data: m.stmAges.data },
+        { name: `${l}.stmSrc`, kind: 'f64', data: m.stmSrc.data },
+        { name: `${l}.cache`, kind: 'bytes', data: encodeRows(tf, m.cache.data, d) },
+        { name: `${l}.cacheKeys`, kind: 'bytes', data: Buffer.from(m.cacheKeys.data.buffer, m.cacheKeys.data.byteOffset, m.cacheKeys.data.byteLength) },
+        { name: `${l}.cacheAges`, kind: 'f64', data: m.cacheAges.data },
+        { name: `${l}.cacheSrc`, kind: 'f64', data: m.cacheSrc.data },
+        { name: `${l}.ltmAges`, kind: 'f64', data: m.ltmAges.data },
+        { name: `${l}.ltmRf`, kind: 'f64', data: m.ltmRf.data },
+        { name: `${l}.ltmSrc`, kind: 'f64', data: m.ltmSrc.data },
+      );
+    }
+    // Segment references as they will be after this commit (the live table switches only after
+    // the manifest rename, so a failed commit leaves the session reading what it read before).
+    for (let l = 0; l < dims.layers; l++) {
+      const rows = rowsOf(l);
+      const seg = Float64Array.from(rows.refSeg);
+      const row = Float64Array.from(rows.refRow);
+      for (const p of plans) {
+        if (p.layer !== l) continue;
+        p.positions.forEach((pos, k) => {
+          seg[pos] = p.id;
+          row[pos] = k;
+        });
+      }
+      arrays.push({ name: `${l}.ltmSeg`, kind: 'f64', data: seg }, { name: `${l}.ltmRow`, kind: 'f64', data: row });
+    }
+    const stBuf = packArrays({ updateStep: state.updateStep }, arrays);
+    const stName = `state-${seq}.bin`;
+    writeDurable(path.join(this.dir, stName), stBuf);
+    const srcBuf = Buffer.from(JSON.stringify(sources.toJSON()));
+    const srcName = `sources-${seq}.json`;
+    writeDurable(path.join(this.dir, srcName), srcBuf);
+    bytes += stBuf.length + srcBuf.length;
+    const manifest: Manifest = {
+      format: STORE_FORMAT, version: STORE_VERSION, model: this.opts.identity, dims, valueFormat: this.opts.valueFormat,
+      thetaFormat: tf, seq, committedAt: new Date().toISOString(),
+      state: { file: stName, size: stBuf.length, sha256: sha256(stBuf) },
+      sources: { file: srcName, size: srcBuf.length, sha256: sha256(srcBuf) },
+      segments, extra,
+    };
+    const tmp = path.join(this.dir, `${MANIFEST}.tmp`);
+    writeDurable(tmp, JSON.stringify(manifest, null, 1));
+    fs.renameSync(tmp, path.join(this.dir, MANIFEST));
+    fsyncDir(this.dir);
+    // Committed. Now the live table may point at the new segments.
+    this.manifest = manifest;
+    for (const p of plans) p.rows.committed(p.positions, p.id);
+    for (const e of segments) if (!this.readers.has(e.id)) this.readers.set(e.id, new SegmentReader(path.join(this.dir, e.file), e));
+    for (const [id, r] of this.readers) {
+      if (!segments.some((e) => e.id === id)) {
+        r.close();
+        this.readers.delete(id);
+      }
+    }
+    this.collectGarbage(this.namedFiles(manifest));
+    return { seq, bytesWritten: bytes, ms: performance.now() - t0 };
+  }
+
+  private namedFiles(m: Manifest): Set<string> {
+    return new Set([MANIFEST, 'lock', EVER, m.state.file, m.sources.file, ...m.segments.map((e) => e.file)]);
+  }
+
+  /** Deletes files of uncommitted or superseded commits. */
+  private collectGarbage(keep: Set<string>): void {
+    for (const f of fs.readdirSync(this.dir)) {
+      if (keep.has(f) || f === 'lock' || f === EVER || f.startsWith('lock.')) continue;
+      if (/^(state-|sources-|seg-|manifest\.json\.tmp)/.test(f)) fs.rmSync(path.join(this.dir, f), { force: true });
+    }
+  }
+
+  /** Reads and checks every stored value row (the lazy row checks, all at once). */
+  verify(): void {
+    for (const r of this.readers.values()) r.verifyAll();
+  }
+
+  sizes(): StoreSizes {
+    const m = this.manifest;
+    if (!m) throw new Error('store has no commit yet');
+    const segs = m.segments;
+    const d = m.dims.hidden;
+    const ltmValueBytes = segs.reduce((a, e) => a + e.rows * rowBytes(m.valueFormat, d), 0);
+    const ltmKeyBytes = segs.reduce((a, e) => a + e.rows * m.dims.keyDim * 4, 0);
+    const segBytes = segs.reduce((a, e) => a + e.size, 0);
+    const thetaBytes = m.dims.layers * m.dims.stmSize * rowBytes(m.thetaFormat, d);
+    const stateBytes = m.state.size;
+    const ltmRowsPerLayer = Array.from({ length: m.dims.layers }, (_, l) => segs.filter((e) => e.layer === l).reduce((a, e) => a + e.rows, 0));
+    return {
+      thetaBytes,
+      cacheBytes: Math.max(0, stateBytes - thetaBytes),
+      ltmValueBytes,
+      ltmKeyBytes,
+      ltmMetaBytes: segBytes - ltmValueBytes - ltmKeyBytes,
+      sourcesBytes: m.sources.size,
+      totalBytes: segBytes + stateBytes + m.sources.size,
+      ltmRowsPerLayer,
+    };
+  }
+
+  /** Closes segment files and releases the write lock. Safe to call twice. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const r of this.readers.values()) r.close();
+    this.readers.clear();
+    this.lock.release();
+  }
+}
