@@ -1,9 +1,10 @@
 /**
- * `mplus` — the headless entry point. Commands (more arrive with the sidecar):
+ * `mplus` — the headless entry point.
+ *   mplus ingest <repo> | ask "<question>" | status | forget <path>… | serve   (sidecar clients)
  *   mplus fixture --out DIR --preset tiny|small|mplus-8b-shape --seed S [--dtype f32|bf16]
  *   mplus trace --model DIR --ops OPS.json --out RESULT.json [--seed S]
  *   mplus bench engine (--preset small | --model DIR) [--dtype f32|bf16] [--json]
- * Exit codes: 0 success, 1 the work failed (message on stderr), 2 bad usage.
+ * Exit codes: 0 success, 1 the work failed (message on stderr), 2 bad usage, 130 cancelled.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -12,17 +13,37 @@ import { benchEngine } from '../engine/bench';
 import { MPlusEngine } from '../engine/mplus';
 import { parseOps, runTrace } from '../engine/trace';
 import { PRESETS, Preset, writeFixture } from '../model/fixture';
+import { VALUE_FORMATS, ValueFormat } from '../memory/store/codec';
+import { benchStore } from '../memory/store/bench';
+import { runSidecar } from '../sidecar/main';
+import { benchDiscover } from '../workspace/benchDiscover';
+import { benchIngestCmd } from './benchIngest';
+import { benchFixture } from './benchFixture';
+import { CliUsageError, cmdAsk, cmdForget, cmdIngest, cmdStatus, describeError } from './sidecarCommands';
 
 export class UsageError extends Error {}
 
 const USAGE = `usage: mplus <command> [options]
+  ingest [REPO]        feed a repository into memory (progress bar on a TTY; resumes after a crash)
+  ask "QUESTION"       stream an answer from memory, then its sources as path:line-line
+  status [REPO]        memory coverage, sizes and state
+  forget PATH…         mark files' memory stale (removed at the next compaction)
+  serve                run the sidecar on stdin/stdout (what the extension spawns)
+     common flags: --model DIR (or MPLUS_MODEL) --store DIR --device auto|cuda|webgpu|cpu --json --repo DIR
+                  --rebuild (move a damaged or other-model store aside and start empty)
   fixture --out DIR --preset ${PRESETS.join('|')} --seed S [--dtype f32|bf16]
           write a deterministic random M+ checkpoint in the Hugging Face layout
   trace   --model DIR --ops OPS.json --out RESULT.json [--seed S]
           run a script of inject/generate ops and write every intermediate a checker needs
   bench engine (--preset small|tiny | --model DIR) [--dtype f32|bf16] [--json]
           injection tokens/s, prefill ms, decode tokens/s, peak RSS, vs measured matmul rate
-exit codes: 0 ok, 1 failure, 2 usage`;
+  bench store [--rows 150000] [--format bf16|f32|q8]
+          commit MB/s, open ms, gather of R=2560 rows at mplus-8b row size
+  bench ingest [--repo .] [--model DIR | --preset small]
+          files/s, repository tokens/s and peak RSS of a real sidecar feeding a repository
+  bench discover [--files 100000]
+          discovery and watch-setup time and RSS on a generated tree
+exit codes: 0 ok, 1 failure, 2 usage, 130 cancelled`;
 
 function int(v: string | undefined, name: string, def?: number): number {
   if (v === undefined) {
@@ -75,20 +96,16 @@ async function cmdTrace(args: string[]): Promise<void> {
   }
 }
 
-/** A fixture under .bench/ (made once, reused), for benchmarks run from a fresh clone. */
-function benchFixture(preset: Preset, dtype: 'f32' | 'bf16'): string {
-  const dir = path.resolve('.bench', `fixture-${preset}-${dtype}`);
-  if (!fs.existsSync(path.join(dir, 'config.json'))) writeFixture({ out: dir, preset, seed: 1, dtype });
-  return dir;
-}
-
 async function cmdBench(args: string[]): Promise<void> {
   const [what, ...rest] = args;
   const { values } = parseArgs({
     args: rest,
     options: { preset: { type: 'string' }, model: { type: 'string' }, dtype: { type: 'string' }, json: { type: 'boolean' } },
   });
-  if (what !== 'engine') throw new UsageError(`unknown benchmark ${JSON.stringify(what)} (engine)`);
+  if (what === 'store') return benchStoreCmd(rest);
+  if (what === 'ingest') return void (await benchIngestCmd(rest));
+  if (what === 'discover') return benchDiscoverCmd(rest);
+  if (what !== 'engine') throw new UsageError(`unknown benchmark ${JSON.stringify(what)} (engine, store, ingest, discover)`);
   const model = values.model ?? benchFixture(presetOf(values.preset ?? 'small'), dtypeOf(values.dtype));
   const r = await benchEngine({ model });
   if (values.json) {
@@ -108,10 +125,41 @@ async function cmdBench(args: string[]): Promise<void> {
   console.log(`peak RSS         ${f(r.peakRssMiB)} MiB`);
 }
 
+async function benchStoreCmd(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { rows: { type: 'string' }, format: { type: 'string' }, dir: { type: 'string' }, json: { type: 'boolean' } } });
+  const format = (values.format ?? 'bf16') as ValueFormat;
+  if (!VALUE_FORMATS.includes(format)) throw new UsageError(`--format must be one of ${VALUE_FORMATS.join(', ')}`);
+  const r = await benchStore({ rows: int(values.rows, 'rows', 150000), format, dir: values.dir });
+  if (values.json) return void console.log(JSON.stringify(r));
+  const f = (x: number, d = 1) => x.toFixed(d);
+  console.log(`Θ rows (1 layer) ${r.rows} × ${r.width} values, ${r.format} on disk → ${f(r.storeBytes / 2 ** 30, 2)} GiB`);
+  console.log(`commit           ${f(r.commitMBps)} MB/s (fsync included; ${f(r.commitSeconds)} s in all)`);
+  console.log(`open             ${f(r.openMs)} ms (manifest, state, every key read and verified; values not read)`);
+  console.log(`gather ${r.gatherRows} rows  ${f(r.gatherFirstMs)} ms first (${r.pageCacheDropped ? 'page cache dropped' : 'page cache NOT dropped: needs root'}), ${f(r.gatherWarmMs)} ms warm`);
+  console.log(`peak RSS         ${f(r.peakRssMiB)} MiB`);
+}
+
+async function benchDiscoverCmd(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { files: { type: 'string' }, dir: { type: 'string' }, json: { type: 'boolean' } } });
+  const r = await benchDiscover({ files: int(values.files, 'files', 100000), dir: values.dir });
+  if (values.json) return void console.log(JSON.stringify(r));
+  console.log(`files            ${r.files}`);
+  console.log(`discovery        ${r.discoverMs.toFixed(0)} ms (${(r.files / (r.discoverMs / 1000)).toFixed(0)} files/s)`);
+  console.log(`watch setup      ${r.watchSetupMs.toFixed(0)} ms`);
+  console.log(`RSS              ${r.rssMiB.toFixed(1)} MiB (watcher adds ${r.watcherRssMiB.toFixed(1)} MiB)`);
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   try {
     switch (cmd) {
+      case 'ingest': return await cmdIngest(rest);
+      case 'ask': return await cmdAsk(rest);
+      case 'status': return await cmdStatus(rest);
+      case 'forget': return await cmdForget(rest);
+      case 'serve':
+        runSidecar();
+        return await new Promise<number>(() => undefined); // the sidecar exits the process itself
       case 'fixture': await cmdFixture(rest); break;
       case 'trace': await cmdTrace(rest); break;
       case 'bench': await cmdBench(rest); break;
@@ -123,11 +171,11 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     const err = e as Error & { code?: string };
-    if (e instanceof UsageError || err.code?.startsWith('ERR_PARSE_ARGS')) {
+    if (e instanceof UsageError || e instanceof CliUsageError || (typeof err.code === 'string' && err.code.startsWith('ERR_PARSE_ARGS'))) {
       console.error(`mplus: ${err.message}\n${USAGE}`);
       return 2;
     }
-    console.error(`mplus ${cmd}: ${err.message}`);
+    console.error(`mplus ${cmd}: ${describeError(err)}`);
     if (process.env.MPLUS_DEBUG) console.error(err.stack);
     return 1;
   }

@@ -87,3 +87,38 @@ export class OrtExecutor implements Executor {
     }
   }
 }
+
+const probes = new Map<Device, Promise<string | null>>();
+
+/**
+ * Whether an execution provider really works here: builds a one-node graph (Y = X + X) and runs
+ * it on that provider. `listSupportedBackends()` only says what the binding was compiled for
+ * (cuda is listed even when its provider library was never installed), so this is the test that
+ * counts. Resolves null when it works, else the provider's error. Cached per process.
+ */
+export function probeProvider(device: Device): Promise<string | null> {
+  let p = probes.get(device);
+  if (!p) {
+    p = (async () => {
+      if (device === 'cpu') return null;
+      const available = ort.listSupportedBackends?.().map((b) => b.name) ?? ['cpu'];
+      if (!available.includes(device)) return `not built into this onnxruntime-node (available: ${available.join(', ')})`;
+      // Imported here: the builder is only needed for this probe.
+      const { GraphBuilder } = await import('./onnx/builder.js');
+      const g = new GraphBuilder('probe');
+      const x = g.input('X', 1, [2]);
+      g.output(g.op('Add', [x, x]), 'Y', 1, [2]);
+      try {
+        const s = await ort.InferenceSession.create(g.toBytes(), { executionProviders: [device] });
+        const r = await s.run({ X: new ort.Tensor('float32', Float32Array.from([1, 2]), [2]) });
+        await s.release();
+        const y = r.Y.data as Float32Array;
+        return y[0] === 2 && y[1] === 4 ? null : 'ran but computed a wrong result';
+      } catch (e) {
+        return (e as Error).message.split('\n')[0];
+      }
+    })();
+    probes.set(device, p);
+  }
+  return p;
+}

@@ -1,0 +1,69 @@
+/**
+ * Answering a question from memory as it is: one 'ask' lease for the whole answer (ingestion
+ * waits between injections), prefill with retrieval, sources from provenance + attention, then
+ * tokens streamed as text pieces until a stop token, maxTokens, or cancellation.
+ *
+ * Sources are computed at prefill, before any token is generated, from the memory the question
+ * actually read; stale records (changed or deleted files) are never cited.
+ */
+import { MPlusEngine } from '../engine/mplus';
+import { SourceTable } from '../memory/provenance';
+import { TextTokenizer } from '../model/tokenizer';
+import { attributeSources } from './attribution';
+import { CancelFlag } from './feeder';
+import { WorkspacePaths } from './paths';
+import { AskParams, Source } from './protocol';
+import { DeviceScheduler } from './scheduler';
+
+export interface AnswerDeps {
+  engine: MPlusEngine;
+  tokenizer: TextTokenizer;
+  sources: SourceTable;
+  scheduler: DeviceScheduler;
+  paths: WorkspacePaths;
+}
+
+export interface AnswerSink {
+  token(text: string): void;
+  sources(s: Source[]): void;
+}
+
+export const SYSTEM_PROMPT = 'You answer questions about the code repository held in your memory. Name the files you draw on.';
+
+export async function answer(d: AnswerDeps, p: AskParams, flag: CancelFlag, sink: AnswerSink): Promise<{ answer: string; tokens: number; sources: Source[] }> {
+  return d.scheduler.with('ask', async () => {
+    const prompt = d.tokenizer.chatPrompt(p.question, SYSTEM_PROMPT);
+    const q = await d.engine.prefill(prompt);
+    const mem = d.engine.memory.layers;
+    const sources = attributeSources(
+      q,
+      { ltmSrc: mem.map((m) => m.ltmSrc.data), cacheSrc: mem.map((m) => m.cacheSrc.data), stmSrc: mem.map((m) => m.stmSrc.data) },
+      (id) => {
+        const r = d.sources.get(id);
+        return r && !r.stale ? { path: r.file, startLine: r.startLine, endLine: r.endLine } : null;
+      },
+    ).map((s) => ({ ...s, absPath: d.paths.abs(s.path) }));
+    const stop = new Set([...d.tokenizer.eosIds, ...d.engine.config.eosTokenIds]);
+    const dec = d.tokenizer.streamDecoder({ skipSpecial: true });
+    let text = '';
+    let n = 0;
+    const gen = d.engine.generate(prompt, { maxTokens: p.maxTokens ?? 256, temperature: p.temperature ?? 0, topP: p.topP, stop: [...stop] }, q);
+    for await (const step of gen) {
+      n++;
+      if (stop.has(step.token)) break;
+      const piece = dec.push(step.token);
+      if (piece) {
+        text += piece;
+        sink.token(piece);
+      }
+      if (flag.cancelled) break;
+    }
+    const rest = dec.flush();
+    if (rest) {
+      text += rest;
+      sink.token(rest);
+    }
+    sink.sources(sources);
+    return { answer: text, tokens: n, sources };
+  });
+}

@@ -1,0 +1,287 @@
+/**
+ * Feeding: turns workspace files into injections and keeps memory in step with the files.
+ *
+ *   discover (src/workspace) → order → per file: read → chunk → plan against provenance
+ *   (unchanged chunks are never fed twice; vanished ones become stale) → inject each new chunk
+ *   under an 'ingest' lease (a question can take the device between any two injections) →
+ *   commit at safe points (every COMMIT_EVERY injections or COMMIT_SECONDS, at the end, on
+ *   cancel and on shutdown) → compact when anything went stale.
+ *
+ * One feeding job runs at a time (ingest requests and watcher batches queue behind each other).
+ * Crash recovery needs no journal: a restarted ingest re-plans every file against the committed
+ * provenance, so whatever was committed is skipped and the rest is fed again.
+ */
+import * as fs from 'fs';
+import { MPlusEngine } from '../engine/mplus';
+import { TextTokenizer } from '../model/tokenizer';
+import { SourceTable } from '../memory/provenance';
+import { MemoryStore } from '../memory/store/store';
+import { Chunk, Chunker } from '../workspace/chunker';
+import { DiscoveryOptions, WorkspaceFile, discover } from '../workspace/discovery';
+import { orderFiles } from '../workspace/order';
+import { planFileUpdate } from '../workspace/planner';
+import { WorkspacePaths } from './paths';
+import { IngestResult, LogParams, ProgressParams } from './protocol';
+import { DeviceScheduler } from './scheduler';
+
+/** Injections between commits (MPLUS_COMMIT_EVERY overrides, e.g. for crash tests). */
+const COMMIT_EVERY = Number(process.env.MPLUS_COMMIT_EVERY) || 64;
+const COMMIT_SECONDS = 20;
+const PROGRESS_MS = 250;
+/** Chunk size limits in tokens (the spec's injection size for mplus-8b is ≤ 512). */
+export const CHUNK_MAX_TOKENS = 512;
+export const CHUNK_MIN_TOKENS = 16;
+
+export interface FeederDeps {
+  engine: MPlusEngine;
+  tokenizer: TextTokenizer;
+  chunker: Chunker;
+  store: MemoryStore;
+  sources: SourceTable;
+  scheduler: DeviceScheduler;
+  paths: WorkspacePaths;
+  discovery: DiscoveryOptions;
+  log: (level: LogParams['level'], message: string) => void;
+  progress: (p: ProgressParams) => void;
+  /** Called when feeding starts/stops so the service can report its state. */
+  onFeeding: (feeding: boolean) => void;
+  /** Committed bookkeeping from the store's manifest: key → [size, mtimeMs] of fully fed files. */
+  fed: Record<string, [number, number]>;
+}
+
+export interface CancelFlag {
+  cancelled: boolean;
+}
+
+export class Feeder {
+  /** Discovered files by key. */
+  readonly files = new Map<string, WorkspaceFile>();
+  paused = false;
+  focus: string[] = [];
+  feeding = false;
+  private queue: Promise<unknown> = Promise.resolve();
+  private active: CancelFlag | null = null;
+  private resume: (() => void) | null = null;
+  private sinceCommit = 0;
+  private lastCommit = Date.now();
+  private closed = false;
+
+  constructor(private readonly d: FeederDeps) {}
+
+  /** Runs `job` after every earlier feeding job (one at a time). */
+  private serial<T>(job: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(job, job);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async rediscover(): Promise<void> {
+    const r = await discover(this.d.paths.roots, { ...this.d.discovery, onLog: (level, msg) => this.d.log(level, msg) });
+    this.files.clear();
+    for (const f of r.files) this.files.set(this.d.paths.key(f.root, f.rel), f);
+    if (r.truncated) this.d.log('warn', `the workspace has more files than the feeding budget; fed ${r.files.length} (raise mplus.feeding.maxFiles to feed more)`);
+    this.d.log('info', `discovered ${r.files.length} files (${r.skipped.length} skipped)`);
+  }
+
+  /** Cancels the running feeding job at its next safe point. */
+  cancel(): number {
+    if (!this.active) return 0;
+    this.active.cancelled = true;
+    this.resume?.();
+    return 1;
+  }
+
+  setPaused(p: boolean): void {
+    this.paused = p;
+    if (!p) this.resume?.();
+  }
+
+  /** Feeds `which` (keys or folder prefixes, or 'all'); stale memory of deleted files goes too. */
+  ingest(which: string[] | 'all', flag: CancelFlag, rediscover = true): Promise<IngestResult> {
+    return this.serial(async () => {
+      if (rediscover) await this.rediscover();
+      const keys = [...this.files.keys()].filter((k) => which === 'all' || which.some((p) => WorkspacePaths.within(k, p)));
+      const result = await this.feedKeys(keys, flag);
+      // Files memory knows that the workspace no longer has (deleted, now ignored).
+      const gone = this.d.sources.liveFiles().filter((k) => !this.files.has(k) && (which === 'all' || which.some((p) => WorkspacePaths.within(k, p))));
+      if (gone.length) this.forgetNow(gone);
+      return result;
+    });
+  }
+
+  /** Applies a watcher batch: changed files re-planned and fed, deleted files forgotten. */
+  refresh(changed: string[], deleted: string[]): Promise<IngestResult> {
+    return this.serial(async () => {
+      const flag: CancelFlag = { cancelled: false };
+      for (const k of deleted) {
+        this.files.delete(k);
+        delete this.d.fed[k];
+      }
+      const gone = deleted.filter((k) => this.d.sources.liveChunks(k).size > 0);
+      if (gone.length) this.forgetNow(gone);
+      for (const k of changed) delete this.d.fed[k];
+      const known = changed.filter((k) => this.files.has(k));
+      return this.feedKeys(known, flag);
+    });
+  }
+
+  /** Marks files' (or folders') memory stale now and compacts. */
+  forget(keys: string[]): Promise<{ filesForgotten: number; tokensMarkedStale: number }> {
+    return this.serial(async () => this.forgetNow(keys));
+  }
+
+  private forgetNow(keys: string[]): { filesForgotten: number; tokensMarkedStale: number } {
+    const before = this.d.sources.liveFiles();
+    let ids = 0;
+    for (const k of keys) {
+      ids += this.d.sources.markStale(k).length;
+      for (const f of Object.keys(this.d.fed)) if (WorkspacePaths.within(f, k)) delete this.d.fed[f];
+    }
+    const after = new Set(this.d.sources.liveFiles());
+    const stale = this.countStaleTokens();
+    this.compact();
+    this.d.log('info', `forgot ${before.length - after.size} file(s): ${ids} chunk(s), ${stale} stale memory token(s) over all layers`);
+    return { filesForgotten: before.length - after.size, tokensMarkedStale: stale };
+  }
+
+  private countStaleTokens(): number {
+    let n = 0;
+    const st = this.d.sources.isStale;
+    for (const m of this.d.engine.memory.layers) {
+      for (const col of [m.stmSrc, m.ltmSrc, m.cacheSrc]) for (const x of col.data) if (x >= 0 && st(x)) n++;
+    }
+    return n;
+  }
+
+  /** Removes stale tokens from Θ and the cache, prunes provenance, commits with a rewrite. */
+  compact(): void {
+    const mem = this.d.engine.memory;
+    mem.compact();
+    const live = new Set<number>();
+    for (const m of mem.layers) for (const col of [m.stmSrc, m.ltmSrc, m.cacheSrc]) for (const x of col.data) live.add(x);
+    this.d.sources.prune((id) => live.has(id));
+    this.commit(true);
+  }
+
+  /** Durable commit of memory, provenance and the fed-file index. */
+  commit(rewrite = false): void {
+    const info = this.d.store.commit(this.d.engine.memory, this.d.sources, { fed: this.d.fed }, { rewrite });
+    this.sinceCommit = 0;
+    this.lastCommit = Date.now();
+    this.d.log('debug', `commit ${info.seq}: ${(info.bytesWritten / 1048576).toFixed(1)} MiB in ${info.ms.toFixed(0)} ms`);
+  }
+
+  /** Stops at the next safe point and commits what was fed. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.cancel();
+    await this.queue;
+  }
+
+  private async waitWhilePaused(flag: CancelFlag): Promise<void> {
+    while (this.paused && !flag.cancelled && !this.closed) {
+      await new Promise<void>((r) => (this.resume = r));
+      this.resume = null;
+    }
+  }
+
+  private async feedKeys(keys: string[], flag: CancelFlag): Promise<IngestResult> {
+    const res: IngestResult = { filesDone: 0, chunksInjected: 0, chunksSkipped: 0, tokensInjected: 0, cancelled: false, errors: [] };
+    if (!keys.length) return res;
+    const files = orderFiles(keys.map((k) => this.files.get(k)!), { focus: this.focus });
+    const totalBytes = files.reduce((a, f) => a + f.size, 0);
+    let bytesDone = 0;
+    let chunksPlanned = 0;
+    const t0 = Date.now();
+    let lastProgress = 0;
+    this.active = flag;
+    this.feeding = true;
+    this.d.onFeeding(true);
+    const report = (force = false) => {
+      const now = Date.now();
+      if (!force && now - lastProgress < PROGRESS_MS) return;
+      lastProgress = now;
+      const secs = (now - t0) / 1000;
+      const rate = bytesDone > 0 ? bytesDone / Math.max(secs, 1e-3) : 0;
+      const chunksTotal = bytesDone > 0 ? Math.max(chunksPlanned, Math.round((chunksPlanned / bytesDone) * totalBytes)) : chunksPlanned;
+      this.d.progress({
+        kind: 'ingest', filesDone: res.filesDone, filesTotal: files.length, chunksDone: res.chunksInjected + res.chunksSkipped,
+        chunksTotal, tokensPerSecond: secs > 0 ? res.tokensInjected / secs : 0,
+        etaSeconds: rate > 0 ? Math.max(0, (totalBytes - bytesDone) / rate) : null,
+      });
+    };
+    try {
+      for (const f of files) {
+        if (flag.cancelled || this.closed) break;
+        await this.waitWhilePaused(flag);
+        if (flag.cancelled || this.closed) break;
+        const key = this.d.paths.key(f.root, f.rel);
+        const fed = this.d.fed[key];
+        const liveCount = fed && fed[0] === f.size && fed[1] === f.mtimeMs ? this.d.sources.liveChunks(key).size : 0;
+        if (liveCount > 0) {
+          res.filesDone++;
+          res.chunksSkipped += liveCount;
+          bytesDone += f.size;
+          continue; // fully fed and unchanged since
+        }
+        let chunks: Chunk[];
+        try {
+          const text = fs.readFileSync(f.abs, 'utf8');
+          chunks = this.d.chunker.chunk({ rel: key, text }, { countTokens: (s) => this.d.tokenizer.countTokens(s), maxTokens: CHUNK_MAX_TOKENS, minTokens: CHUNK_MIN_TOKENS });
+        } catch (e) {
+          res.errors.push({ path: key, message: (e as Error).message });
+          this.d.log('warn', `${key}: not fed: ${(e as Error).message}`);
+          bytesDone += f.size;
+          continue;
+        }
+        const live = this.d.sources.liveChunks(key);
+        const plan = planFileUpdate(key, chunks, new Set(live.keys()));
+        chunksPlanned += chunks.length;
+        if (plan.staleIds.length) this.d.sources.markIdsStale(plan.staleIds.map((h) => live.get(h)!.id));
+        res.chunksSkipped += plan.unchanged;
+        let complete = true;
+        for (const c of plan.inject) {
+          await this.waitWhilePaused(flag);
+          if (flag.cancelled || this.closed) {
+            complete = false;
+            break;
+          }
+          const tokens = this.d.tokenizer.encode(c.text);
+          if (!tokens.length) continue;
+          const id = this.d.sources.add({ file: key, startLine: c.startLine, endLine: c.endLine, startByte: c.startByte, endByte: c.endByte, hash: c.id });
+          try {
+            await this.d.scheduler.with('ingest', () => this.d.engine.inject(tokens, { source: id }));
+          } catch (e) {
+            this.d.sources.markIdsStale([id]);
+            throw e;
+          }
+          res.chunksInjected++;
+          res.tokensInjected += tokens.length;
+          this.sinceCommit++;
+          report();
+          if (this.sinceCommit >= COMMIT_EVERY || Date.now() - this.lastCommit > COMMIT_SECONDS * 1000) this.commit();
+        }
+        bytesDone += f.size;
+        if (!complete) break;
+        this.d.fed[key] = [f.size, f.mtimeMs];
+        res.filesDone++;
+        report();
+      }
+    } finally {
+      res.cancelled = flag.cancelled;
+      this.active = null;
+      // The safe point: what was fed so far is committed, even on cancel or failure.
+      if (this.countStaleTokens() > 0 && hasStaleInLtm(this.d)) this.compact();
+      else this.commit();
+      this.feeding = false;
+      this.d.onFeeding(false);
+      report(true);
+    }
+    return res;
+  }
+}
+
+function hasStaleInLtm(d: FeederDeps): boolean {
+  const st = d.sources.isStale;
+  return d.engine.memory.layers.some((m) => m.ltmSrc.data.some((x) => x >= 0 && st(x)) || m.cacheSrc.data.some((x) => x >= 0 && st(x)));
+}

@@ -1,0 +1,215 @@
+/**
+ * The one contract between the sidecar (model, memory, files) and its clients (the VS Code
+ * extension, the `mplus` CLI): JSON-RPC 2.0 over stdio, framed with Content-Length headers by
+ * vscode-jsonrpc. Everything the UI can do crosses here, typed.
+ *
+ * Versioning: the client sends `protocolVersion` in `initialize`; a server speaking another
+ * version answers with error code VersionMismatch, and a client receiving another version in the
+ * result refuses it. Bump PROTOCOL_VERSION on any incompatible change.
+ *
+ * Long requests (`ingest`, `ask`) honour JSON-RPC `$/cancelRequest` and the explicit `cancel`
+ * request; a cancelled ingest still commits what it finished (it stops at a safe point).
+ */
+import { NotificationType, RequestType, RequestType0 } from 'vscode-jsonrpc';
+
+export const PROTOCOL_VERSION = 1;
+
+export enum ErrorCodes {
+  VersionMismatch = -32001,
+  NotInitialized = -32002,
+  DeviceUnavailable = -32003,
+  BadModel = -32004,
+  BadStore = -32005,
+  Busy = -32006,
+  Cancelled = -32800, // as LSP's RequestCancelled
+}
+
+export type DeviceRequest = 'auto' | 'cuda' | 'webgpu' | 'cpu';
+
+export interface InitializeParams {
+  protocolVersion: number;
+  modelDir: string;
+  storeDir: string;
+  device: DeviceRequest;
+  /** When the requested device is unavailable, fall back to CPU instead of failing. */
+  allowCpuFallback?: boolean;
+  workspaceFolders: string[];
+  /** Seed for the random drop and sampling (replayable runs); default random. */
+  seed?: number;
+  /** Extra ignore globs (user setting), .gitignore syntax. */
+  ignore?: string[];
+  /** Watch the workspace folders and refresh memory on change (default true). */
+  watch?: boolean;
+  /** Start with feeding paused (default false). */
+  paused?: boolean;
+  /** Budgets for discovery: at most this many files / bytes are fed (defaults in src/workspace). */
+  maxFiles?: number;
+  maxBytes?: number;
+  /**
+   * When the store cannot be used (damaged, or built by another model or format version): move
+   * it aside and start an empty one instead of failing. The result's storeNotice says so.
+   */
+  rebuildStore?: boolean;
+  /** Disk budget for the store in bytes; 0 or absent = the spec's recall-frequency expiry only. */
+  storeBudgetBytes?: number;
+}
+
+export interface DeviceInfo {
+  requested: DeviceRequest;
+  used: 'cuda' | 'webgpu' | 'cpu';
+  /** Provider and device as ONNX Runtime reports them. */
+  description: string;
+  /** Device memory in bytes where known (host RAM on CPU). */
+  memoryBytes: number | null;
+}
+
+export interface InitializeResult {
+  protocolVersion: number;
+  serverVersion: string;
+  device: DeviceInfo;
+  model: { dir: string; layers: number; hidden: number; tokensPerInjection: number; stmTokens: number; retrievedTokens: number };
+  status: StatusResult;
+  /** Set when the store was rebuilt or repaired at open; says what was lost. */
+  storeNotice?: string;
+}
+
+export interface IngestParams {
+  /** Workspace-relative or absolute paths (files or folders), or "all". */
+  paths: string[] | 'all';
+}
+
+export interface IngestResult {
+  filesDone: number;
+  chunksInjected: number;
+  chunksSkipped: number;
+  tokensInjected: number;
+  cancelled: boolean;
+  /** Files that could not be fed, with the reason. */
+  errors: Array<{ path: string; message: string }>;
+}
+
+export interface AskParams {
+  question: string;
+  maxTokens?: number;
+  /** 0 = greedy (default). */
+  temperature?: number;
+  topP?: number;
+  /** Client-chosen id echoed in token/sources notifications. */
+  askId?: string;
+}
+
+export interface Source {
+  /** Workspace-relative path ("folder/path" in a multi-root workspace). */
+  path: string;
+  /** Absolute path on the sidecar's machine, for opening the file. */
+  absPath?: string;
+  startLine: number;
+  endLine: number;
+  /** Share of the question's attention/retrieval weight, 0..1. */
+  weight: number;
+}
+
+export interface AskResult {
+  askId: string;
+  answer: string;
+  tokens: number;
+  sources: Source[];
+  cancelled: boolean;
+  /** How much of the workspace memory covered when the question was asked. */
+  coverage: Coverage;
+}
+
+export interface Coverage {
+  filesFed: number;
+  filesKnown: number;
+  feeding: boolean;
+}
+
+export interface ForgetParams {
+  paths: string[];
+}
+
+export interface ForgetResult {
+  filesForgotten: number;
+  tokensMarkedStale: number;
+}
+
+export type ServerState = 'starting' | 'idle' | 'ingesting' | 'answering' | 'paused' | 'error';
+
+export interface StatusResult {
+  state: ServerState;
+  coverage: Coverage;
+  memory: {
+    stmTokensPerLayer: number;
+    ltmTokensPerLayer: number;
+    staleTokens: number;
+    injections: number;
+    storeBytes: number;
+  };
+  queue: { pendingFiles: number; pendingChunks: number };
+  device: DeviceInfo | null;
+}
+
+export interface SetPausedParams {
+  paused: boolean;
+}
+
+export interface FocusParams {
+  /** Files the user has open or just edited, most important first: fed before the rest. */
+  paths: string[];
+}
+
+export interface CancelParams {
+  /** What to cancel: one ask by id, all ingestion, or everything. */
+  target: { askId: string } | 'ingest' | 'all';
+}
+
+export interface ProgressParams {
+  kind: 'ingest';
+  filesDone: number;
+  filesTotal: number;
+  chunksDone: number;
+  chunksTotal: number;
+  tokensPerSecond: number;
+  etaSeconds: number | null;
+  /** Set after a restart: the ingest resumed from the last commit. */
+  resumed?: boolean;
+}
+
+export interface TokenParams {
+  askId: string;
+  text: string;
+}
+
+export interface SourcesParams {
+  askId: string;
+  sources: Source[];
+}
+
+export interface LogParams {
+  level: 'trace' | 'debug' | 'info' | 'warn' | 'error';
+  message: string;
+}
+
+export interface StateParams {
+  state: ServerState;
+  detail?: string;
+}
+
+export const Initialize = new RequestType<InitializeParams, InitializeResult, void>('initialize');
+export const Ingest = new RequestType<IngestParams, IngestResult, void>('mplus/ingest');
+export const Ask = new RequestType<AskParams, AskResult, void>('mplus/ask');
+export const Forget = new RequestType<ForgetParams, ForgetResult, void>('mplus/forget');
+export const Status = new RequestType0<StatusResult, void>('mplus/status');
+export const Cancel = new RequestType<CancelParams, { cancelled: number }, void>('mplus/cancel');
+export const Shutdown = new RequestType0<void, void>('shutdown');
+/** Pause or resume feeding (ingest and watcher-driven refresh); asking keeps working. */
+export const SetPaused = new RequestType<SetPausedParams, StatusResult, void>('mplus/setPaused');
+/** Client → server: reorder pending feeding work so these files come first. */
+export const Focus = new NotificationType<FocusParams>('mplus/focus');
+
+export const Progress = new NotificationType<ProgressParams>('mplus/progress');
+export const AnswerToken = new NotificationType<TokenParams>('mplus/token');
+export const AnswerSources = new NotificationType<SourcesParams>('mplus/sources');
+export const Log = new NotificationType<LogParams>('mplus/log');
+export const StateChanged = new NotificationType<StateParams>('mplus/state');

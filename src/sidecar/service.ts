@@ -1,0 +1,284 @@
+/**
+ * The sidecar's work behind the protocol: one model, one store, one feeder, one scheduler for
+ * one workspace. `openService` is what `initialize` runs: device → model → tokenizer → store
+ * (locked; refused or rebuilt when it belongs to another model or is damaged) → chunker →
+ * discovery → watcher. Everything after that is a method of MemoryService.
+ */
+import { randomUUID } from 'crypto';
+import { MessageConnection } from 'vscode-jsonrpc/node';
+import { MPlusEngine } from '../engine/mplus';
+import { TextTokenizer } from '../model/tokenizer';
+import { rowBytes } from '../memory/store/codec';
+import { StoreError, StoreLockedError } from '../memory/store/errors';
+import { MemoryStore, OpenResult } from '../memory/store/store';
+import { Chunker } from '../workspace/chunker';
+import { MultiRootIgnoreMatcher } from '../workspace/ignore';
+import { WorkspaceWatcher } from '../workspace/watcher';
+import { answer } from './answer';
+import { DeviceUnavailableError, selectDevice } from './device';
+import { CancelFlag, Feeder } from './feeder';
+import { WorkspacePaths } from './paths';
+import {
+  AnswerSources, AnswerToken, AskParams, AskResult, CancelParams, Coverage, DeviceInfo, ErrorCodes, ForgetParams, ForgetResult,
+  IngestParams, IngestResult, InitializeParams, InitializeResult, Log, LogParams, Progress, ServerState, StateChanged, StatusResult,
+} from './protocol';
+import { DeviceScheduler } from './scheduler';
+import { Service } from './server';
+
+const WATCH_FILES_LIMIT = 10000;
+
+function coded(e: unknown, code: number): Error {
+  const err = e instanceof Error ? e : new Error(String(e));
+  (err as Error & { rpcCode?: number }).rpcCode ??= code;
+  return err;
+}
+
+export async function openService(p: InitializeParams, conn: MessageConnection): Promise<{ service: Service; result: Omit<InitializeResult, 'protocolVersion' | 'serverVersion'> }> {
+  const log = (level: LogParams['level'], message: string) => void conn.sendNotification(Log, { level, message }).catch(() => undefined);
+  let dev: Awaited<ReturnType<typeof selectDevice>>;
+  try {
+    dev = await selectDevice(p.device, !!p.allowCpuFallback);
+  } catch (e) {
+    throw coded(e, e instanceof DeviceUnavailableError ? ErrorCodes.DeviceUnavailable : ErrorCodes.BadModel);
+  }
+  if (dev.warning) log('warn', dev.warning);
+  log('info', `device: ${dev.info.description}${dev.info.memoryBytes ? `, ${(dev.info.memoryBytes / 2 ** 30).toFixed(1)} GiB memory` : ''}`);
+
+  let engine: MPlusEngine;
+  let tokenizer: TextTokenizer;
+  try {
+    engine = await MPlusEngine.load(p.modelDir, { device: dev.device, seed: p.seed });
+    tokenizer = await TextTokenizer.fromDir(p.modelDir);
+  } catch (e) {
+    throw coded(e, ErrorCodes.BadModel);
+  }
+  const cfg = engine.config;
+  log('info', `model ${p.modelDir}: ${cfg.numLayers} layers, d=${cfg.hiddenSize}, θ ${cfg.stmSize} tokens/layer, K=${cfg.numTokens}, R=${cfg.retrieveSize}`);
+
+  const valueFormat = cfg.torchDtype === 'bfloat16' ? 'bf16' : 'f32';
+  const dims = engine.memory.dims;
+  const budget = p.storeBudgetBytes ?? 0;
+  const rowCost = dims.layers * (rowBytes(valueFormat, dims.hidden) + 4 * dims.keyDim + 28);
+  const policy = budget > 0 ? { ...engine.memory.policy, maxLtmRows: Math.max(dims.retrieveSize, Math.floor(budget / rowCost)) } : engine.memory.policy;
+  const storeOpts = { identity: engine.checkpoint.identity(), dims, policy, valueFormat, thetaFormat: valueFormat } as const;
+  let opened: OpenResult;
+  let storeNotice: string | undefined;
+  try {
+    try {
+      opened = MemoryStore.open(p.storeDir, storeOpts, () => engine.memory);
+    } catch (e) {
+      if (!(e instanceof StoreError) || e instanceof StoreLockedError || !p.rebuildStore) throw e;
+      const aside = MemoryStore.moveAside(p.storeDir);
+      storeNotice = `the memory store could not be used (${e.problem}); it was moved to ${aside} and memory starts empty`;
+      log('warn', storeNotice);
+      opened = MemoryStore.open(p.storeDir, storeOpts, () => MPlusEngine.initialMemory(engine.checkpoint));
+    }
+  } catch (e) {
+    await engine.close();
+    throw coded(e, e instanceof StoreLockedError ? ErrorCodes.Busy : ErrorCodes.BadStore);
+  }
+  engine.memory = opened.state;
+  const service = new MemoryService(p, conn, engine, tokenizer, opened, dev.info, log);
+  try {
+    await service.start(await Chunker.create());
+  } catch (e) {
+    await service.close();
+    throw e;
+  }
+  return {
+    service,
+    result: {
+      device: dev.info,
+      model: { dir: p.modelDir, layers: cfg.numLayers, hidden: cfg.hiddenSize, tokensPerInjection: cfg.numTokens, stmTokens: cfg.stmSize, retrievedTokens: cfg.retrieveSize },
+      status: service.status(),
+      storeNotice,
+    },
+  };
+}
+
+export class MemoryService implements Service {
+  private readonly scheduler = new DeviceScheduler();
+  private readonly paths: WorkspacePaths;
+  private feeder!: Feeder;
+  private watcher: WorkspaceWatcher | null = null;
+  private ignoreMatcher: MultiRootIgnoreMatcher | null = null;
+  private readonly asks = new Map<string, CancelFlag>();
+  private state: ServerState = 'starting';
+  private closing: Promise<void> | null = null;
+
+  constructor(
+    private readonly p: InitializeParams,
+    private readonly conn: MessageConnection,
+    private readonly engine: MPlusEngine,
+    private readonly tokenizer: TextTokenizer,
+    private readonly opened: OpenResult,
+    private readonly device: DeviceInfo,
+    private readonly log: (level: LogParams['level'], message: string) => void,
+  ) {
+    this.paths = new WorkspacePaths(p.workspaceFolders);
+  }
+
+  async start(chunker: Chunker): Promise<void> {
+    const fed = (this.opened.extra.fed ?? {}) as Record<string, [number, number]>;
+    this.feeder = new Feeder({
+      engine: this.engine, tokenizer: this.tokenizer, chunker, store: this.opened.store, sources: this.opened.sources,
+      scheduler: this.scheduler, paths: this.paths,
+      discovery: { userIgnore: this.p.ignore, maxFiles: this.p.maxFiles, maxBytes: this.p.maxBytes },
+      log: this.log,
+      progress: (pr) => void this.conn.sendNotification(Progress, pr).catch(() => undefined),
+      onFeeding: () => this.updateState(),
+      fed,
+    });
+    this.feeder.paused = !!this.p.paused;
+    await this.feeder.rediscover();
+    if (this.p.watch !== false && this.p.workspaceFolders.length) {
+      const matcher = new MultiRootIgnoreMatcher(this.p.workspaceFolders, { userIgnore: this.p.ignore });
+      this.ignoreMatcher = matcher;
+      // chokidar watches every file (one inotify watch each, ~6 KiB RSS per file measured); past
+      // WATCH_FILES_LIMIT files the per-directory backend is used instead (BENCHMARKS.md).
+      const backend = this.feeder.files.size > WATCH_FILES_LIMIT ? 'dirs' : 'chokidar';
+      if (backend === 'dirs') this.log('info', `${this.feeder.files.size} files: watching directories instead of every file`);
+      this.watcher = await WorkspaceWatcher.start(this.p.workspaceFolders, {
+        backend,
+        isIgnored: matcher.isIgnored,
+        onBatch: (b) => void this.onChanges(b.changed, b.deleted, b.ignoreFilesChanged).catch((e) => this.log('error', `refresh failed: ${(e as Error).message}`)),
+        onError: (e) => this.log('warn', `watcher: ${e.message}`),
+      });
+    }
+    this.updateState();
+  }
+
+  private async onChanges(changed: string[], deleted: string[], ignoreFilesChanged: boolean): Promise<void> {
+    if (this.feeder.paused || this.closing) return;
+    if (ignoreFilesChanged) {
+      this.log('info', 'ignore rules changed: rediscovering the workspace');
+      this.ignoreMatcher?.reload();
+      await this.watcher?.refresh();
+      await this.feeder.ingest('all', { cancelled: false }, true);
+      return;
+    }
+    const keys = (xs: string[]) => xs.map((a) => this.paths.keyOfAbs(a)).filter((k): k is string => k !== null);
+    // A changed file may be new: refresh the discovered set first (cheap stat per file).
+    const fresh = keys(changed).filter((k) => !this.feeder.files.has(k));
+    if (fresh.length) await this.feeder.rediscover();
+    const r = await this.feeder.refresh(keys(changed), keys(deleted));
+    if (r.chunksInjected || deleted.length) this.log('info', `refreshed ${r.filesDone} changed file(s): ${r.chunksInjected} new chunk(s); ${deleted.length} deleted`);
+  }
+
+  private updateState(detail?: string): void {
+    const next: ServerState = this.closing ? 'idle'
+      : this.asks.size ? 'answering'
+      : this.feeder?.feeding ? (this.feeder.paused ? 'paused' : 'ingesting')
+      : this.feeder?.paused ? 'paused' : 'idle';
+    if (next !== this.state) {
+      this.state = next;
+      void this.conn.sendNotification(StateChanged, { state: next, detail }).catch(() => undefined);
+    }
+  }
+
+  private coverage(): Coverage {
+    const live = new Set(this.opened.sources.liveFiles());
+    let fed = 0;
+    for (const k of this.feeder.files.keys()) if (live.has(k)) fed++;
+    return { filesFed: fed, filesKnown: this.feeder.files.size, feeding: this.feeder.feeding };
+  }
+
+  private toKeys(paths: string[]): string[] {
+    return paths.map((x) => {
+      const k = this.paths.keyOfInput(x);
+      if (k === null) throw Object.assign(new Error(`${x} is outside the workspace folders (${this.p.workspaceFolders.join(', ')})`), { rpcCode: -32602 });
+      return k;
+    });
+  }
+
+  async ingest(p: IngestParams, token: { onCancellationRequested: (cb: () => void) => unknown }): Promise<IngestResult> {
+    const flag: CancelFlag = { cancelled: false };
+    token.onCancellationRequested(() => {
+      flag.cancelled = true;
+      this.feeder.cancel();
+    });
+    const which = p.paths === 'all' ? 'all' : this.toKeys(p.paths);
+    return this.feeder.ingest(which, flag);
+  }
+
+  async ask(p: AskParams, token: { onCancellationRequested: (cb: () => void) => unknown }): Promise<AskResult> {
+    const askId = p.askId ?? randomUUID();
+    if (this.asks.has(askId)) throw Object.assign(new Error(`an ask with id ${askId} is already running`), { rpcCode: ErrorCodes.Busy });
+    const flag: CancelFlag = { cancelled: false };
+    token.onCancellationRequested(() => (flag.cancelled = true));
+    const coverage = this.coverage();
+    this.asks.set(askId, flag);
+    this.updateState();
+    try {
+      const r = await answer(
+        { engine: this.engine, tokenizer: this.tokenizer, sources: this.opened.sources, scheduler: this.scheduler, paths: this.paths },
+        p, flag,
+        {
+          token: (text) => void this.conn.sendNotification(AnswerToken, { askId, text }).catch(() => undefined),
+          sources: (sources) => void this.conn.sendNotification(AnswerSources, { askId, sources }).catch(() => undefined),
+        },
+      );
+      return { askId, answer: r.answer, tokens: r.tokens, sources: r.sources, cancelled: flag.cancelled, coverage };
+    } finally {
+      this.asks.delete(askId);
+      this.updateState();
+    }
+  }
+
+  async forget(p: ForgetParams): Promise<ForgetResult> {
+    return this.feeder.forget(this.toKeys(p.paths));
+  }
+
+  async setPaused(paused: boolean): Promise<StatusResult> {
+    this.feeder.setPaused(paused);
+    this.updateState();
+    return this.status();
+  }
+
+  focus(paths: string[]): void {
+    this.feeder.focus = paths.map((x) => this.paths.keyOfInput(x)).filter((k): k is string => k !== null);
+  }
+
+  status(): StatusResult {
+    const mem = this.engine.memory;
+    let stale = 0;
+    const st = this.opened.sources.isStale;
+    for (const m of mem.layers) for (const col of [m.stmSrc, m.ltmSrc, m.cacheSrc]) for (const x of col.data) if (x >= 0 && st(x)) stale++;
+    return {
+      state: this.state,
+      coverage: this.coverage(),
+      memory: {
+        stmTokensPerLayer: mem.layers[0]?.stm.count ?? 0,
+        ltmTokensPerLayer: mem.layers[0]?.ltm.count ?? 0,
+        staleTokens: stale,
+        injections: this.opened.sources.injections,
+        storeBytes: this.opened.store.sizes().totalBytes,
+      },
+      queue: { pendingFiles: 0, pendingChunks: 0 },
+      device: this.device,
+    };
+  }
+
+  cancel(target: CancelParams['target']): number {
+    let n = 0;
+    if (target === 'ingest' || target === 'all') n += this.feeder.cancel();
+    for (const [id, f] of this.asks) {
+      if (target === 'all' || (typeof target === 'object' && target.askId === id)) {
+        f.cancelled = true;
+        n++;
+      }
+    }
+    return n;
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      for (const f of this.asks.values()) f.cancelled = true;
+      await this.watcher?.close();
+      await this.feeder?.close();
+      this.opened.store.close();
+      await this.engine.close();
+    })();
+    return this.closing;
+  }
+}

@@ -1,0 +1,283 @@
+/**
+ * The real sidecar process (node out/src/sidecar/main.js) on the small fixture checkpoint and a
+ * fixture repository, driven over its stdio protocol exactly as the extension and CLI drive it.
+ */
+import * as assert from 'assert';
+import * as fs from 'fs';
+import * as path from 'path';
+import { CancellationTokenSource, ResponseError } from 'vscode-jsonrpc/node';
+import { writeFixture } from '../../src/model/fixture';
+import { SidecarHandle, initialize, shutdown, spawnSidecar } from '../../src/sidecar/client';
+import {
+  AnswerSources, AnswerToken, Ask, Cancel, ErrorCodes, Forget, Ingest, Initialize, InitializeParams, Log, LogParams, Progress, ProgressParams,
+  SetPaused, Source, Status,
+} from '../../src/sidecar/protocol';
+import { rmDir, tmpDir } from '../helpers/tmp';
+import { SECRET, writeFixtureRepo } from './fixtureRepo';
+
+interface Running {
+  h: SidecarHandle;
+  progress: ProgressParams[];
+  tokens: Map<string, string[]>;
+  sources: Map<string, Source[]>;
+  logs: LogParams[];
+  stderr: string[];
+}
+
+/** Polls `cond` until true; fails after `ms` or when the sidecar has died. */
+async function waitFor(r: Running, cond: () => boolean, what: string, ms = 60000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (r.h.process.exitCode !== null || r.h.process.signalCode !== null) assert.fail(`sidecar exited while waiting for ${what}: ${r.stderr.slice(-5).join('\n')}`);
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((res) => setTimeout(res, 20));
+  }
+}
+
+function start(env: NodeJS.ProcessEnv = {}): Running {
+  const stderr: string[] = [];
+  const h = spawnSidecar({ env, onStderr: (l) => stderr.push(l) });
+  const r: Running = { h, progress: [], tokens: new Map(), sources: new Map(), logs: [], stderr };
+  h.connection.onNotification(Progress, (p) => void r.progress.push(p));
+  h.connection.onNotification(AnswerToken, (p) => void r.tokens.set(p.askId, [...(r.tokens.get(p.askId) ?? []), p.text]));
+  h.connection.onNotification(AnswerSources, (p) => void r.sources.set(p.askId, p.sources));
+  h.connection.onNotification(Log, (p) => void r.logs.push(p));
+  return r;
+}
+
+describe('sidecar process over the protocol (small fixture model, real repository)', function () {
+  this.timeout(300000);
+  let model: string;
+  let repo: string;
+  let store: string;
+  let params: Omit<InitializeParams, 'protocolVersion'>;
+  const cleanup: string[] = [];
+
+  before(() => {
+    model = tmpDir('sidecar-model');
+    writeFixture({ out: model, preset: 'small', seed: 3, dtype: 'f32' });
+    cleanup.push(model);
+  });
+  beforeEach(() => {
+    repo = tmpDir('sidecar-repo');
+    store = tmpDir('sidecar-store');
+    cleanup.push(repo, store);
+    writeFixtureRepo(repo);
+    params = { modelDir: model, storeDir: store, device: 'cpu', workspaceFolders: [repo], seed: 1, watch: false };
+  });
+  after(() => cleanup.forEach(rmDir));
+
+  it('ingests with progress, answers with streamed tokens and sources at real lines, status, forget', async () => {
+    const r = start();
+    try {
+      const init = await initialize(r.h.connection, params);
+      assert.strictEqual(init.device.used, 'cpu');
+      assert.strictEqual(init.model.layers, 4);
+      const ing = await r.h.connection.sendRequest(Ingest, { paths: 'all' });
+      assert.strictEqual(ing.cancelled, false);
+      assert.strictEqual(ing.filesDone, 6, 'README, .gitignore, ts, py, go, rs (no .env, build/, png)');
+      assert.ok(ing.chunksInjected >= 5 && ing.tokensInjected > 100, JSON.stringify(ing));
+      assert.ok(r.progress.length > 0 && r.progress.at(-1)!.filesDone === 6);
+      const st = await r.h.connection.sendRequest(Status);
+      assert.deepStrictEqual(st.coverage, { filesFed: 6, filesKnown: 6, feeding: false });
+      assert.strictEqual(st.memory.injections, ing.chunksInjected);
+
+      const ans = await r.h.connection.sendRequest(Ask, { question: 'Where is the reorder level defined?', askId: 'q1', maxTokens: 12 });
+      assert.strictEqual(ans.askId, 'q1');
+      assert.ok(ans.tokens > 0 && ans.tokens <= 12);
+      assert.strictEqual((r.tokens.get('q1') ?? []).join(''), ans.answer, 'the streamed pieces are the answer');
+      assert.ok(ans.sources.length > 0, 'a question draws on memory written by files');
+      assert.deepStrictEqual(r.sources.get('q1'), ans.sources);
+      for (const s of ans.sources) {
+        const lines = fs.readFileSync(path.join(repo, s.path), 'utf8').split('\n');
+        assert.ok(s.startLine >= 1 && s.endLine >= s.startLine && s.endLine <= lines.length, `${s.path}:${s.startLine}-${s.endLine}`);
+        assert.strictEqual(s.absPath, path.join(repo, s.path));
+      }
+      const total = ans.sources.reduce((a, s) => a + s.weight, 0);
+      assert.ok(total > 0.5 && total <= 1 + 1e-9);
+
+      // the secret never reached the sidecar's memory: no chunk names .env
+      const sourcesFile = fs.readdirSync(store).find((f) => f.startsWith('sources-'))!;
+      const text = fs.readFileSync(path.join(store, sourcesFile), 'utf8');
+      assert.ok(!text.includes('.env') && !text.includes(SECRET));
+
+      const fg = await r.h.connection.sendRequest(Forget, { paths: ['src/stock.ts'] });
+      assert.strictEqual(fg.filesForgotten, 1);
+      const st2 = await r.h.connection.sendRequest(Status);
+      assert.strictEqual(st2.coverage.filesFed, 5);
+      const ans2 = await r.h.connection.sendRequest(Ask, { question: 'What does Warehouse do?', maxTokens: 4 });
+      assert.ok(ans2.sources.every((s) => s.path !== 'src/stock.ts'), 'a forgotten file is never cited');
+      await shutdown(r.h);
+      assert.strictEqual(await r.h.exited, 0);
+    } finally {
+      r.h.process.kill('SIGKILL');
+    }
+  });
+
+  it('a re-ingest after an edit feeds only the changed chunks; a deleted file’s memory goes', async () => {
+    const r = start();
+    try {
+      await initialize(r.h.connection, params);
+      const first = await r.h.connection.sendRequest(Ingest, { paths: 'all' });
+      fs.appendFileSync(path.join(repo, 'cmd/main.go'), '\n// Audit logs every restock.\nfunc Audit(sku string) string {\n\treturn "audit " + sku\n}\n');
+      fs.rmSync(path.join(repo, 'src/report.py'));
+      const again = await r.h.connection.sendRequest(Ingest, { paths: 'all' });
+      assert.ok(again.chunksInjected >= 1 && again.chunksInjected < first.chunksInjected, JSON.stringify(again));
+      assert.ok(again.chunksSkipped >= first.chunksInjected - 3);
+      const st = await r.h.connection.sendRequest(Status);
+      assert.strictEqual(st.coverage.filesFed, 5);
+      const ans = await r.h.connection.sendRequest(Ask, { question: 'How is a report rendered?', maxTokens: 3 });
+      assert.ok(ans.sources.every((s) => s.path !== 'src/report.py'), 'sources never name a deleted file');
+      await shutdown(r.h);
+    } finally {
+      r.h.process.kill('SIGKILL');
+    }
+  });
+
+  it('watches the workspace: a saved edit is refed (changed chunks only), a deleted file is forgotten', async () => {
+    const r = start();
+    try {
+      await initialize(r.h.connection, { ...params, watch: true });
+      const first = await r.h.connection.sendRequest(Ingest, { paths: 'all' });
+      const before = (await r.h.connection.sendRequest(Status)).memory.injections;
+      fs.appendFileSync(path.join(repo, 'lib/src/lib.rs'), '\n/// Insurance for fragile parcels.\npub fn insurance(cents: u32) -> u32 {\n    cents / 50\n}\n');
+      await waitFor(r, () => r.logs.some((l) => /refreshed 1 changed file/.test(l.message)), 'the refresh after a save', 30000);
+      const after = (await r.h.connection.sendRequest(Status)).memory.injections;
+      assert.ok(after > before && after - before < first.chunksInjected, `refed ${after - before} chunk(s) of ${first.chunksInjected}`);
+      fs.rmSync(path.join(repo, 'src/report.py'));
+      await waitFor(r, () => r.logs.some((l) => /forgot 1 file/.test(l.message)), 'the deletion', 30000);
+      const stDel = await r.h.connection.sendRequest(Status);
+      assert.strictEqual(stDel.coverage.filesFed, 5, JSON.stringify(stDel) + r.logs.map((l) => l.message).join("\n"));
+      // a new secret file appears: never fed
+      fs.writeFileSync(path.join(repo, '.env.local'), `TOKEN=${SECRET}\n`);
+      fs.writeFileSync(path.join(repo, 'src/new.ts'), 'export const created = true;\n');
+      let st = await r.h.connection.sendRequest(Status);
+      for (let i = 0; i < 300 && (st.coverage.filesFed < 6 || st.coverage.feeding); i++) {
+        await new Promise((res) => setTimeout(res, 100));
+        st = await r.h.connection.sendRequest(Status);
+      }
+      assert.strictEqual(st.coverage.filesFed, 6, 'the new file was fed');
+      assert.strictEqual(st.coverage.filesKnown, 6, '.env.local is not even known');
+      const srcFile = JSON.parse(fs.readFileSync(path.join(store, 'manifest.json'), 'utf8')).sources.file;
+      const text = fs.readFileSync(path.join(store, srcFile), 'utf8');
+      assert.ok(text.includes('src/new.ts') && !text.includes('.env'));
+      await shutdown(r.h);
+    } finally {
+      r.h.process.kill('SIGKILL');
+    }
+  });
+
+  it('cancels mid-ingest (committing what it fed) and mid-answer; pause holds feeding', async () => {
+    writeFixtureRepo(repo, 40);
+    const r = start();
+    try {
+      await initialize(r.h.connection, params);
+      const cts = new CancellationTokenSource();
+      const job = r.h.connection.sendRequest(Ingest, { paths: 'all' }, cts.token);
+      await waitFor(r, () => r.progress.some((p) => p.chunksDone >= 3), 'three chunks fed');
+      const c = await r.h.connection.sendRequest(Cancel, { target: 'ingest' });
+      assert.strictEqual(c.cancelled, 1);
+      const res = await job;
+      assert.strictEqual(res.cancelled, true);
+      assert.ok(res.filesDone < 45);
+      const st = await r.h.connection.sendRequest(Status);
+      assert.strictEqual(st.memory.injections, res.chunksInjected, 'what was fed is committed');
+
+      // mid-answer: cancel after the first streamed token
+      const ask = r.h.connection.sendRequest(Ask, { question: 'List every pipeline stage.', askId: 'long', maxTokens: 400, temperature: 1 });
+      await waitFor(r, () => !!r.tokens.get('long')?.length, 'the first answer token');
+      await r.h.connection.sendRequest(Cancel, { target: { askId: 'long' } });
+      const a = await ask;
+      assert.strictEqual(a.cancelled, true);
+      assert.ok(a.tokens < 400);
+
+      // pause: an ingest waits, resume lets it finish
+      await r.h.connection.sendRequest(SetPaused, { paused: true });
+      const paused = r.h.connection.sendRequest(Ingest, { paths: ['src/stock.ts'] });
+      await new Promise((res) => setTimeout(res, 300));
+      assert.strictEqual((await r.h.connection.sendRequest(Status)).state, 'paused');
+      await r.h.connection.sendRequest(SetPaused, { paused: false });
+      assert.strictEqual((await paused).cancelled, false);
+      await shutdown(r.h);
+    } finally {
+      r.h.process.kill('SIGKILL');
+    }
+  });
+
+  it('kill -9 mid-ingest: a new sidecar reopens the last commit and resumes without refeeding it', async () => {
+    writeFixtureRepo(repo, 40);
+    const r = start({ MPLUS_COMMIT_EVERY: '4' });
+    await initialize(r.h.connection, params);
+    const job = r.h.connection.sendRequest(Ingest, { paths: 'all' }).catch(() => null);
+    await waitFor(r, () => r.progress.some((p) => p.chunksDone >= 14), 'fourteen chunks fed');
+    r.h.process.kill('SIGKILL');
+    await r.h.exited;
+    await job;
+    const manifest = JSON.parse(fs.readFileSync(path.join(store, 'manifest.json'), 'utf8'));
+    const committed = JSON.parse(fs.readFileSync(path.join(store, manifest.sources.file), 'utf8')) as { injections: number; records: Array<{ hash: string; stale: boolean }> };
+    assert.ok(committed.injections >= 4, `something was committed before the kill (${committed.injections})`);
+    r.h.connection.dispose();
+
+    const r2 = start();
+    try {
+      const init = await initialize(r2.h.connection, params);
+      assert.strictEqual(init.status.memory.injections, committed.injections, 'nothing committed is lost');
+      const res = await r2.h.connection.sendRequest(Ingest, { paths: 'all' });
+      assert.strictEqual(res.cancelled, false);
+      assert.ok(res.chunksSkipped >= committed.records.filter((x) => !x.stale).length - 1, `skipped ${res.chunksSkipped} of ${committed.records.length} committed`);
+      const st = await r2.h.connection.sendRequest(Status);
+      assert.strictEqual(st.coverage.filesFed, st.coverage.filesKnown);
+      await shutdown(r2.h);
+    } finally {
+      r2.h.process.kill('SIGKILL');
+    }
+  });
+
+  it('malformed requests get JSON-RPC errors and the process lives; versions and stores are checked', async () => {
+    const r = start();
+    try {
+      await assert.rejects(r.h.connection.sendRequest(Status), (e: ResponseError<void>) => e.code === ErrorCodes.NotInitialized);
+      await assert.rejects(r.h.connection.sendRequest(Initialize, { ...params, protocolVersion: 999 }), (e: ResponseError<void>) => e.code === ErrorCodes.VersionMismatch && /mismatch/.test(e.message));
+      await assert.rejects(r.h.connection.sendRequest(Initialize, { ...params, protocolVersion: 1, modelDir: path.join(repo, 'nope') }), (e: ResponseError<void>) => e.code === ErrorCodes.BadModel && e.message.includes('nope'));
+      await assert.rejects(r.h.connection.sendRequest(Initialize, { ...params, protocolVersion: 1, device: 'tpu' as never }), (e: ResponseError<void>) => e.code === -32602);
+      await initialize(r.h.connection, params);
+      await assert.rejects(r.h.connection.sendRequest(Ask, { question: '' }), (e: ResponseError<void>) => e.code === -32602);
+      await assert.rejects(r.h.connection.sendRequest(Ask, { question: 'x', maxTokens: -3 }), /maxTokens/);
+      await assert.rejects(r.h.connection.sendRequest(Ingest, { paths: 42 as never }), /paths/);
+      await assert.rejects(r.h.connection.sendRequest(Forget, { paths: ['/etc/passwd'] }), /outside the workspace/);
+      await assert.rejects(r.h.connection.sendRequest('mplus/nonsense', {}), (e: ResponseError<void>) => e.code === -32601);
+      const st = await r.h.connection.sendRequest(Status);
+      assert.strictEqual(st.state, 'idle', 'still serving');
+
+      // a second sidecar on the same store is refused (one writer per store)
+      const r2 = start();
+      await assert.rejects(initialize(r2.h.connection, params), (e: ResponseError<void>) => e.code === ErrorCodes.Busy && /in use by pid/.test(e.message));
+      r2.h.process.kill('SIGKILL');
+
+      // closing stdin shuts down cleanly (commit, exit 0)
+      r.h.process.stdin!.end();
+      assert.strictEqual(await r.h.exited, 0);
+    } finally {
+      r.h.process.kill('SIGKILL');
+    }
+  });
+
+  it('a store from another model is refused, or moved aside when a rebuild is asked for', async () => {
+    const r = start();
+    await initialize(r.h.connection, params);
+    await shutdown(r.h);
+    const other = tmpDir('sidecar-model2');
+    cleanup.push(other);
+    writeFixture({ out: other, preset: 'small', seed: 4, dtype: 'f32' });
+    const r2 = start();
+    try {
+      await assert.rejects(initialize(r2.h.connection, { ...params, modelDir: other }), (e: ResponseError<void>) => e.code === ErrorCodes.BadStore && /another model/.test(e.message) && /Rebuild/.test(e.message));
+      const init = await initialize(r2.h.connection, { ...params, modelDir: other, rebuildStore: true });
+      assert.match(init.storeNotice ?? '', /moved to .*broken/);
+      await shutdown(r2.h);
+    } finally {
+      r2.h.process.kill('SIGKILL');
+      for (const f of fs.readdirSync(path.dirname(store))) if (f.startsWith(path.basename(store) + '.broken-')) cleanup.push(path.join(path.dirname(store), f));
+    }
+  });
+});
