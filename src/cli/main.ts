@@ -98,13 +98,13 @@ async function cmdTrace(args: string[]): Promise<void> {
 
 async function cmdBench(args: string[]): Promise<void> {
   const [what, ...rest] = args;
+  if (what === 'store') return benchStoreCmd(rest);
+  if (what === 'ingest') return void (await benchIngestCmd(rest));
+  if (what === 'discover') return benchDiscoverCmd(rest);
   const { values } = parseArgs({
     args: rest,
     options: { preset: { type: 'string' }, model: { type: 'string' }, dtype: { type: 'string' }, json: { type: 'boolean' } },
   });
-  if (what === 'store') return benchStoreCmd(rest);
-  if (what === 'ingest') return void (await benchIngestCmd(rest));
-  if (what === 'discover') return benchDiscoverCmd(rest);
   if (what !== 'engine') throw new UsageError(`unknown benchmark ${JSON.stringify(what)} (engine, store, ingest, discover)`);
   const model = values.model ?? benchFixture(presetOf(values.preset ?? 'small'), dtypeOf(values.dtype));
   const r = await benchEngine({ model });

@@ -99,6 +99,7 @@ export class TextTokenizer {
   }
 
   decode(ids: number[], opts: { skipSpecial?: boolean } = {}): string {
+    if (!ids.length) return ''; // the library rejects an empty list
     return this.tok.decode(ids, { skip_special_tokens: opts.skipSpecial ?? false, clean_up_tokenization_spaces: false });
   }
 
