@@ -109,7 +109,7 @@ export function probeProvider(device: Device): Promise<string | null> {
       const x = g.input('X', 1, [2]);
       g.output(g.op('Add', [x, x]), 'Y', 1, [2]);
       try {
-        const s = await ort.InferenceSession.create(g.toBytes(), { executionProviders: [device] });
+        const s = await ort.InferenceSession.create(g.toBytes(), { executionProviders: [device], logSeverityLevel: 4 });
         const r = await s.run({ X: new ort.Tensor('float32', Float32Array.from([1, 2]), [2]) });
         await s.release();
         const y = r.Y.data as Float32Array;

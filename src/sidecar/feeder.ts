@@ -28,9 +28,14 @@ import { DeviceScheduler } from './scheduler';
 const COMMIT_EVERY = Number(process.env.MPLUS_COMMIT_EVERY) || 64;
 const COMMIT_SECONDS = 20;
 const PROGRESS_MS = 250;
-/** Chunk size limits in tokens (the spec's injection size for mplus-8b is ≤ 512). */
+/**
+ * Chunk size in tokens. At most 512 (mplus-8b's injection size). Small neighbouring declarations
+ * are merged until a chunk reaches 128 tokens: every injection writes K memory tokens and pushes
+ * K tokens out of θ whatever its length, so 20-token chunks would churn θ for little content
+ * (this repository: 1,870 chunks averaging 105 tokens at 16, see BENCHMARKS.md).
+ */
 export const CHUNK_MAX_TOKENS = 512;
-export const CHUNK_MIN_TOKENS = 16;
+export const CHUNK_MIN_TOKENS = 128;
 
 export interface FeederDeps {
   engine: MPlusEngine;
