@@ -41,7 +41,8 @@ export async function openService(p: InitializeParams, conn: MessageConnection):
   } catch (e) {
     throw coded(e, e instanceof DeviceUnavailableError ? ErrorCodes.DeviceUnavailable : ErrorCodes.BadModel);
   }
-  if (dev.warning) log('warn', dev.warning);
+  // On `auto`, landing on the CPU is expected on GPU-less machines: say why at info level.
+  if (dev.warning) log(p.device === 'auto' ? 'info' : 'warn', dev.warning);
   log('info', `device: ${dev.info.description}${dev.info.memoryBytes ? `, ${(dev.info.memoryBytes / 2 ** 30).toFixed(1)} GiB memory` : ''}`);
 
   let engine: MPlusEngine;
