@@ -215,7 +215,10 @@ export async function cmdStatus(args: string[]): Promise<number> {
       console.log(`θ per layer  ${s.memory.stmTokensPerLayer} tokens`);
       console.log(`Θ per layer  ${s.memory.ltmTokensPerLayer} tokens (${s.memory.staleTokens} stale)`);
       console.log(`injections   ${s.memory.injections}`);
-      console.log(`store        ${f.store} (${(s.memory.storeBytes / 2 ** 20).toFixed(1)} MiB)`);
+      const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+      const p = s.memory.storeParts;
+      console.log(`store        ${f.store} (${mib(s.memory.storeBytes)})`);
+      console.log(`  θ ${mib(p.theta)}, Θ values ${mib(p.ltmValues)}, Θ keys ${mib(p.ltmKeys)}, Θ row checksums ${mib(p.ltmRowChecksums)}, cache and bookkeeping ${mib(p.cacheAndBookkeeping)}, provenance ${mib(p.provenance)}`);
     }
     await shutdown(h);
     return 0;

@@ -145,6 +145,8 @@ export interface StatusResult {
     staleTokens: number;
     injections: number;
     storeBytes: number;
+    /** Store size by part, bytes (cacheAndBookkeeping: the dropped-token cache, ages, recall frequencies, row references). */
+    storeParts: { theta: number; cacheAndBookkeeping: number; ltmValues: number; ltmKeys: number; ltmRowChecksums: number; provenance: number };
   };
   queue: { pendingFiles: number; pendingChunks: number };
   device: DeviceInfo | null;

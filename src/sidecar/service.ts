@@ -242,6 +242,7 @@ export class MemoryService implements Service {
 
   status(): StatusResult {
     const mem = this.engine.memory;
+    const sz = this.opened.store.sizes();
     let stale = 0;
     const st = this.opened.sources.isStale;
     for (const m of mem.layers) for (const col of [m.stmSrc, m.ltmSrc, m.cacheSrc]) for (const x of col.data) if (x >= 0 && st(x)) stale++;
@@ -253,7 +254,8 @@ export class MemoryService implements Service {
         ltmTokensPerLayer: mem.layers[0]?.ltm.count ?? 0,
         staleTokens: stale,
         injections: this.opened.sources.injections,
-        storeBytes: this.opened.store.sizes().totalBytes,
+        storeBytes: sz.totalBytes,
+        storeParts: { theta: sz.thetaBytes, cacheAndBookkeeping: sz.cacheBytes, ltmValues: sz.ltmValueBytes, ltmKeys: sz.ltmKeyBytes, ltmRowChecksums: sz.ltmMetaBytes, provenance: sz.sourcesBytes },
       },
       queue: { pendingFiles: 0, pendingChunks: 0 },
       device: this.device,

@@ -175,6 +175,10 @@ describe('sidecar process over the protocol (small fixture model, real repositor
       const cts = new CancellationTokenSource();
       const job = r.h.connection.sendRequest(Ingest, { paths: 'all' }, cts.token);
       await waitFor(r, () => r.progress.some((p) => p.chunksDone >= 3), 'three chunks fed');
+      // a question during ingestion is answered between two injections, from memory as it is
+      const during = await r.h.connection.sendRequest(Ask, { question: 'What is fed so far?', maxTokens: 2 });
+      assert.strictEqual(during.coverage.feeding, true, 'answered while feeding');
+      assert.ok(during.coverage.filesFed < during.coverage.filesKnown, JSON.stringify(during.coverage));
       const c = await r.h.connection.sendRequest(Cancel, { target: 'ingest' });
       assert.strictEqual(c.cancelled, 1);
       const res = await job;
