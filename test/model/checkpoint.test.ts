@@ -134,13 +134,16 @@ describe('malformed checkpoints fail fast, naming the file and the problem', () 
     expectError(dir, path.basename(f), /unsupported dtype "F8_E4M3"/);
   });
 
-  it('config.json: not JSON, not an object, a bad value, an unsupported RoPE type', () => {
+  it('config.json: not JSON, not an object, a missing key, a bad value, an unsupported RoPE type', () => {
     const cfg = path.join(dir, 'config.json');
     const orig = JSON.parse(fs.readFileSync(cfg, 'utf8')) as Record<string, unknown>;
     fs.writeFileSync(cfg, '{"hidden_size": 64,');
     expectError(dir, 'config.json', /not valid JSON/);
     fs.writeFileSync(cfg, '[1, 2]');
     expectError(dir, 'config.json', /not a JSON object/);
+    const { hidden_size: _dropped, ...noHidden } = orig;
+    fs.writeFileSync(cfg, JSON.stringify(noHidden));
+    expectError(dir, 'config.json', /key "hidden_size" is missing/);
     fs.writeFileSync(cfg, JSON.stringify({ ...orig, num_key_value_heads: 3 }));
     expectError(dir, 'config.json', /not a multiple of num_key_value_heads 3/);
     fs.writeFileSync(cfg, JSON.stringify({ ...orig, rope_scaling: { rope_type: 'yarn', factor: 8 } }));
