@@ -26,6 +26,12 @@ import { DeviceScheduler } from './scheduler';
 
 /** Injections between commits (MPLUS_COMMIT_EVERY overrides, e.g. for crash tests). */
 const COMMIT_EVERY = Number(process.env.MPLUS_COMMIT_EVERY) || 64;
+/**
+ * MPLUS_FEED_LOG=FILE: append one JSON line per injection with the file, its lines and the text
+ * decoded back from the exact token ids handed to the engine. For people asking "what did M+
+ * read?", and for the tests that assert a secret never reaches the model.
+ */
+const FEED_LOG = process.env.MPLUS_FEED_LOG || '';
 const COMMIT_SECONDS = 20;
 const PROGRESS_MS = 250;
 /**
@@ -169,6 +175,15 @@ export class Feeder {
   }
 
   /** Durable commit of memory, provenance and the fed-file index. */
+  private logFeed(file: string, startLine: number, endLine: number, tokens: number[]): void {
+    const rec = { file, startLine, endLine, tokens: tokens.length, text: this.d.tokenizer.decode(tokens) };
+    try {
+      fs.appendFileSync(FEED_LOG, JSON.stringify(rec) + '\n');
+    } catch (e) {
+      this.d.log('warn', `MPLUS_FEED_LOG ${FEED_LOG}: ${(e as Error).message}`);
+    }
+  }
+
   commit(rewrite = false): void {
     const info = this.d.store.commit(this.d.engine.memory, this.d.sources, { fed: this.d.fed }, { rewrite });
     this.sinceCommit = 0;
@@ -254,6 +269,7 @@ export class Feeder {
           const tokens = this.d.tokenizer.encode(c.text);
           if (!tokens.length) continue;
           const id = this.d.sources.add({ file: key, startLine: c.startLine, endLine: c.endLine, startByte: c.startByte, endByte: c.endByte, hash: c.id });
+          if (FEED_LOG) this.logFeed(key, c.startLine, c.endLine, tokens);
           try {
             await this.d.scheduler.with('ingest', () => this.d.engine.inject(tokens, { source: id }));
           } catch (e) {

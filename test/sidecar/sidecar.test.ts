@@ -67,8 +67,15 @@ describe('sidecar process over the protocol (small fixture model, real repositor
   });
   after(() => cleanup.forEach(rmDir));
 
+  /** What the engine received, decoded from its token ids (MPLUS_FEED_LOG). */
+  function fedRecords(feedLog: string): { file: string; startLine: number; endLine: number; tokens: number; text: string }[] {
+    return fs.readFileSync(feedLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  }
+
   it('ingests with progress, answers with streamed tokens and sources at real lines, status, forget', async () => {
-    const r = start();
+    const feedLog = path.join(store, '..', path.basename(store) + '-feed.jsonl');
+    cleanup.push(feedLog);
+    const r = start({ MPLUS_FEED_LOG: feedLog });
     try {
       const init = await initialize(r.h.connection, params);
       assert.strictEqual(init.device.used, 'cpu');
@@ -78,6 +85,12 @@ describe('sidecar process over the protocol (small fixture model, real repositor
       assert.strictEqual(ing.filesDone, 6, 'README, .gitignore, ts, py, go, rs (no .env, build/, png)');
       assert.ok(ing.chunksInjected >= 5 && ing.tokensInjected > 100, JSON.stringify(ing));
       assert.ok(r.progress.length > 0 && r.progress.at(-1)!.filesDone === 6);
+      // what reached the engine: every fed file, never the secret's file nor its content
+      const fed = fedRecords(feedLog);
+      assert.strictEqual(fed.length, ing.chunksInjected);
+      assert.strictEqual(fed.reduce((a, f) => a + f.tokens, 0), ing.tokensInjected);
+      assert.deepStrictEqual([...new Set(fed.map((f) => f.file))].sort(), ['.gitignore', 'README.md', 'cmd/main.go', 'lib/src/lib.rs', 'src/report.py', 'src/stock.ts']);
+      assert.ok(fed.every((f) => !f.text.includes(SECRET) && !f.text.includes('API_KEY')));
       const st = await r.h.connection.sendRequest(Status);
       assert.deepStrictEqual(st.coverage, { filesFed: 6, filesKnown: 6, feeding: false });
       assert.strictEqual(st.memory.injections, ing.chunksInjected);
@@ -135,7 +148,9 @@ describe('sidecar process over the protocol (small fixture model, real repositor
   });
 
   it('watches the workspace: a saved edit is refed (changed chunks only), a deleted file is forgotten', async () => {
-    const r = start();
+    const feedLog = path.join(store, '..', path.basename(store) + '-feed.jsonl');
+    cleanup.push(feedLog);
+    const r = start({ MPLUS_FEED_LOG: feedLog });
     try {
       await initialize(r.h.connection, { ...params, watch: true });
       const first = await r.h.connection.sendRequest(Ingest, { paths: 'all' });
@@ -161,6 +176,9 @@ describe('sidecar process over the protocol (small fixture model, real repositor
       const srcFile = JSON.parse(fs.readFileSync(path.join(store, 'manifest.json'), 'utf8')).sources.file;
       const text = fs.readFileSync(path.join(store, srcFile), 'utf8');
       assert.ok(text.includes('src/new.ts') && !text.includes('.env'));
+      const fedAll = fedRecords(feedLog);
+      assert.ok(fedAll.some((f) => f.file === 'src/new.ts' && f.text.includes('created = true')), 'the new file reached the engine');
+      assert.ok(fedAll.every((f) => !f.file.startsWith('.env') && !f.text.includes(SECRET)), 'the secret never reached the engine');
       await shutdown(r.h);
     } finally {
       r.h.process.kill('SIGKILL');
