@@ -14,7 +14,7 @@ import { MPlusEngine } from '../engine/mplus';
 import { parseOps, runTrace } from '../engine/trace';
 import { PRESETS, Preset, writeFixture } from '../model/fixture';
 import { VALUE_FORMATS, ValueFormat } from '../memory/store/codec';
-import { benchStore } from '../memory/store/bench';
+import { benchSaveCommit, benchStore } from '../memory/store/bench';
 import { runSidecar } from '../sidecar/main';
 import { benchDiscover } from '../workspace/benchDiscover';
 import { benchIngestCmd } from './benchIngest';
@@ -130,13 +130,17 @@ async function benchStoreCmd(args: string[]): Promise<void> {
   const format = (values.format ?? 'bf16') as ValueFormat;
   if (!VALUE_FORMATS.includes(format)) throw new UsageError(`--format must be one of ${VALUE_FORMATS.join(', ')}`);
   const r = await benchStore({ rows: int(values.rows, 'rows', 150000), format, dir: values.dir });
-  if (values.json) return void console.log(JSON.stringify(r));
+  const sv = await benchSaveCommit({ dir: values.dir && path.join(values.dir, 'save') });
+  if (values.json) return void console.log(JSON.stringify({ ...r, saveCommit: sv }));
   const f = (x: number, d = 1) => x.toFixed(d);
   console.log(`Θ rows (1 layer) ${r.rows} × ${r.width} values, ${r.format} on disk → ${f(r.storeBytes / 2 ** 30, 2)} GiB`);
   console.log(`commit           ${f(r.commitMBps)} MB/s (fsync included; ${f(r.commitSeconds)} s in all)`);
   console.log(`open             ${f(r.openMs)} ms (manifest, state, every key read and verified; values not read)`);
   console.log(`gather ${r.gatherRows} rows  ${f(r.gatherFirstMs)} ms first (${r.pageCacheDropped ? 'page cache dropped' : 'page cache NOT dropped: needs root'}), ${f(r.gatherWarmMs)} ms warm`);
   console.log(`peak RSS         ${f(r.peakRssMiB)} MiB`);
+  const mb = (x: number) => f(x / 1e6);
+  console.log(`θ (1 layer)      ${sv.stmRows} × ${sv.width}, bf16: first commit ${mb(sv.firstCommitBytes)} MB in ${f(sv.firstCommitMs)} ms; ` +
+    `after ${sv.injections} injection (an editor save) ${mb(sv.saveCommitBytes)} MB in ${f(sv.saveCommitMs)} ms (median)`);
 }
 
 async function benchDiscoverCmd(args: string[]): Promise<void> {

@@ -8,6 +8,9 @@
  *   cache    [C, d]  tokens dropped from θ since the last merge, with keys and ages
  *   *Src     [·]     provenance: the source id that wrote each token (−1 = shipped with the
  *                    checkpoint); the store maps ids to file/chunk/hash.
+ *   stmRef, cacheRef [·]  the store's bookkeeping, opaque here: where the row's value already
+ *                    lies on disk (−1 = not yet). Rows never change once written, so they follow
+ *                    their row through drops and compaction and a commit writes only new rows.
  * plus the global `updateStep` (tokens injected since the last merge).
  *
  * Invariants: |θ| = N always; every column has as many entries as its rows; candidates for
@@ -55,6 +58,8 @@ export interface LayerMemory {
   cacheKeys: RowBuffer;
   cacheAges: Column;
   cacheSrc: Column;
+  stmRef: Column;
+  cacheRef: Column;
 }
 
 /** One injection's effect on memory, computed by the engine. */
@@ -98,6 +103,7 @@ export class MemoryState {
       lm.stm = RowBuffer.from(d, memory.slice(l * N * d, (l + 1) * N * d));
       lm.stmAges = Column.from(new Float64Array(N));
       lm.stmSrc = Column.from(new Float64Array(N).fill(-1));
+      lm.stmRef = Column.from(new Float64Array(N).fill(-1));
       const t = ltm?.[l];
       if (t && t.ages.length) {
         lm.ltm = RowBuffer.from(d, t.values.slice());
@@ -139,6 +145,7 @@ export class MemoryState {
       const droppedRows = m.stm.gather(cached);
       const droppedAges = m.stmAges.gather(cached);
       const droppedSrc = m.stmSrc.gather(cached);
+      const droppedRef = m.stmRef.gather(cached);
       const keyRows = toCache.length === dropped.length ? u.droppedKeys[l] : gatherRows(u.droppedKeys[l], this.dims.keyDim, toCache);
 
       m.stm.keep(kept);
@@ -147,6 +154,8 @@ export class MemoryState {
       m.stmAges.append(Array.from({ length: K }, (_, i) => K - 1 - i));
       m.stmSrc.keep(kept);
       m.stmSrc.append(new Float64Array(K).fill(u.source));
+      m.stmRef.keep(kept);
+      m.stmRef.append(new Float64Array(K).fill(-1));
 
       // Ages first grow for everything already in Θ and the cache, then the new drops join.
       addInPlace(m.ltmAges.data, K);
@@ -155,6 +164,7 @@ export class MemoryState {
       m.cacheKeys.append(keyRows);
       m.cacheAges.append(droppedAges);
       m.cacheSrc.append(droppedSrc);
+      m.cacheRef.append(droppedRef);
     }
     this.updateStep += K;
     if (this.updateStep >= this.policy.updateLtmFrequency * K) this.merge();
@@ -232,6 +242,7 @@ export class MemoryState {
         m.cacheKeys.keep(ckeep);
         m.cacheAges.keep(ckeep);
         m.cacheSrc.keep(ckeep);
+        m.cacheRef.keep(ckeep);
       }
     }
     return removed;
@@ -250,6 +261,7 @@ export class MemoryState {
       stm: m.stm.clone(), stmAges: m.stmAges.clone(), stmSrc: m.stmSrc.clone(),
       ltm: m.ltm.clone(), ltmKeys: m.ltmKeys.clone(), ltmAges: m.ltmAges.clone(), ltmRf: m.ltmRf.clone(), ltmSrc: m.ltmSrc.clone(),
       cache: m.cache.clone(), cacheKeys: m.cacheKeys.clone(), cacheAges: m.cacheAges.clone(), cacheSrc: m.cacheSrc.clone(),
+      stmRef: m.stmRef.clone(), cacheRef: m.cacheRef.clone(),
     }));
     const s = new MemoryState(this.dims, this.policy, layers);
     s.updateStep = this.updateStep;
@@ -263,6 +275,7 @@ function emptyLayer(d: MemoryDims): LayerMemory {
     stm: new RowBuffer(d.hidden, d.stmSize), stmAges: new Column(d.stmSize), stmSrc: new Column(d.stmSize),
     ltm: new RowBuffer(d.hidden), ltmKeys: new RowBuffer(d.keyDim), ltmAges: new Column(), ltmRf: new Column(), ltmSrc: new Column(),
     cache: new RowBuffer(d.hidden), cacheKeys: new RowBuffer(d.keyDim), cacheAges: new Column(), cacheSrc: new Column(),
+    stmRef: new Column(d.stmSize), cacheRef: new Column(),
   };
 }
 
@@ -271,6 +284,7 @@ function clearCache(m: LayerMemory): void {
   m.cacheKeys.clear();
   m.cacheAges.clear();
   m.cacheSrc.clear();
+  m.cacheRef.clear();
 }
 
 function keepLtm(m: LayerMemory, keep: number[]): void {

@@ -53,6 +53,7 @@ export function applyStep(state: MemoryState, sources: SourceTable, i: number): 
 export function snapshot(state: MemoryState): unknown {
   return {
     updateStep: state.updateStep,
-    layers: state.layers.map((m) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, Array.from((v as { data: ArrayLike<number> }).data)]))),
+    // *Ref columns are the store's bookkeeping (where a row lies on disk), not memory content
+    layers: state.layers.map((m) => Object.fromEntries(Object.entries(m).filter(([k]) => !k.endsWith('Ref')).map(([k, v]) => [k, Array.from((v as { data: ArrayLike<number> }).data)]))),
   };
 }

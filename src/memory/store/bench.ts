@@ -9,7 +9,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Rng } from '../drop';
+import { Rng, randomDrop } from '../drop';
 import { SourceTable } from '../provenance';
 import { MemoryState } from '../state';
 import { ValueFormat } from './codec';
@@ -105,6 +105,68 @@ export async function benchStore(o: StoreBenchOptions = {}): Promise<StoreBenchR
       rows, width: d, format, storeBytes, commitMBps: written / 1e6 / writeSeconds, commitSeconds: writeSeconds, openMs,
       gatherRows: R, gatherFirstMs, gatherWarmMs, pageCacheDropped: dropped, peakRssMiB: peak / 2 ** 20,
     };
+  } finally {
+    if (!o.dir) fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export interface SaveCommitBenchResult {
+  layers: number;
+  stmRows: number;
+  width: number;
+  /** The first commit: the checkpoint's whole θ. */
+  firstCommitBytes: number;
+  firstCommitMs: number;
+  /** A commit after `injections` injections (an editor save), median of `trials`. */
+  injections: number;
+  saveCommitBytes: number;
+  saveCommitMs: number;
+}
+
+/**
+ * The commit an editor save causes: θ at mplus-8b shape (N = 10,240, K = 256, d = 4,096, bf16) for
+ * `layers` layers, then `injections` injections and a commit, repeated. Only the rows those
+ * injections created are written (plus the state file); the first commit writes all of θ.
+ */
+export async function benchSaveCommit(o: { layers?: number; injections?: number; trials?: number; dir?: string } = {}): Promise<SaveCommitBenchResult> {
+  const layers = o.layers ?? 1;
+  const injections = o.injections ?? 1;
+  const trials = o.trials ?? 5;
+  const d = 4096;
+  const s = 256;
+  const K = 256;
+  const N = 10_240;
+  const dir = o.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'mplus-bench-save-'));
+  const dims = { layers, hidden: d, keyDim: s, tokensPerInjection: K, stmSize: N, retrieveSize: 2560 };
+  const policy = { updateLtmFrequency: 60, decayFrequency: 1, initialRf: 10 };
+  const identity = { configHash: 'bench', weightFingerprint: 'bench' };
+  const rng = new Rng(2);
+  const theta = MemoryState.initial(dims, policy, Float32Array.from({ length: layers * N * d }, () => rng.float() * 2 - 1), null);
+  try {
+    const t0 = performance.now();
+    const { store, state } = MemoryStore.open(dir, { identity, dims, policy, valueFormat: 'bf16', thetaFormat: 'bf16' }, () => theta);
+    const firstCommitMs = performance.now() - t0;
+    const firstCommitBytes = store.sizes().totalBytes;
+    const sources = new SourceTable();
+    const times: number[] = [];
+    let bytes = 0;
+    for (let t = 0; t < trials; t++) {
+      for (let i = 0; i < injections; i++) {
+        const source = sources.add({ file: 'src/a.ts', startLine: 1, endLine: 9, startByte: 0, endByte: 99, hash: `h${t}-${i}` });
+        state.applyInjection({
+          drop: Array.from({ length: layers }, () => randomDrop(rng, N, K)),
+          delta: Array.from({ length: layers }, () => Float32Array.from({ length: K * d }, () => rng.float() * 2 - 1)),
+          droppedKeys: Array.from({ length: layers }, () => Float32Array.from({ length: K * s }, () => rng.float())),
+          source,
+        });
+      }
+      const c = store.commit(state, sources, {});
+      times.push(c.ms);
+      bytes = c.bytesWritten;
+    }
+    store.close();
+    times.sort((a, b) => a - b);
+    return { layers, stmRows: N, width: d, firstCommitBytes, firstCommitMs, injections, saveCommitBytes: bytes, saveCommitMs: times[times.length >> 1] };
   } finally {
     if (!o.dir) fs.rmSync(dir, { recursive: true, force: true });
   }

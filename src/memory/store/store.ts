@@ -4,11 +4,20 @@
  *
  *   manifest.json            the commit: format version, model identity, dims, and the names,
  *                            sizes and checksums of every file below that belongs to it
- *   state-<seq>.bin          θ (+ages, sources), cache (+keys, ages, sources), per layer Θ row
- *                            references (segment, row), ages, recall frequencies, sources
+ *   state-<seq>.bin          per layer: θ and cache row references (into rows-*) with ages and
+ *                            sources, the cache's keys, Θ row references (into seg-*) with ages,
+ *                            recall frequencies and sources; the update step
  *   sources-<seq>.json       provenance table (SourceTable)
- *   seg-<layer>-<seq>.bin    Θ segments (values, keys, row checksums; see segment.ts)
+ *   seg-<layer>-<seq>-<id>   Θ segments (values, keys, row checksums; see segment.ts)
+ *   rows-<layer>-<seq>-<id>  θ and cache values (segments without keys, in `thetaFormat`)
  *   lock                     the writer's pid (lock.ts)
+ *
+ * Why θ lives in row segments: a token's value never changes after the injection that wrote it;
+ * it moves θ → cache → Θ and only its bookkeeping changes. So a commit writes only the rows
+ * created since the last one (an editor save: K rows per layer per injection) instead of all of
+ * θ and the cache (at mplus-8b, 2.7 GB and up to 4 GB more in bf16). Row segments of a layer are
+ * rewritten into one when under a third of their rows is still referenced, which bounds them at
+ * 3× the live θ + cache and amortises the rewrite to half a row per new row.
  *
  * Commit: write the new files → fsync each → write manifest.tmp → fsync → rename over
  * manifest.json → fsync the directory → delete files no longer named. A crash anywhere leaves
@@ -22,14 +31,19 @@ import * as path from 'path';
 import { SourceTable } from '../provenance';
 import { Column, RowBuffer } from '../rows';
 import { LayerMemory, LtmPolicyParams, MemoryDims, MemoryState } from '../state';
-import { ValueFormat, decodeRow, encodeRows, rowBytes, roundTrip } from './codec';
+import { ValueFormat, rowBytes, roundTrip } from './codec';
 import { StoreCorruptError, StoreError, StoreMismatchError } from './errors';
 import { StoreLock } from './lock';
 import { SegmentEntry, SegmentReader, writeSegment } from './segment';
 import { SegmentedRows } from './segmentedRows';
 
 export const STORE_FORMAT = 'mplus-store';
-export const STORE_VERSION = 1;
+/** 2: θ and cache in row segments (1 kept them inline in the state file). */
+export const STORE_VERSION = 2;
+/** θ/cache reference = row segment id · ROW_SPAN + row (exact in a double up to id 2^27). */
+const ROW_SPAN = 2 ** 26;
+/** A layer's row segments are rewritten when fewer than 1/ROW_REWRITE of their rows are live. */
+const ROW_REWRITE = 3;
 
 export interface ModelIdentity {
   configHash: string;
@@ -64,6 +78,8 @@ interface Manifest {
   state: FileRef;
   sources: FileRef;
   segments: Array<SegmentEntry & { id: number }>;
+  /** θ and cache values. Ids share one space with `segments`. */
+  rowSegments: Array<SegmentEntry & { id: number }>;
   /** Caller's small extra data (e.g. the workspace's file list), committed with the rest. */
   extra: Record<string, unknown>;
 }
@@ -84,7 +100,9 @@ export interface CommitInfo {
 }
 
 export interface StoreSizes {
+  /** θ and cache values (row segments, including rows no longer referenced until a rewrite). */
   thetaBytes: number;
+  /** The state file: references, ages, frequencies, sources, the cache's keys. */
   cacheBytes: number;
   ltmValueBytes: number;
   ltmKeyBytes: number;
@@ -135,7 +153,7 @@ function readChecked(dir: string, ref: FileRef): Buffer {
 
 // ---- the state file: a JSON directory of typed arrays ----
 
-type Arr = { name: string; kind: 'f64' | 'bytes'; data: Float64Array | Buffer };
+type Arr = { name: string; kind: 'f64' | 'f32' | 'i32' | 'bytes'; data: Float64Array | Float32Array | Int32Array | Buffer };
 
 function packArrays(meta: object, arrays: Arr[]): Buffer {
   const dirEntries: Array<{ name: string; kind: string; offset: number; length: number }> = [];
@@ -179,13 +197,12 @@ function f32(b: Buffer): Float32Array {
   return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 }
 
-function decodeAll(format: ValueFormat, b: Buffer, d: number): Float32Array {
-  const rb = rowBytes(format, d);
-  const n = b.length / rb;
-  const out = new Float32Array(n * d);
-  for (let r = 0; r < n; r++) decodeRow(format, b, r * rb, d, out, r * d);
-  return out;
+/** Float64 view of an int32 array (source ids, segment refs: integers well inside 2^31). */
+function i32(b: Buffer): Float64Array {
+  return Float64Array.from(new Int32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)));
 }
+
+const asI32 = (a: Float64Array) => Int32Array.from(a);
 
 export class MemoryStore {
   private manifest: Manifest | null = null;
@@ -274,7 +291,7 @@ export class MemoryStore {
   private reader(id: number): SegmentReader {
     let r = this.readers.get(id);
     if (!r) {
-      const e = this.manifest?.segments.find((s) => s.id === id);
+      const e = this.manifest?.segments.find((s) => s.id === id) ?? this.manifest?.rowSegments.find((s) => s.id === id);
       if (!e) throw new StoreError(this.dir, `segment ${id} is not in the manifest`, 'This is a bug: report it');
       r = new SegmentReader(path.join(this.dir, e.file), e);
       this.readers.set(id, r);
@@ -297,7 +314,7 @@ export class MemoryStore {
     const d = dims.hidden;
     const s = dims.keyDim;
     // Open (and verify) every segment up front: keys are needed for retrieval anyway.
-    for (const e of m.segments) this.readers.set(e.id, new SegmentReader(path.join(this.dir, e.file), e));
+    for (const e of [...m.segments, ...m.rowSegments]) this.readers.set(e.id, new SegmentReader(path.join(this.dir, e.file), e));
     const stFile = path.join(this.dir, m.state.file);
     const st = unpackArrays(stFile, readChecked(this.dir, m.state));
     let sources: SourceTable;
@@ -310,8 +327,8 @@ export class MemoryStore {
     const layers: LayerMemory[] = [];
     for (let l = 0; l < dims.layers; l++) {
       const g = (n: string) => st.get(`${l}.${n}`);
-      const seg = f64(g('ltmSeg'));
-      const row = f64(g('ltmRow'));
+      const seg = i32(g('ltmSeg'));
+      const row = i32(g('ltmRow'));
       const ltm = new SegmentedRows(d, (id) => this.reader(id));
       ltm.refSeg = Array.from(seg);
       ltm.refRow = Array.from(row);
@@ -321,19 +338,24 @@ export class MemoryStore {
         if (!r || row[i] >= r.header.rows) throw new StoreCorruptError(stFile, `layer ${l} row ${i} points at a missing segment row`);
         keys.set(r.keys.subarray(row[i] * s, (row[i] + 1) * s), i * s);
       }
+      const rowSegs = new Set(m.rowSegments.filter((e) => e.layer === l).map((e) => e.id));
+      const stmRef = f64(g('stmRef'));
+      const cacheRef = f64(g('cacheRef'));
       layers.push({
-        stm: RowBuffer.from(d, decodeAll(m.thetaFormat, g('stm'), d)),
+        stm: RowBuffer.from(d, this.readRefs(stmRef, rowSegs, d, stFile, `layer ${l} θ`)),
         stmAges: Column.from(f64(g('stmAges'))),
-        stmSrc: Column.from(f64(g('stmSrc'))),
+        stmSrc: Column.from(i32(g('stmSrc'))),
         ltm,
         ltmKeys: RowBuffer.from(s, keys),
         ltmAges: Column.from(f64(g('ltmAges'))),
-        ltmRf: Column.from(f64(g('ltmRf'))),
-        ltmSrc: Column.from(f64(g('ltmSrc'))),
-        cache: RowBuffer.from(d, decodeAll(m.thetaFormat, g('cache'), d)),
+        ltmRf: Column.from(f32(g('ltmRf'))),
+        ltmSrc: Column.from(i32(g('ltmSrc'))),
+        cache: RowBuffer.from(d, this.readRefs(cacheRef, rowSegs, d, stFile, `layer ${l} cache`)),
         cacheKeys: RowBuffer.from(s, f32(g('cacheKeys'))),
         cacheAges: Column.from(f64(g('cacheAges'))),
-        cacheSrc: Column.from(f64(g('cacheSrc'))),
+        cacheSrc: Column.from(i32(g('cacheSrc'))),
+        stmRef: Column.from(stmRef),
+        cacheRef: Column.from(cacheRef),
       });
       if (layers[l].stm.count !== dims.stmSize) throw new StoreCorruptError(stFile, `layer ${l} θ has ${layers[l].stm.count} rows, expected ${dims.stmSize}`);
     }
@@ -341,6 +363,28 @@ export class MemoryStore {
     state.updateStep = Number(st.meta.updateStep ?? 0);
     state.isStale = sources.isStale;
     return { state, sources };
+  }
+
+  /** Reads θ or cache values by row reference, grouped by segment in file order. */
+  private readRefs(refs: Float64Array, layerSegs: Set<number>, d: number, file: string, what: string): Float32Array {
+    const out = new Float32Array(refs.length * d);
+    const bySeg = new Map<number, Array<[number, number]>>();
+    for (let i = 0; i < refs.length; i++) {
+      const id = Math.floor(refs[i] / ROW_SPAN);
+      const row = refs[i] - id * ROW_SPAN;
+      const r = this.readers.get(id);
+      if (!(refs[i] >= 0) || !layerSegs.has(id) || !r || row >= r.header.rows) {
+        throw new StoreCorruptError(file, `${what} row ${i} points at a missing segment row`);
+      }
+      let l = bySeg.get(id);
+      if (!l) bySeg.set(id, (l = []));
+      l.push([row, i]);
+    }
+    for (const [id, l] of bySeg) {
+      l.sort((a, b) => a[0] - b[0]);
+      this.readers.get(id)!.readRows(l.map((x) => x[0]), out, l.map((x) => x[1]));
+    }
+    return out;
   }
 
   /**
@@ -358,7 +402,7 @@ export class MemoryStore {
     let bytes = 0;
     const oldSegs = this.manifest?.segments ?? [];
     const segments: Manifest['segments'] = [];
-    let nextSegId = Math.max(0, ...oldSegs.map((e) => e.id + 1));
+    let nextSegId = Math.max(0, ...oldSegs.map((e) => e.id + 1), ...(this.manifest?.rowSegments ?? []).map((e) => e.id + 1));
     const plans: Array<{ rows: SegmentedRows; layer: number; positions: number[]; id: number }> = [];
     const rowsOf = (l: number) => state.layers[l].ltm as SegmentedRows;
     this.adopt(state);
@@ -382,26 +426,60 @@ export class MemoryStore {
       segments.push({ ...entry, id });
       plans.push({ rows, layer: l, positions, id });
     }
-    // θ and cache, rounded to the stored precision first so the session equals a reopen.
+    // θ and cache: rows not yet on disk (all of a layer's when it is rewritten) become one row
+    // segment per layer, rounded to the stored precision first so the session equals a reopen.
     const tf = this.opts.thetaFormat;
+    const oldRowSegs = this.manifest?.rowSegments ?? [];
+    const rowSegments: Manifest['rowSegments'] = [];
+    const newRefs: Array<{ stm: Float64Array; cache: Float64Array }> = [];
+    for (let l = 0; l < dims.layers; l++) {
+      const m = state.layers[l];
+      const stm = Float64Array.from(m.stmRef.data);
+      const cache = Float64Array.from(m.cacheRef.data);
+      newRefs.push({ stm, cache });
+      const live = new Map<number, number>();
+      for (const refs of [stm, cache]) for (const r of refs) if (r >= 0) live.set(Math.floor(r / ROW_SPAN), (live.get(Math.floor(r / ROW_SPAN)) ?? 0) + 1);
+      const layerSegs = oldRowSegs.filter((e) => e.layer === l);
+      const stored = layerSegs.reduce((a, e) => a + e.rows, 0);
+      const liveStored = [...live.values()].reduce((a, b) => a + b, 0);
+      const rewrite = (opts.rewrite === true && liveStored < stored) || liveStored * ROW_REWRITE < stored;
+      if (!rewrite) for (const e of layerSegs) if (live.get(e.id)) rowSegments.push(e);
+      const stmPos: number[] = [];
+      const cachePos: number[] = [];
+      stm.forEach((r, i) => (rewrite || r < 0) && stmPos.push(i));
+      cache.forEach((r, i) => (rewrite || r < 0) && cachePos.push(i));
+      const n = stmPos.length + cachePos.length;
+      if (!n) continue;
+      if (n >= ROW_SPAN) throw new StoreError(this.dir, `${n} θ and cache rows in one layer exceed the store's row reference range`, 'Use a checkpoint with a smaller memory');
+      const values = new Float32Array(n * d);
+      values.set(m.stm.gather(stmPos), 0);
+      values.set(m.cache.gather(cachePos), stmPos.length * d);
+      const rounded = tf === 'f32' ? values : roundTrip(tf, values, d);
+      stmPos.forEach((p, k) => m.stm.row(p).set(rounded.subarray(k * d, (k + 1) * d)));
+      cachePos.forEach((p, k) => m.cache.row(p).set(rounded.subarray((stmPos.length + k) * d, (stmPos.length + k + 1) * d)));
+      const id = nextSegId++;
+      const name = `rows-${l}-${seq}-${id}.bin`;
+      const entry = writeSegment(path.join(this.dir, name), name, { layer: l, rows: n, width: d, keyWidth: 0, format: tf }, rounded, new Float32Array(0));
+      bytes += entry.size;
+      rowSegments.push({ ...entry, id });
+      stmPos.forEach((p, k) => (stm[p] = id * ROW_SPAN + k));
+      cachePos.forEach((p, k) => (cache[p] = id * ROW_SPAN + stmPos.length + k));
+    }
     const arrays: Arr[] = [];
     for (let l = 0; l < dims.layers; l++) {
       const m = state.layers[l];
-      if (tf !== 'f32') {
-        m.stm = RowBuffer.from(d, roundTrip(tf, m.stm.data, d));
-        m.cache = RowBuffer.from(d, roundTrip(tf, m.cache.data, d));
-      }
       arrays.push(
-        { name: `${l}.stm`, kind: 'bytes', data: encodeRows(tf, m.stm.data, d) },
+        { name: `${l}.stmRef`, kind: 'f64', data: newRefs[l].stm },
         { name: `${l}.stmAges`, kind: 'f64', data: m.stmAges.data },
-        { name: `${l}.stmSrc`, kind: 'f64', data: m.stmSrc.data },
-        { name: `${l}.cache`, kind: 'bytes', data: encodeRows(tf, m.cache.data, d) },
+        { name: `${l}.stmSrc`, kind: 'i32', data: asI32(m.stmSrc.data) },
+        { name: `${l}.cacheRef`, kind: 'f64', data: newRefs[l].cache },
         { name: `${l}.cacheKeys`, kind: 'bytes', data: Buffer.from(m.cacheKeys.data.buffer, m.cacheKeys.data.byteOffset, m.cacheKeys.data.byteLength) },
         { name: `${l}.cacheAges`, kind: 'f64', data: m.cacheAges.data },
-        { name: `${l}.cacheSrc`, kind: 'f64', data: m.cacheSrc.data },
+        { name: `${l}.cacheSrc`, kind: 'i32', data: asI32(m.cacheSrc.data) },
         { name: `${l}.ltmAges`, kind: 'f64', data: m.ltmAges.data },
-        { name: `${l}.ltmRf`, kind: 'f64', data: m.ltmRf.data },
-        { name: `${l}.ltmSrc`, kind: 'f64', data: m.ltmSrc.data },
+        // recall frequencies are float32 values already (state.ts rounds every step)
+        { name: `${l}.ltmRf`, kind: 'f32', data: Float32Array.from(m.ltmRf.data) },
+        { name: `${l}.ltmSrc`, kind: 'i32', data: asI32(m.ltmSrc.data) },
       );
     }
     // Segment references as they will be after this commit (the live table switches only after
@@ -417,7 +495,7 @@ export class MemoryStore {
           row[pos] = k;
         });
       }
-      arrays.push({ name: `${l}.ltmSeg`, kind: 'f64', data: seg }, { name: `${l}.ltmRow`, kind: 'f64', data: row });
+      arrays.push({ name: `${l}.ltmSeg`, kind: 'i32', data: asI32(seg) }, { name: `${l}.ltmRow`, kind: 'i32', data: asI32(row) });
     }
     const stBuf = packArrays({ updateStep: state.updateStep }, arrays);
     const stName = `state-${seq}.bin`;
@@ -431,7 +509,7 @@ export class MemoryStore {
       thetaFormat: tf, seq, committedAt: new Date().toISOString(),
       state: { file: stName, size: stBuf.length, sha256: sha256(stBuf) },
       sources: { file: srcName, size: srcBuf.length, sha256: sha256(srcBuf) },
-      segments, extra,
+      segments, rowSegments, extra,
     };
     const tmp = path.join(this.dir, `${MANIFEST}.tmp`);
     writeDurable(tmp, JSON.stringify(manifest, null, 1));
@@ -440,9 +518,14 @@ export class MemoryStore {
     // Committed. Now the live table may point at the new segments.
     this.manifest = manifest;
     for (const p of plans) p.rows.committed(p.positions, p.id);
-    for (const e of segments) if (!this.readers.has(e.id)) this.readers.set(e.id, new SegmentReader(path.join(this.dir, e.file), e));
+    newRefs.forEach((r, l) => {
+      state.layers[l].stmRef = Column.from(r.stm);
+      state.layers[l].cacheRef = Column.from(r.cache);
+    });
+    const all = [...segments, ...rowSegments];
+    for (const e of all) if (!this.readers.has(e.id)) this.readers.set(e.id, new SegmentReader(path.join(this.dir, e.file), e));
     for (const [id, r] of this.readers) {
-      if (!segments.some((e) => e.id === id)) {
+      if (!all.some((e) => e.id === id)) {
         r.close();
         this.readers.delete(id);
       }
@@ -452,14 +535,14 @@ export class MemoryStore {
   }
 
   private namedFiles(m: Manifest): Set<string> {
-    return new Set([MANIFEST, 'lock', EVER, m.state.file, m.sources.file, ...m.segments.map((e) => e.file)]);
+    return new Set([MANIFEST, 'lock', EVER, m.state.file, m.sources.file, ...[...m.segments, ...m.rowSegments].map((e) => e.file)]);
   }
 
   /** Deletes files of uncommitted or superseded commits. */
   private collectGarbage(keep: Set<string>): void {
     for (const f of fs.readdirSync(this.dir)) {
       if (keep.has(f) || f === 'lock' || f === EVER || f.startsWith('lock.')) continue;
-      if (/^(state-|sources-|seg-|manifest\.json\.tmp)/.test(f)) fs.rmSync(path.join(this.dir, f), { force: true });
+      if (/^(state-|sources-|seg-|rows-|manifest\.json\.tmp)/.test(f)) fs.rmSync(path.join(this.dir, f), { force: true });
     }
   }
 
@@ -476,17 +559,17 @@ export class MemoryStore {
     const ltmValueBytes = segs.reduce((a, e) => a + e.rows * rowBytes(m.valueFormat, d), 0);
     const ltmKeyBytes = segs.reduce((a, e) => a + e.rows * m.dims.keyDim * 4, 0);
     const segBytes = segs.reduce((a, e) => a + e.size, 0);
-    const thetaBytes = m.dims.layers * m.dims.stmSize * rowBytes(m.thetaFormat, d);
+    const thetaBytes = m.rowSegments.reduce((a, e) => a + e.size, 0);
     const stateBytes = m.state.size;
     const ltmRowsPerLayer = Array.from({ length: m.dims.layers }, (_, l) => segs.filter((e) => e.layer === l).reduce((a, e) => a + e.rows, 0));
     return {
       thetaBytes,
-      cacheBytes: Math.max(0, stateBytes - thetaBytes),
+      cacheBytes: stateBytes,
       ltmValueBytes,
       ltmKeyBytes,
       ltmMetaBytes: segBytes - ltmValueBytes - ltmKeyBytes,
       sourcesBytes: m.sources.size,
-      totalBytes: segBytes + stateBytes + m.sources.size,
+      totalBytes: segBytes + thetaBytes + stateBytes + m.sources.size,
       ltmRowsPerLayer,
     };
   }

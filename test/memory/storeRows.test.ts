@@ -1,0 +1,117 @@
+/**
+ * θ and the dropped cache in row segments: a commit writes only rows created since the last one,
+ * row segments stay bounded, θ bytes are checked at open, and bf16 θ rounds the same in the
+ * session as on reopen.
+ */
+import * as assert from 'assert';
+import * as fs from 'fs';
+import * as path from 'path';
+import { StoreCorruptError } from '../../src/memory/store/errors';
+import { MemoryStore, StoreOptions } from '../../src/memory/store/store';
+import { rmDir, tmpDir } from '../helpers/tmp';
+import { DIMS, IDENTITY, POLICY, applyStep, initialState, snapshot } from './storeOps';
+
+const OPTS: StoreOptions = { identity: IDENTITY, dims: DIMS, policy: POLICY };
+
+interface Entry { file: string; layer: number; rows: number; size: number }
+function manifest(dir: string): { seq: number; segments: Entry[]; rowSegments: Entry[]; state: { file: string }; sources: { file: string } } {
+  return JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
+}
+
+/** Rows of θ and the cache still referenced, per layer. */
+function liveRows(state: ReturnType<typeof initialState>): number[] {
+  return state.layers.map((m) => m.stm.count + m.cache.count);
+}
+
+describe('memory store: θ and cache in row segments', () => {
+  let dir: string;
+  beforeEach(() => (dir = tmpDir('rows')));
+  afterEach(() => rmDir(dir));
+
+  it('a commit after one injection writes that injection’s K rows per layer, not θ', () => {
+    const { store, state, sources } = MemoryStore.open(dir, OPTS, initialState);
+    const first = manifest(dir);
+    assert.deepStrictEqual(first.rowSegments.map((e) => e.rows), Array(DIMS.layers).fill(DIMS.stmSize), 'the first commit holds the checkpoint’s θ');
+    applyStep(state, sources, 0);
+    const c = store.commit(state, sources, {});
+    const m = manifest(dir);
+    const fresh = m.rowSegments.filter((e) => e.file.startsWith(`rows-${e.layer}-${m.seq}-`));
+    assert.deepStrictEqual(fresh.map((e) => e.rows), Array(DIMS.layers).fill(DIMS.tokensPerInjection));
+    const thetaBytes = DIMS.layers * DIMS.stmSize * DIMS.hidden * 4;
+    const stateFile = fs.statSync(path.join(dir, m.state.file)).size;
+    const sourcesFile = fs.statSync(path.join(dir, m.sources.file)).size;
+    assert.strictEqual(c.bytesWritten, fresh.reduce((a, e) => a + e.size, 0) + stateFile + sourcesFile);
+    assert.ok(fresh.reduce((a, e) => a + e.size, 0) < thetaBytes / 4, `${c.bytesWritten} bytes for one injection`);
+    store.close();
+  });
+
+  it('row segments stay within 3× the live rows, and the directory holds only what the manifest names', () => {
+    const { store, state, sources } = MemoryStore.open(dir, OPTS, initialState);
+    let rewrites = 0;
+    for (let i = 0; i < 60; i++) {
+      applyStep(state, sources, i);
+      store.commit(state, sources, {});
+      const m = manifest(dir);
+      const live = liveRows(state);
+      for (let l = 0; l < DIMS.layers; l++) {
+        const segs = m.rowSegments.filter((e) => e.layer === l);
+        const stored = segs.reduce((a, e) => a + e.rows, 0);
+        assert.ok(stored >= live[l] && stored <= 3 * live[l], `layer ${l} step ${i}: ${stored} rows stored for ${live[l]} live`);
+        if (segs.length === 1 && segs[0].rows === live[l] && i > 0) rewrites++;
+      }
+      const named = new Set(['manifest.json', 'manifest.json.ever', 'lock', m.state.file, m.sources.file, ...[...m.segments, ...m.rowSegments].map((e) => e.file)]);
+      assert.deepStrictEqual(fs.readdirSync(dir).filter((f) => !named.has(f)), []);
+    }
+    assert.ok(rewrites > 0, 'mostly dead row segments were rewritten');
+    const live = snapshot(state);
+    store.close();
+    const again = MemoryStore.open(dir, OPTS, initialState);
+    assert.deepStrictEqual(snapshot(again.state), live);
+    again.store.close();
+  });
+
+  it('compaction (a rewriting commit) leaves exactly the live θ and cache rows on disk', () => {
+    const { store, state, sources } = MemoryStore.open(dir, OPTS, initialState);
+    for (let i = 0; i < 9; i++) {
+      const compacted = applyStep(state, sources, i);
+      store.commit(state, sources, {}, { rewrite: compacted });
+    }
+    store.commit(state, sources, {}, { rewrite: true });
+    const m = manifest(dir);
+    const live = liveRows(state);
+    for (let l = 0; l < DIMS.layers; l++) assert.strictEqual(m.rowSegments.filter((e) => e.layer === l).reduce((a, e) => a + e.rows, 0), live[l]);
+    store.close();
+  });
+
+  it('bf16 θ: the session rounds new rows as a reopen reads them', () => {
+    const a = MemoryStore.open(dir, { ...OPTS, thetaFormat: 'bf16' }, initialState);
+    for (let i = 0; i < 14; i++) {
+      const c = applyStep(a.state, a.sources, i);
+      if (i % 3 === 2) a.store.commit(a.state, a.sources, {}, { rewrite: c });
+    }
+    a.store.commit(a.state, a.sources, {});
+    const live = snapshot(a.state);
+    const bf16 = new Uint32Array(Float32Array.from(a.state.layers[0].stm.data).buffer);
+    assert.ok(bf16.every((x) => (x & 0xffff) === 0), 'θ values are bf16-representable after a commit');
+    a.store.close();
+    const b = MemoryStore.open(dir, OPTS, initialState);
+    assert.deepStrictEqual(snapshot(b.state), live);
+    b.store.close();
+  });
+
+  it('a flipped θ byte is caught at open, naming the row segment', () => {
+    const { store, state, sources } = MemoryStore.open(dir, OPTS, initialState);
+    applyStep(state, sources, 0);
+    store.commit(state, sources, {});
+    store.close();
+    const seg = manifest(dir).rowSegments[0].file;
+    const p = path.join(dir, seg);
+    const b = fs.readFileSync(p);
+    const valuesAt = Math.ceil((12 + b.readUInt32LE(8)) / 8) * 8;
+    b[valuesAt + 5] ^= 0x40;
+    fs.writeFileSync(p, b);
+    assert.throws(() => MemoryStore.open(dir, OPTS, initialState), (e: Error) => e instanceof StoreCorruptError && e.message.includes(seg) && /checksum/.test(e.message));
+    fs.rmSync(p);
+    assert.throws(() => MemoryStore.open(dir, OPTS, initialState), (e: Error) => e instanceof StoreCorruptError && e.message.includes(seg) && /missing/.test(e.message));
+  });
+});
