@@ -37,7 +37,7 @@ const USAGE = `usage: mplus <command> [options]
           run a script of inject/generate ops and write every intermediate a checker needs
   bench engine (--preset small|tiny | --model DIR) [--dtype f32|bf16] [--json]
           injection tokens/s, prefill ms, decode tokens/s, peak RSS, vs measured matmul rate
-  bench store [--rows 150000] [--format bf16|f32|q8]
+  bench store [--rows 150000] [--format bf16|f32|q8] [--save-ltm-rows 0]
           commit MB/s, open ms, gather of R=2560 rows at mplus-8b row size
   bench ingest [--repo .] [--model DIR | --preset small]
           files/s, repository tokens/s and peak RSS of a real sidecar feeding a repository
@@ -126,11 +126,11 @@ async function cmdBench(args: string[]): Promise<void> {
 }
 
 async function benchStoreCmd(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { rows: { type: 'string' }, format: { type: 'string' }, dir: { type: 'string' }, json: { type: 'boolean' } } });
+  const { values } = parseArgs({ args, options: { rows: { type: 'string' }, 'save-ltm-rows': { type: 'string' }, format: { type: 'string' }, dir: { type: 'string' }, json: { type: 'boolean' } } });
   const format = (values.format ?? 'bf16') as ValueFormat;
   if (!VALUE_FORMATS.includes(format)) throw new UsageError(`--format must be one of ${VALUE_FORMATS.join(', ')}`);
   const r = await benchStore({ rows: int(values.rows, 'rows', 150000), format, dir: values.dir });
-  const sv = await benchSaveCommit({ dir: values.dir && path.join(values.dir, 'save') });
+  const sv = await benchSaveCommit({ dir: values.dir && path.join(values.dir, 'save'), ltmRows: int(values['save-ltm-rows'], 'save-ltm-rows', 0) });
   if (values.json) return void console.log(JSON.stringify({ ...r, saveCommit: sv }));
   const f = (x: number, d = 1) => x.toFixed(d);
   console.log(`Θ rows (1 layer) ${r.rows} × ${r.width} values, ${r.format} on disk → ${f(r.storeBytes / 2 ** 30, 2)} GiB`);
@@ -139,7 +139,7 @@ async function benchStoreCmd(args: string[]): Promise<void> {
   console.log(`gather ${r.gatherRows} rows  ${f(r.gatherFirstMs)} ms first (${r.pageCacheDropped ? 'page cache dropped' : 'page cache NOT dropped: needs root'}), ${f(r.gatherWarmMs)} ms warm`);
   console.log(`peak RSS         ${f(r.peakRssMiB)} MiB`);
   const mb = (x: number) => f(x / 1e6);
-  console.log(`θ (1 layer)      ${sv.stmRows} × ${sv.width}, bf16: first commit ${mb(sv.firstCommitBytes)} MB in ${f(sv.firstCommitMs)} ms; ` +
+  console.log(`θ (1 layer)      ${sv.stmRows} × ${sv.width}, bf16, Θ ${sv.ltmRows} rows: first commit ${mb(sv.firstCommitBytes)} MB in ${f(sv.firstCommitMs)} ms; ` +
     `after ${sv.injections} injection (an editor save) ${mb(sv.saveCommitBytes)} MB in ${f(sv.saveCommitMs)} ms (median)`);
 }
 

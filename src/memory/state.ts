@@ -8,9 +8,10 @@
  *   cache    [C, d]  tokens dropped from θ since the last merge, with keys and ages
  *   *Src     [·]     provenance: the source id that wrote each token (−1 = shipped with the
  *                    checkpoint); the store maps ids to file/chunk/hash.
- *   stmRef, cacheRef [·]  the store's bookkeeping, opaque here: where the row's value already
- *                    lies on disk (−1 = not yet). Rows never change once written, so they follow
- *                    their row through drops and compaction and a commit writes only new rows.
+ *   stmRef, cacheRef, cacheKeyRef [·]  the store's bookkeeping, opaque here: where the row's
+ *                    value (key) already lies on disk (−1 = not yet). Values and keys never change
+ *                    once written, so these follow their row through drops and compaction and a
+ *                    commit writes only what is new.
  * plus the global `updateStep` (tokens injected since the last merge).
  *
  * Invariants: |θ| = N always; every column has as many entries as its rows; candidates for
@@ -60,6 +61,7 @@ export interface LayerMemory {
   cacheSrc: Column;
   stmRef: Column;
   cacheRef: Column;
+  cacheKeyRef: Column;
 }
 
 /** One injection's effect on memory, computed by the engine. */
@@ -165,6 +167,7 @@ export class MemoryState {
       m.cacheAges.append(droppedAges);
       m.cacheSrc.append(droppedSrc);
       m.cacheRef.append(droppedRef);
+      m.cacheKeyRef.append(new Float64Array(droppedRef.length).fill(-1));
     }
     this.updateStep += K;
     if (this.updateStep >= this.policy.updateLtmFrequency * K) this.merge();
@@ -243,6 +246,7 @@ export class MemoryState {
         m.cacheAges.keep(ckeep);
         m.cacheSrc.keep(ckeep);
         m.cacheRef.keep(ckeep);
+        m.cacheKeyRef.keep(ckeep);
       }
     }
     return removed;
@@ -261,7 +265,7 @@ export class MemoryState {
       stm: m.stm.clone(), stmAges: m.stmAges.clone(), stmSrc: m.stmSrc.clone(),
       ltm: m.ltm.clone(), ltmKeys: m.ltmKeys.clone(), ltmAges: m.ltmAges.clone(), ltmRf: m.ltmRf.clone(), ltmSrc: m.ltmSrc.clone(),
       cache: m.cache.clone(), cacheKeys: m.cacheKeys.clone(), cacheAges: m.cacheAges.clone(), cacheSrc: m.cacheSrc.clone(),
-      stmRef: m.stmRef.clone(), cacheRef: m.cacheRef.clone(),
+      stmRef: m.stmRef.clone(), cacheRef: m.cacheRef.clone(), cacheKeyRef: m.cacheKeyRef.clone(),
     }));
     const s = new MemoryState(this.dims, this.policy, layers);
     s.updateStep = this.updateStep;
@@ -275,7 +279,7 @@ function emptyLayer(d: MemoryDims): LayerMemory {
     stm: new RowBuffer(d.hidden, d.stmSize), stmAges: new Column(d.stmSize), stmSrc: new Column(d.stmSize),
     ltm: new RowBuffer(d.hidden), ltmKeys: new RowBuffer(d.keyDim), ltmAges: new Column(), ltmRf: new Column(), ltmSrc: new Column(),
     cache: new RowBuffer(d.hidden), cacheKeys: new RowBuffer(d.keyDim), cacheAges: new Column(), cacheSrc: new Column(),
-    stmRef: new Column(d.stmSize), cacheRef: new Column(),
+    stmRef: new Column(d.stmSize), cacheRef: new Column(), cacheKeyRef: new Column(),
   };
 }
 
@@ -285,6 +289,7 @@ function clearCache(m: LayerMemory): void {
   m.cacheAges.clear();
   m.cacheSrc.clear();
   m.cacheRef.clear();
+  m.cacheKeyRef.clear();
 }
 
 function keepLtm(m: LayerMemory, keep: number[]): void {

@@ -14,7 +14,7 @@ import { DIMS, IDENTITY, POLICY, applyStep, initialState, snapshot } from './sto
 const OPTS: StoreOptions = { identity: IDENTITY, dims: DIMS, policy: POLICY };
 
 interface Entry { file: string; layer: number; rows: number; size: number }
-function manifest(dir: string): { seq: number; segments: Entry[]; rowSegments: Entry[]; state: { file: string }; sources: { file: string } } {
+function manifest(dir: string): { seq: number; segments: Entry[]; rowSegments: Entry[]; keySegments: Entry[]; state: { file: string }; ltm: { file: string; ageShift: number }; sources: { file: string } } {
   return JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
 }
 
@@ -37,15 +37,17 @@ describe('memory store: θ and cache in row segments', () => {
     const m = manifest(dir);
     const fresh = m.rowSegments.filter((e) => e.file.startsWith(`rows-${e.layer}-${m.seq}-`));
     assert.deepStrictEqual(fresh.map((e) => e.rows), Array(DIMS.layers).fill(DIMS.tokensPerInjection));
-    const thetaBytes = DIMS.layers * DIMS.stmSize * DIMS.hidden * 4;
+    // the K dropped tokens' keys, nothing else (their values were on disk already)
+    const keys = m.keySegments.filter((e) => e.file.startsWith(`keys-${e.layer}-${m.seq}-`));
+    assert.deepStrictEqual(keys.map((e) => e.rows), Array(DIMS.layers).fill(DIMS.tokensPerInjection));
+    fresh.push(...keys);
     const stateFile = fs.statSync(path.join(dir, m.state.file)).size;
     const sourcesFile = fs.statSync(path.join(dir, m.sources.file)).size;
     assert.strictEqual(c.bytesWritten, fresh.reduce((a, e) => a + e.size, 0) + stateFile + sourcesFile);
-    assert.ok(fresh.reduce((a, e) => a + e.size, 0) < thetaBytes / 4, `${c.bytesWritten} bytes for one injection`);
     store.close();
   });
 
-  it('row segments stay within 3× the live rows, and the directory holds only what the manifest names', () => {
+  it('row and key segments stay within 3× the live rows, and the directory holds only what the manifest names', () => {
     const { store, state, sources } = MemoryStore.open(dir, OPTS, initialState);
     let rewrites = 0;
     for (let i = 0; i < 60; i++) {
@@ -58,8 +60,11 @@ describe('memory store: θ and cache in row segments', () => {
         const stored = segs.reduce((a, e) => a + e.rows, 0);
         assert.ok(stored >= live[l] && stored <= 3 * live[l], `layer ${l} step ${i}: ${stored} rows stored for ${live[l]} live`);
         if (segs.length === 1 && segs[0].rows === live[l] && i > 0) rewrites++;
+        const keys = m.keySegments.filter((e) => e.layer === l).reduce((a, e) => a + e.rows, 0);
+        const cached = state.layers[l].cache.count;
+        assert.ok(keys >= cached && keys <= 3 * cached, `layer ${l} step ${i}: ${keys} keys stored for ${cached} cached`);
       }
-      const named = new Set(['manifest.json', 'manifest.json.ever', 'lock', m.state.file, m.sources.file, ...[...m.segments, ...m.rowSegments].map((e) => e.file)]);
+      const named = new Set(['manifest.json', 'manifest.json.ever', 'lock', m.state.file, m.ltm.file, m.sources.file, ...[...m.segments, ...m.rowSegments, ...m.keySegments].map((e) => e.file)]);
       assert.deepStrictEqual(fs.readdirSync(dir).filter((f) => !named.has(f)), []);
     }
     assert.ok(rewrites > 0, 'mostly dead row segments were rewritten');
@@ -79,8 +84,40 @@ describe('memory store: θ and cache in row segments', () => {
     store.commit(state, sources, {}, { rewrite: true });
     const m = manifest(dir);
     const live = liveRows(state);
-    for (let l = 0; l < DIMS.layers; l++) assert.strictEqual(m.rowSegments.filter((e) => e.layer === l).reduce((a, e) => a + e.rows, 0), live[l]);
+    for (let l = 0; l < DIMS.layers; l++) {
+      assert.strictEqual(m.rowSegments.filter((e) => e.layer === l).reduce((a, e) => a + e.rows, 0), live[l]);
+      assert.strictEqual(m.keySegments.filter((e) => e.layer === l).reduce((a, e) => a + e.rows, 0), state.layers[l].cache.count);
+    }
     store.close();
+  });
+
+  it('Θ bookkeeping is written only when Θ changes: an injection without a merge names the same file, ages shifted', () => {
+    const K = DIMS.tokensPerInjection;
+    const { store, state, sources } = MemoryStore.open(dir, OPTS, initialState);
+    const files: string[] = [];
+    const shifts: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      applyStep(state, sources, i);
+      store.commit(state, sources, {});
+      files.push(manifest(dir).ltm.file);
+      shifts.push(manifest(dir).ltm.ageShift);
+      assert.strictEqual(state.updateStep, i % 2 === 0 ? K : 0, 'a merge every second injection');
+    }
+    // step 0 ages Θ only: same file as the first commit's; step 1 merges: a new file; step 2 ages only
+    assert.strictEqual(files[0], 'ltm-1.bin');
+    assert.strictEqual(shifts[0], K);
+    assert.notStrictEqual(files[1], files[0]);
+    assert.strictEqual(files[2], files[1]);
+    assert.strictEqual(shifts[2], shifts[1] + K);
+    assert.notStrictEqual(files[3], files[2]);
+    const live = snapshot(state);
+    store.close();
+    const again = MemoryStore.open(dir, OPTS, initialState);
+    assert.deepStrictEqual(snapshot(again.state), live, 'ages come back as base + shift');
+    applyStep(again.state, again.sources, 4); // no merge, and the file it marks stale (f5) has no Θ token
+    again.store.commit(again.state, again.sources, {});
+    assert.strictEqual(manifest(dir).ltm.file, files[3], 'a reopened store goes on reusing the file');
+    again.store.close();
   });
 
   it('bf16 θ: the session rounds new rows as a reopen reads them', () => {

@@ -121,6 +121,8 @@ export interface SaveCommitBenchResult {
   injections: number;
   saveCommitBytes: number;
   saveCommitMs: number;
+  /** Θ rows per layer present before the saves (their bookkeeping is not rewritten by them). */
+  ltmRows: number;
 }
 
 /**
@@ -128,10 +130,11 @@ export interface SaveCommitBenchResult {
  * `layers` layers, then `injections` injections and a commit, repeated. Only the rows those
  * injections created are written (plus the state file); the first commit writes all of θ.
  */
-export async function benchSaveCommit(o: { layers?: number; injections?: number; trials?: number; dir?: string } = {}): Promise<SaveCommitBenchResult> {
+export async function benchSaveCommit(o: { layers?: number; injections?: number; trials?: number; ltmRows?: number; dir?: string } = {}): Promise<SaveCommitBenchResult> {
   const layers = o.layers ?? 1;
   const injections = o.injections ?? 1;
   const trials = o.trials ?? 5;
+  const M = o.ltmRows ?? 0;
   const d = 4096;
   const s = 256;
   const K = 256;
@@ -141,7 +144,13 @@ export async function benchSaveCommit(o: { layers?: number; injections?: number;
   const policy = { updateLtmFrequency: 60, decayFrequency: 1, initialRf: 10 };
   const identity = { configHash: 'bench', weightFingerprint: 'bench' };
   const rng = new Rng(2);
-  const theta = MemoryState.initial(dims, policy, Float32Array.from({ length: layers * N * d }, () => rng.float() * 2 - 1), null);
+  const ltm = M ? Array.from({ length: layers }, () => ({
+    values: Float32Array.from({ length: M * d }, () => rng.float() * 2 - 1),
+    keys: Float32Array.from({ length: M * s }, () => rng.float()),
+    rf: new Float32Array(M).fill(5),
+    ages: Float32Array.from({ length: M }, (_, i) => M - i),
+  })) : null;
+  const theta = MemoryState.initial(dims, policy, Float32Array.from({ length: layers * N * d }, () => rng.float() * 2 - 1), ltm);
   try {
     const t0 = performance.now();
     const { store, state } = MemoryStore.open(dir, { identity, dims, policy, valueFormat: 'bf16', thetaFormat: 'bf16' }, () => theta);
@@ -166,7 +175,7 @@ export async function benchSaveCommit(o: { layers?: number; injections?: number;
     }
     store.close();
     times.sort((a, b) => a - b);
-    return { layers, stmRows: N, width: d, firstCommitBytes, firstCommitMs, injections, saveCommitBytes: bytes, saveCommitMs: times[times.length >> 1] };
+    return { layers, stmRows: N, width: d, firstCommitBytes, firstCommitMs, injections, saveCommitBytes: bytes, saveCommitMs: times[times.length >> 1], ltmRows: M };
   } finally {
     if (!o.dir) fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -1,6 +1,7 @@
 /**
- * Θ segment files: an append-only unit of one layer's long-term memory, written once at a commit
- * and never modified (compaction writes a new one).
+ * Segment files: an append-only unit of one layer's rows, written once at a commit and never
+ * modified (compaction writes a new one). Θ segments hold values and keys; θ/cache row segments
+ * values only (keyWidth 0); the cache's key segments keys only (width 0).
  *
  *   "MPSEG001" | u32 headerLen | header JSON | zero pad to 8 |
  *   values  [rows × rowBytes(format, d)]      ← read lazily, one row at a time
@@ -47,7 +48,7 @@ function layout(h: SegmentHeader, headerLen: number) {
 export function writeSegment(path: string, name: string, h: SegmentHeader, values: Float32Array, keys: Float32Array): SegmentEntry {
   const header = Buffer.from(JSON.stringify(h));
   const L = layout(h, header.length);
-  const vals = encodeRows(h.format, values, h.width);
+  const vals = h.width ? encodeRows(h.format, values, h.width) : Buffer.alloc(0); // keys-only segment
   const crcs = Buffer.alloc(h.rows * 4);
   for (let r = 0; r < h.rows; r++) crcs.writeUInt32LE(zlib.crc32(vals.subarray(r * L.rb, (r + 1) * L.rb)), r * 4);
   const head = Buffer.alloc(L.valuesAt);

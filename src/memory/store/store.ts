@@ -4,12 +4,16 @@
  *
  *   manifest.json            the commit: format version, model identity, dims, and the names,
  *                            sizes and checksums of every file below that belongs to it
- *   state-<seq>.bin          per layer: θ and cache row references (into rows-*) with ages and
- *                            sources, the cache's keys, Θ row references (into seg-*) with ages,
- *                            recall frequencies and sources; the update step
+ *   state-<seq>.bin          per layer: θ and cache row references (into rows-*, keys-*) with ages
+ *                            and sources; the update step
+ *   ltm-<seq>.bin            per layer Θ bookkeeping: ages (stored minus the manifest's ageShift),
+ *                            recall frequencies, sources, row references (segment, row) into seg-*;
+ *                            named again unchanged by commits that only aged Θ
  *   sources-<seq>.json       provenance table (SourceTable)
  *   seg-<layer>-<seq>-<id>   Θ segments (values, keys, row checksums; see segment.ts)
  *   rows-<layer>-<seq>-<id>  θ and cache values (segments without keys, in `thetaFormat`)
+ *   keys-<layer>-<seq>-<id>  the cache's keys (segments of keys only: a key is known once its
+ *                            token leaves θ)
  *   lock                     the writer's pid (lock.ts)
  *
  * Why θ lives in row segments: a token's value never changes after the injection that wrote it;
@@ -76,10 +80,14 @@ interface Manifest {
   seq: number;
   committedAt: string;
   state: FileRef;
+  /** Θ ages (minus ageShift), frequencies, sources and segment references; see commit(). */
+  ltm: FileRef & { ageShift: number; baseFirstAge: number | null };
   sources: FileRef;
   segments: Array<SegmentEntry & { id: number }>;
   /** θ and cache values. Ids share one space with `segments`. */
   rowSegments: Array<SegmentEntry & { id: number }>;
+  /** The dropped cache's retriever keys (segments of keys only). */
+  keySegments: Array<SegmentEntry & { id: number }>;
   /** Caller's small extra data (e.g. the workspace's file list), committed with the rest. */
   extra: Record<string, unknown>;
 }
@@ -102,7 +110,7 @@ export interface CommitInfo {
 export interface StoreSizes {
   /** θ and cache values (row segments, including rows no longer referenced until a rewrite). */
   thetaBytes: number;
-  /** The state file: references, ages, frequencies, sources, the cache's keys. */
+  /** The cache's keys (key segments) and the state and Θ bookkeeping files (references, ages, frequencies, sources). */
   cacheBytes: number;
   ltmValueBytes: number;
   ltmKeyBytes: number;
@@ -114,6 +122,8 @@ export interface StoreSizes {
 
 const MANIFEST = 'manifest.json';
 const EVER = 'manifest.json.ever';
+
+const allSegments = (m: Manifest) => [...m.segments, ...m.rowSegments, ...m.keySegments];
 
 function sha256(b: Buffer): string {
   return crypto.createHash('sha256').update(b).digest('hex');
@@ -204,6 +214,34 @@ function i32(b: Buffer): Float64Array {
 
 const asI32 = (a: Float64Array) => Int32Array.from(a);
 
+/**
+ * One layer's plan for a family of write-once segments (θ/cache values, or cache keys). `refs`
+ * holds, per table, each row's reference (segment id · ROW_SPAN + row, or −1 when not on disk).
+ * Segments still referenced are kept and new rows written, unless fewer than 1/ROW_REWRITE of the
+ * stored rows are live (or a rewrite is asked and any are dead): then every row is written anew.
+ */
+function planWriteOnce(refs: Float64Array[], old: Array<SegmentEntry & { id: number }>, rewriteAsked: boolean): { keep: Array<SegmentEntry & { id: number }>; positions: number[][] } {
+  const live = new Map<number, number>();
+  for (const t of refs) for (const r of t) if (r >= 0) live.set(Math.floor(r / ROW_SPAN), (live.get(Math.floor(r / ROW_SPAN)) ?? 0) + 1);
+  const stored = old.reduce((a, e) => a + e.rows, 0);
+  const liveStored = [...live.values()].reduce((a, b) => a + b, 0);
+  const rewrite = (rewriteAsked && liveStored < stored) || liveStored * ROW_REWRITE < stored;
+  const positions = refs.map((t) => {
+    const out: number[] = [];
+    t.forEach((r, i) => (rewrite || r < 0) && out.push(i));
+    return out;
+  });
+  const n = positions.reduce((a, p) => a + p.length, 0);
+  if (n >= ROW_SPAN) throw new Error(`${n} rows in one layer exceed the store's row reference range`);
+  return { keep: rewrite ? [] : old.filter((e) => live.get(e.id)), positions };
+}
+
+/** Points the written rows at segment `id`: tables in order, row k after the previous tables'. */
+function assignRefs(id: number, refs: Float64Array[], positions: number[][]): void {
+  let k = 0;
+  refs.forEach((t, j) => positions[j].forEach((p) => (t[p] = id * ROW_SPAN + k++)));
+}
+
 export class MemoryStore {
   private manifest: Manifest | null = null;
   private readers = new Map<number, SegmentReader>();
@@ -291,7 +329,7 @@ export class MemoryStore {
   private reader(id: number): SegmentReader {
     let r = this.readers.get(id);
     if (!r) {
-      const e = this.manifest?.segments.find((s) => s.id === id) ?? this.manifest?.rowSegments.find((s) => s.id === id);
+      const e = this.manifest && allSegments(this.manifest).find((s) => s.id === id);
       if (!e) throw new StoreError(this.dir, `segment ${id} is not in the manifest`, 'This is a bug: report it');
       r = new SegmentReader(path.join(this.dir, e.file), e);
       this.readers.set(id, r);
@@ -314,9 +352,11 @@ export class MemoryStore {
     const d = dims.hidden;
     const s = dims.keyDim;
     // Open (and verify) every segment up front: keys are needed for retrieval anyway.
-    for (const e of [...m.segments, ...m.rowSegments]) this.readers.set(e.id, new SegmentReader(path.join(this.dir, e.file), e));
+    for (const e of allSegments(m)) this.readers.set(e.id, new SegmentReader(path.join(this.dir, e.file), e));
     const stFile = path.join(this.dir, m.state.file);
     const st = unpackArrays(stFile, readChecked(this.dir, m.state));
+    const ltmFile = path.join(this.dir, m.ltm.file);
+    const lt = unpackArrays(ltmFile, readChecked(this.dir, m.ltm));
     let sources: SourceTable;
     try {
       sources = SourceTable.fromJSON(JSON.parse(readChecked(this.dir, m.sources).toString('utf8')));
@@ -327,35 +367,39 @@ export class MemoryStore {
     const layers: LayerMemory[] = [];
     for (let l = 0; l < dims.layers; l++) {
       const g = (n: string) => st.get(`${l}.${n}`);
-      const seg = i32(g('ltmSeg'));
-      const row = i32(g('ltmRow'));
+      const gl = (n: string) => lt.get(`${l}.${n}`);
+      const seg = i32(gl('ltmSeg'));
+      const row = i32(gl('ltmRow'));
       const ltm = new SegmentedRows(d, (id) => this.reader(id));
       ltm.refSeg = Array.from(seg);
       ltm.refRow = Array.from(row);
       const keys = new Float32Array(seg.length * s);
       for (let i = 0; i < seg.length; i++) {
         const r = this.readers.get(seg[i]);
-        if (!r || row[i] >= r.header.rows) throw new StoreCorruptError(stFile, `layer ${l} row ${i} points at a missing segment row`);
+        if (!r || row[i] >= r.header.rows) throw new StoreCorruptError(ltmFile, `layer ${l} Θ row ${i} points at a missing segment row`);
         keys.set(r.keys.subarray(row[i] * s, (row[i] + 1) * s), i * s);
       }
       const rowSegs = new Set(m.rowSegments.filter((e) => e.layer === l).map((e) => e.id));
+      const keySegs = new Set(m.keySegments.filter((e) => e.layer === l).map((e) => e.id));
       const stmRef = f64(g('stmRef'));
       const cacheRef = f64(g('cacheRef'));
+      const cacheKeyRef = f64(g('cacheKeyRef'));
       layers.push({
         stm: RowBuffer.from(d, this.readRefs(stmRef, rowSegs, d, stFile, `layer ${l} θ`)),
         stmAges: Column.from(f64(g('stmAges'))),
         stmSrc: Column.from(i32(g('stmSrc'))),
         ltm,
         ltmKeys: RowBuffer.from(s, keys),
-        ltmAges: Column.from(f64(g('ltmAges'))),
-        ltmRf: Column.from(f32(g('ltmRf'))),
-        ltmSrc: Column.from(i32(g('ltmSrc'))),
+        ltmAges: Column.from(f64(gl('ltmAges')).map((a) => a + m.ltm.ageShift)),
+        ltmRf: Column.from(f32(gl('ltmRf'))),
+        ltmSrc: Column.from(i32(gl('ltmSrc'))),
         cache: RowBuffer.from(d, this.readRefs(cacheRef, rowSegs, d, stFile, `layer ${l} cache`)),
-        cacheKeys: RowBuffer.from(s, f32(g('cacheKeys'))),
+        cacheKeys: RowBuffer.from(s, this.readKeyRefs(cacheKeyRef, keySegs, s, stFile, `layer ${l} cache keys`)),
         cacheAges: Column.from(f64(g('cacheAges'))),
         cacheSrc: Column.from(i32(g('cacheSrc'))),
         stmRef: Column.from(stmRef),
         cacheRef: Column.from(cacheRef),
+        cacheKeyRef: Column.from(cacheKeyRef),
       });
       if (layers[l].stm.count !== dims.stmSize) throw new StoreCorruptError(stFile, `layer ${l} θ has ${layers[l].stm.count} rows, expected ${dims.stmSize}`);
     }
@@ -387,6 +431,19 @@ export class MemoryStore {
     return out;
   }
 
+  /** Gathers the cache's keys by reference from key segments (their keys are in RAM, verified). */
+  private readKeyRefs(refs: Float64Array, layerSegs: Set<number>, s: number, file: string, what: string): Float32Array {
+    const out = new Float32Array(refs.length * s);
+    for (let i = 0; i < refs.length; i++) {
+      const id = Math.floor(refs[i] / ROW_SPAN);
+      const row = refs[i] - id * ROW_SPAN;
+      const r = this.readers.get(id);
+      if (!(refs[i] >= 0) || !layerSegs.has(id) || !r || row >= r.header.rows) throw new StoreCorruptError(file, `${what} row ${i} points at a missing segment row`);
+      out.set(r.keys.subarray(row * s, (row + 1) * s), i * s);
+    }
+    return out;
+  }
+
   /**
    * Commits `state` and `sources` durably. Θ rows appended since the last commit become a new
    * segment per layer; a layer whose segments are mostly dead (removed rows) is rewritten into
@@ -402,7 +459,7 @@ export class MemoryStore {
     let bytes = 0;
     const oldSegs = this.manifest?.segments ?? [];
     const segments: Manifest['segments'] = [];
-    let nextSegId = Math.max(0, ...oldSegs.map((e) => e.id + 1), ...(this.manifest?.rowSegments ?? []).map((e) => e.id + 1));
+    let nextSegId = Math.max(0, ...(this.manifest ? allSegments(this.manifest) : []).map((e) => e.id + 1));
     const plans: Array<{ rows: SegmentedRows; layer: number; positions: number[]; id: number }> = [];
     const rowsOf = (l: number) => state.layers[l].ltm as SegmentedRows;
     this.adopt(state);
@@ -426,44 +483,46 @@ export class MemoryStore {
       segments.push({ ...entry, id });
       plans.push({ rows, layer: l, positions, id });
     }
-    // θ and cache: rows not yet on disk (all of a layer's when it is rewritten) become one row
-    // segment per layer, rounded to the stored precision first so the session equals a reopen.
+    // θ and cache values, then the cache's keys: what is not yet on disk (all of a layer's when
+    // its segments are mostly dead) becomes one write-once segment per layer. Values are rounded
+    // to the stored precision first so the session equals a reopen.
     const tf = this.opts.thetaFormat;
-    const oldRowSegs = this.manifest?.rowSegments ?? [];
     const rowSegments: Manifest['rowSegments'] = [];
-    const newRefs: Array<{ stm: Float64Array; cache: Float64Array }> = [];
+    const keySegments: Manifest['keySegments'] = [];
+    const newRefs: Array<{ stm: Float64Array; cache: Float64Array; cacheKey: Float64Array }> = [];
     for (let l = 0; l < dims.layers; l++) {
       const m = state.layers[l];
-      const stm = Float64Array.from(m.stmRef.data);
-      const cache = Float64Array.from(m.cacheRef.data);
-      newRefs.push({ stm, cache });
-      const live = new Map<number, number>();
-      for (const refs of [stm, cache]) for (const r of refs) if (r >= 0) live.set(Math.floor(r / ROW_SPAN), (live.get(Math.floor(r / ROW_SPAN)) ?? 0) + 1);
-      const layerSegs = oldRowSegs.filter((e) => e.layer === l);
-      const stored = layerSegs.reduce((a, e) => a + e.rows, 0);
-      const liveStored = [...live.values()].reduce((a, b) => a + b, 0);
-      const rewrite = (opts.rewrite === true && liveStored < stored) || liveStored * ROW_REWRITE < stored;
-      if (!rewrite) for (const e of layerSegs) if (live.get(e.id)) rowSegments.push(e);
-      const stmPos: number[] = [];
-      const cachePos: number[] = [];
-      stm.forEach((r, i) => (rewrite || r < 0) && stmPos.push(i));
-      cache.forEach((r, i) => (rewrite || r < 0) && cachePos.push(i));
+      const r = { stm: Float64Array.from(m.stmRef.data), cache: Float64Array.from(m.cacheRef.data), cacheKey: Float64Array.from(m.cacheKeyRef.data) };
+      newRefs.push(r);
+      const vals = planWriteOnce([r.stm, r.cache], (this.manifest?.rowSegments ?? []).filter((e) => e.layer === l), opts.rewrite === true);
+      rowSegments.push(...vals.keep);
+      const [stmPos, cachePos] = vals.positions;
       const n = stmPos.length + cachePos.length;
-      if (!n) continue;
-      if (n >= ROW_SPAN) throw new StoreError(this.dir, `${n} θ and cache rows in one layer exceed the store's row reference range`, 'Use a checkpoint with a smaller memory');
-      const values = new Float32Array(n * d);
-      values.set(m.stm.gather(stmPos), 0);
-      values.set(m.cache.gather(cachePos), stmPos.length * d);
-      const rounded = tf === 'f32' ? values : roundTrip(tf, values, d);
-      stmPos.forEach((p, k) => m.stm.row(p).set(rounded.subarray(k * d, (k + 1) * d)));
-      cachePos.forEach((p, k) => m.cache.row(p).set(rounded.subarray((stmPos.length + k) * d, (stmPos.length + k + 1) * d)));
-      const id = nextSegId++;
-      const name = `rows-${l}-${seq}-${id}.bin`;
-      const entry = writeSegment(path.join(this.dir, name), name, { layer: l, rows: n, width: d, keyWidth: 0, format: tf }, rounded, new Float32Array(0));
-      bytes += entry.size;
-      rowSegments.push({ ...entry, id });
-      stmPos.forEach((p, k) => (stm[p] = id * ROW_SPAN + k));
-      cachePos.forEach((p, k) => (cache[p] = id * ROW_SPAN + stmPos.length + k));
+      if (n) {
+        const values = new Float32Array(n * d);
+        values.set(m.stm.gather(stmPos), 0);
+        values.set(m.cache.gather(cachePos), stmPos.length * d);
+        const rounded = tf === 'f32' ? values : roundTrip(tf, values, d);
+        stmPos.forEach((p, k) => m.stm.row(p).set(rounded.subarray(k * d, (k + 1) * d)));
+        cachePos.forEach((p, k) => m.cache.row(p).set(rounded.subarray((stmPos.length + k) * d, (stmPos.length + k + 1) * d)));
+        const id = nextSegId++;
+        const name = `rows-${l}-${seq}-${id}.bin`;
+        const entry = writeSegment(path.join(this.dir, name), name, { layer: l, rows: n, width: d, keyWidth: 0, format: tf }, rounded, new Float32Array(0));
+        bytes += entry.size;
+        rowSegments.push({ ...entry, id });
+        assignRefs(id, [r.stm, r.cache], vals.positions);
+      }
+      const keys = planWriteOnce([r.cacheKey], (this.manifest?.keySegments ?? []).filter((e) => e.layer === l), opts.rewrite === true);
+      keySegments.push(...keys.keep);
+      const [keyPos] = keys.positions;
+      if (keyPos.length) {
+        const id = nextSegId++;
+        const name = `keys-${l}-${seq}-${id}.bin`;
+        const entry = writeSegment(path.join(this.dir, name), name, { layer: l, rows: keyPos.length, width: 0, keyWidth: s, format: 'f32' }, new Float32Array(0), m.cacheKeys.gather(keyPos));
+        bytes += entry.size;
+        keySegments.push({ ...entry, id });
+        assignRefs(id, [r.cacheKey], keys.positions);
+      }
     }
     const arrays: Arr[] = [];
     for (let l = 0; l < dims.layers; l++) {
@@ -473,15 +532,18 @@ export class MemoryStore {
         { name: `${l}.stmAges`, kind: 'f64', data: m.stmAges.data },
         { name: `${l}.stmSrc`, kind: 'i32', data: asI32(m.stmSrc.data) },
         { name: `${l}.cacheRef`, kind: 'f64', data: newRefs[l].cache },
-        { name: `${l}.cacheKeys`, kind: 'bytes', data: Buffer.from(m.cacheKeys.data.buffer, m.cacheKeys.data.byteOffset, m.cacheKeys.data.byteLength) },
+        { name: `${l}.cacheKeyRef`, kind: 'f64', data: newRefs[l].cacheKey },
         { name: `${l}.cacheAges`, kind: 'f64', data: m.cacheAges.data },
         { name: `${l}.cacheSrc`, kind: 'i32', data: asI32(m.cacheSrc.data) },
-        { name: `${l}.ltmAges`, kind: 'f64', data: m.ltmAges.data },
-        // recall frequencies are float32 values already (state.ts rounds every step)
-        { name: `${l}.ltmRf`, kind: 'f32', data: Float32Array.from(m.ltmRf.data) },
-        { name: `${l}.ltmSrc`, kind: 'i32', data: asI32(m.ltmSrc.data) },
       );
     }
+    // Θ bookkeeping in its own file. Between merges an injection only adds K to every Θ age, so
+    // ages are stored relative to `ageShift`: when nothing else changed, the new file would equal
+    // the committed one byte for byte and that file is named again instead of written.
+    const prev = this.manifest?.ltm;
+    const firstAge = state.layers.find((m) => m.ltmAges.count > 0)?.ltmAges.data[0];
+    const ageShift = prev && prev.baseFirstAge !== null && firstAge !== undefined ? firstAge - prev.baseFirstAge : 0;
+    const ltmArrays: Arr[] = [];
     // Segment references as they will be after this commit (the live table switches only after
     // the manifest rename, so a failed commit leaves the session reading what it read before).
     for (let l = 0; l < dims.layers; l++) {
@@ -495,7 +557,26 @@ export class MemoryStore {
           row[pos] = k;
         });
       }
-      arrays.push({ name: `${l}.ltmSeg`, kind: 'i32', data: asI32(seg) }, { name: `${l}.ltmRow`, kind: 'i32', data: asI32(row) });
+      const m = state.layers[l];
+      ltmArrays.push(
+        { name: `${l}.ltmAges`, kind: 'f64', data: m.ltmAges.data.map((a) => a - ageShift) },
+        // recall frequencies are float32 values already (state.ts rounds every step)
+        { name: `${l}.ltmRf`, kind: 'f32', data: Float32Array.from(m.ltmRf.data) },
+        { name: `${l}.ltmSrc`, kind: 'i32', data: asI32(m.ltmSrc.data) },
+        { name: `${l}.ltmSeg`, kind: 'i32', data: asI32(seg) },
+        { name: `${l}.ltmRow`, kind: 'i32', data: asI32(row) },
+      );
+    }
+    const ltmBuf = packArrays({}, ltmArrays);
+    const ltmSha = sha256(ltmBuf);
+    let ltm: Manifest['ltm'];
+    if (prev && prev.sha256 === ltmSha && prev.size === ltmBuf.length) {
+      ltm = { ...prev, ageShift };
+    } else {
+      const name = `ltm-${seq}.bin`;
+      writeDurable(path.join(this.dir, name), ltmBuf);
+      bytes += ltmBuf.length;
+      ltm = { file: name, size: ltmBuf.length, sha256: ltmSha, ageShift, baseFirstAge: firstAge === undefined ? null : firstAge - ageShift };
     }
     const stBuf = packArrays({ updateStep: state.updateStep }, arrays);
     const stName = `state-${seq}.bin`;
@@ -508,8 +589,9 @@ export class MemoryStore {
       format: STORE_FORMAT, version: STORE_VERSION, model: this.opts.identity, dims, valueFormat: this.opts.valueFormat,
       thetaFormat: tf, seq, committedAt: new Date().toISOString(),
       state: { file: stName, size: stBuf.length, sha256: sha256(stBuf) },
+      ltm,
       sources: { file: srcName, size: srcBuf.length, sha256: sha256(srcBuf) },
-      segments, rowSegments, extra,
+      segments, rowSegments, keySegments, extra,
     };
     const tmp = path.join(this.dir, `${MANIFEST}.tmp`);
     writeDurable(tmp, JSON.stringify(manifest, null, 1));
@@ -521,8 +603,9 @@ export class MemoryStore {
     newRefs.forEach((r, l) => {
       state.layers[l].stmRef = Column.from(r.stm);
       state.layers[l].cacheRef = Column.from(r.cache);
+      state.layers[l].cacheKeyRef = Column.from(r.cacheKey);
     });
-    const all = [...segments, ...rowSegments];
+    const all = allSegments(manifest);
     for (const e of all) if (!this.readers.has(e.id)) this.readers.set(e.id, new SegmentReader(path.join(this.dir, e.file), e));
     for (const [id, r] of this.readers) {
       if (!all.some((e) => e.id === id)) {
@@ -535,14 +618,14 @@ export class MemoryStore {
   }
 
   private namedFiles(m: Manifest): Set<string> {
-    return new Set([MANIFEST, 'lock', EVER, m.state.file, m.sources.file, ...[...m.segments, ...m.rowSegments].map((e) => e.file)]);
+    return new Set([MANIFEST, 'lock', EVER, m.state.file, m.ltm.file, m.sources.file, ...allSegments(m).map((e) => e.file)]);
   }
 
   /** Deletes files of uncommitted or superseded commits. */
   private collectGarbage(keep: Set<string>): void {
     for (const f of fs.readdirSync(this.dir)) {
       if (keep.has(f) || f === 'lock' || f === EVER || f.startsWith('lock.')) continue;
-      if (/^(state-|sources-|seg-|rows-|manifest\.json\.tmp)/.test(f)) fs.rmSync(path.join(this.dir, f), { force: true });
+      if (/^(state-|ltm-|sources-|seg-|rows-|keys-|manifest\.json\.tmp)/.test(f)) fs.rmSync(path.join(this.dir, f), { force: true });
     }
   }
 
@@ -560,16 +643,16 @@ export class MemoryStore {
     const ltmKeyBytes = segs.reduce((a, e) => a + e.rows * m.dims.keyDim * 4, 0);
     const segBytes = segs.reduce((a, e) => a + e.size, 0);
     const thetaBytes = m.rowSegments.reduce((a, e) => a + e.size, 0);
-    const stateBytes = m.state.size;
+    const stateBytes = m.state.size + m.ltm.size;
     const ltmRowsPerLayer = Array.from({ length: m.dims.layers }, (_, l) => segs.filter((e) => e.layer === l).reduce((a, e) => a + e.rows, 0));
     return {
       thetaBytes,
-      cacheBytes: stateBytes,
+      cacheBytes: stateBytes + m.keySegments.reduce((a, e) => a + e.size, 0),
       ltmValueBytes,
       ltmKeyBytes,
       ltmMetaBytes: segBytes - ltmValueBytes - ltmKeyBytes,
       sourcesBytes: m.sources.size,
-      totalBytes: segBytes + thetaBytes + stateBytes + m.sources.size,
+      totalBytes: segBytes + thetaBytes + stateBytes + m.keySegments.reduce((a, e) => a + e.size, 0) + m.sources.size,
       ltmRowsPerLayer,
     };
   }
