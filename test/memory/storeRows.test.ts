@@ -151,4 +151,22 @@ describe('memory store: θ and cache in row segments', () => {
     fs.rmSync(p);
     assert.throws(() => MemoryStore.open(dir, OPTS, initialState), (e: Error) => e instanceof StoreCorruptError && e.message.includes(seg) && /missing/.test(e.message));
   });
+
+  it('a damaged key segment or Θ bookkeeping file is refused at open, naming it', () => {
+    const { store, state, sources } = MemoryStore.open(dir, OPTS, initialState);
+    applyStep(state, sources, 0);
+    store.commit(state, sources, {});
+    store.close();
+    const m = manifest(dir);
+    for (const file of [m.keySegments[0].file, m.ltm.file]) {
+      const p = path.join(dir, file);
+      const orig = fs.readFileSync(p);
+      const b = Buffer.from(orig);
+      b[b.length - 3] ^= 0x01;
+      fs.writeFileSync(p, b);
+      assert.throws(() => MemoryStore.open(dir, OPTS, initialState), (e: Error) => e instanceof StoreCorruptError && e.message.includes(file) && /corrupted/.test(e.message), file);
+      fs.writeFileSync(p, orig);
+    }
+    MemoryStore.open(dir, OPTS, initialState).store.close();
+  });
 });
