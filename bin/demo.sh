@@ -9,5 +9,7 @@ model="${MPLUS_MODEL:-.bench/fixture-small-f32}"
 if [ ! -f "$model/config.json" ]; then
   node bin/mplus.js fixture --out "$model" --preset small --seed 1
 fi
-node bin/mplus.js ingest --model "$model" .
+# --rebuild: a store this build cannot open (another fixture, an older store format) is moved
+# aside and the repository fed again; a healthy store is kept and only changed files are fed.
+node bin/mplus.js ingest --model "$model" --rebuild .
 node bin/mplus.js ask --model "$model" --repo . --max-tokens 48 "${1:-Where does the memory store commit to disk?}"

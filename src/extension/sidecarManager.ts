@@ -98,7 +98,7 @@ export class SidecarManager implements vscode.Disposable {
       fs.mkdirSync(this.storeDir, { recursive: true });
       h = spawnSidecar({ execPath, env, onStderr: (line) => line.trim() && this.log.warn(`[sidecar stderr] ${line}`) });
     } catch (e) {
-      return this.fail(`cannot start the sidecar: ${(e as Error).message}`, false);
+      return this.fail(`cannot start the sidecar: ${(e as Error).message}`, 'restart');
     }
     this.handle = h;
     this.wire(h);
@@ -146,7 +146,9 @@ export class SidecarManager implements vscode.Disposable {
       this.stopping = false;
       if (this.handle === h) this.handle = null;
       const settingProblem = err.code === ErrorCodes.BadModel || err.code === ErrorCodes.DeviceUnavailable;
-      this.fail(msg, settingProblem);
+      // A store that cannot be opened (damaged, another model, an older format) is left as it is
+      // until the user chooses to rebuild: it is moved aside, never deleted.
+      this.fail(msg, settingProblem ? 'settings' : err.code === ErrorCodes.BadStore ? 'store' : 'restart');
     }
   }
 
@@ -224,10 +226,10 @@ export class SidecarManager implements vscode.Disposable {
     for (const w of this.readyWaiters.splice(0)) w.reject(new Error(why));
   }
 
-  private fail(message: string, settingProblem: boolean): void {
+  private fail(message: string, fix: 'settings' | 'store' | 'restart'): void {
     this.setPhase('error', message);
     for (const w of this.readyWaiters.splice(0)) w.reject(new Error(message));
-    const buttons = settingProblem ? ['Open Settings', 'Open Log'] : ['Restart Sidecar', 'Open Log'];
+    const buttons = [{ settings: 'Open Settings', store: 'Rebuild Memory', restart: 'Restart Sidecar' }[fix], 'Open Log'];
     void vscode.window.showErrorMessage(`M+: ${message}`, ...buttons).then((b) => this.onButton(b));
   }
 
@@ -235,6 +237,7 @@ export class SidecarManager implements vscode.Disposable {
     if (b === 'Open Settings') void vscode.commands.executeCommand('workbench.action.openSettings', 'mplus.');
     else if (b === 'Open Log') this.log.show();
     else if (b === 'Restart Sidecar') void this.restart();
+    else if (b === 'Rebuild Memory') void vscode.commands.executeCommand('mplus.rebuild');
     else if (b === 'Set Model Path') void vscode.commands.executeCommand('workbench.action.openSettings', 'mplus.modelPath');
   }
 
@@ -261,7 +264,7 @@ export class SidecarManager implements vscode.Disposable {
     const up = ((Date.now() - startedAt) / 1000).toFixed(1);
     if (this.crashes > MAX_CRASHES) {
       this.log.error(`sidecar exited (${code}) after ${up} s; ${MAX_CRASHES} restarts failed, giving up`);
-      this.fail(`the sidecar keeps stopping (exit ${code}); see the log`, false);
+      this.fail(`the sidecar keeps stopping (exit ${code}); see the log`, 'restart');
       return;
     }
     const delay = BACKOFF_MS[Math.min(this.crashes - 1, BACKOFF_MS.length - 1)];
