@@ -93,11 +93,4 @@ export class SegmentedRows implements Rows {
     });
     if (!this.refSeg.includes(-1)) this.pending = new RowBuffer(this.width);
   }
-
-  /** Live rows per segment id (for deciding rewrites and deleting dead segments). */
-  liveBySegment(): Map<number, number> {
-    const m = new Map<number, number>();
-    for (const s of this.refSeg) if (s >= 0) m.set(s, (m.get(s) ?? 0) + 1);
-    return m;
-  }
 }

@@ -215,29 +215,32 @@ function i32(b: Buffer): Float64Array {
 const asI32 = (a: Float64Array) => Int32Array.from(a);
 
 /**
- * One layer's plan for a family of write-once segments (θ/cache values, or cache keys). `refs`
- * holds, per table, each row's reference (segment id · ROW_SPAN + row, or −1 when not on disk).
- * Segments still referenced are kept and new rows written, unless fewer than 1/ROW_REWRITE of the
- * stored rows are live (or a rewrite is asked and any are dead): then every row is written anew.
+ * One layer's plan for a family of write-once segments (Θ; θ/cache values; cache keys). `segIds`
+ * holds, per table, the segment each row lies in (−1 = not on disk yet). Segments still referenced
+ * are kept and the new rows written, unless fewer than 1/`ratio` of the stored rows are live (or a
+ * rewrite is asked and any are dead): then every row is written anew into one segment.
  */
-function planWriteOnce(refs: Float64Array[], old: Array<SegmentEntry & { id: number }>, rewriteAsked: boolean): { keep: Array<SegmentEntry & { id: number }>; positions: number[][] } {
+function planSegments(segIds: ArrayLike<number>[], old: Array<SegmentEntry & { id: number }>, rewriteAsked: boolean, ratio: number): { keep: Array<SegmentEntry & { id: number }>; positions: number[][] } {
   const live = new Map<number, number>();
-  for (const t of refs) for (const r of t) if (r >= 0) live.set(Math.floor(r / ROW_SPAN), (live.get(Math.floor(r / ROW_SPAN)) ?? 0) + 1);
+  for (const t of segIds) for (let i = 0; i < t.length; i++) if (t[i] >= 0) live.set(t[i], (live.get(t[i]) ?? 0) + 1);
   const stored = old.reduce((a, e) => a + e.rows, 0);
   const liveStored = [...live.values()].reduce((a, b) => a + b, 0);
-  const rewrite = (rewriteAsked && liveStored < stored) || liveStored * ROW_REWRITE < stored;
-  const positions = refs.map((t) => {
+  const rewrite = (rewriteAsked && liveStored < stored) || liveStored * ratio < stored;
+  const positions = segIds.map((t) => {
     const out: number[] = [];
-    t.forEach((r, i) => (rewrite || r < 0) && out.push(i));
+    for (let i = 0; i < t.length; i++) if (rewrite || t[i] < 0) out.push(i);
     return out;
   });
-  const n = positions.reduce((a, p) => a + p.length, 0);
-  if (n >= ROW_SPAN) throw new Error(`${n} rows in one layer exceed the store's row reference range`);
   return { keep: rewrite ? [] : old.filter((e) => live.get(e.id)), positions };
 }
 
+/** Segment ids of packed θ/cache references (−1 stays −1). */
+const segIdsOf = (refs: Float64Array) => refs.map((r) => (r < 0 ? -1 : Math.floor(r / ROW_SPAN)));
+
 /** Points the written rows at segment `id`: tables in order, row k after the previous tables'. */
 function assignRefs(id: number, refs: Float64Array[], positions: number[][]): void {
+  const n = positions.reduce((a, p) => a + p.length, 0);
+  if (n >= ROW_SPAN) throw new Error(`${n} rows in one layer exceed the store's row reference range`);
   let k = 0;
   refs.forEach((t, j) => positions[j].forEach((p) => (t[p] = id * ROW_SPAN + k++)));
 }
@@ -409,38 +412,32 @@ export class MemoryStore {
     return { state, sources };
   }
 
-  /** Reads θ or cache values by row reference, grouped by segment in file order. */
-  private readRefs(refs: Float64Array, layerSegs: Set<number>, d: number, file: string, what: string): Float32Array {
-    const out = new Float32Array(refs.length * d);
-    const bySeg = new Map<number, Array<[number, number]>>();
+  /** Checks packed θ/cache references against the layer's segments → (segment, row) pairs. */
+  private resolveRefs(refs: Float64Array, layerSegs: Set<number>, file: string, what: string): { seg: number[]; row: number[] } {
+    const seg: number[] = [];
+    const row: number[] = [];
     for (let i = 0; i < refs.length; i++) {
       const id = Math.floor(refs[i] / ROW_SPAN);
-      const row = refs[i] - id * ROW_SPAN;
       const r = this.readers.get(id);
-      if (!(refs[i] >= 0) || !layerSegs.has(id) || !r || row >= r.header.rows) {
-        throw new StoreCorruptError(file, `${what} row ${i} points at a missing segment row`);
-      }
-      let l = bySeg.get(id);
-      if (!l) bySeg.set(id, (l = []));
-      l.push([row, i]);
+      if (!(refs[i] >= 0) || !layerSegs.has(id) || !r || refs[i] - id * ROW_SPAN >= r.header.rows) throw new StoreCorruptError(file, `${what} row ${i} points at a missing segment row`);
+      seg.push(id);
+      row.push(refs[i] - id * ROW_SPAN);
     }
-    for (const [id, l] of bySeg) {
-      l.sort((a, b) => a[0] - b[0]);
-      this.readers.get(id)!.readRows(l.map((x) => x[0]), out, l.map((x) => x[1]));
-    }
-    return out;
+    return { seg, row };
   }
 
-  /** Gathers the cache's keys by reference from key segments (their keys are in RAM, verified). */
+  /** θ or cache values by reference, read (checksummed) the way Θ rows are gathered. */
+  private readRefs(refs: Float64Array, layerSegs: Set<number>, d: number, file: string, what: string): Float32Array {
+    const t = new SegmentedRows(d, (id) => this.reader(id));
+    ({ seg: t.refSeg, row: t.refRow } = this.resolveRefs(refs, layerSegs, file, what));
+    return t.data;
+  }
+
+  /** The cache's keys by reference, from key segments (their keys are in RAM, verified at open). */
   private readKeyRefs(refs: Float64Array, layerSegs: Set<number>, s: number, file: string, what: string): Float32Array {
+    const { seg, row } = this.resolveRefs(refs, layerSegs, file, what);
     const out = new Float32Array(refs.length * s);
-    for (let i = 0; i < refs.length; i++) {
-      const id = Math.floor(refs[i] / ROW_SPAN);
-      const row = refs[i] - id * ROW_SPAN;
-      const r = this.readers.get(id);
-      if (!(refs[i] >= 0) || !layerSegs.has(id) || !r || row >= r.header.rows) throw new StoreCorruptError(file, `${what} row ${i} points at a missing segment row`);
-      out.set(r.keys.subarray(row * s, (row + 1) * s), i * s);
-    }
+    seg.forEach((id, i) => out.set(this.readers.get(id)!.keys.subarray(row[i] * s, (row[i] + 1) * s), i * s));
     return out;
   }
 
@@ -465,14 +462,10 @@ export class MemoryStore {
     this.adopt(state);
     for (let l = 0; l < dims.layers; l++) {
       const rows = rowsOf(l);
-      const live = rows.liveBySegment();
-      const layerSegs = oldSegs.filter((e) => e.layer === l);
-      const stored = layerSegs.reduce((a, e) => a + e.rows, 0);
-      const liveStored = [...live.values()].reduce((a, b) => a + b, 0);
       // Rewrite a layer when asked (compaction) or when most of its stored rows are dead.
-      const rewrite = (opts.rewrite === true && liveStored < stored) || (stored > 0 && liveStored < stored / 2);
-      const positions = rewrite ? Array.from({ length: rows.count }, (_, i) => i) : rows.pendingPositions();
-      if (!rewrite) for (const e of layerSegs) if (live.get(e.id)) segments.push(e);
+      const plan = planSegments([rows.refSeg], oldSegs.filter((e) => e.layer === l), opts.rewrite === true, 2);
+      segments.push(...plan.keep);
+      const [positions] = plan.positions;
       if (!positions.length) continue;
       const id = nextSegId++;
       const name = `seg-${l}-${seq}-${id}.bin`;
@@ -494,7 +487,7 @@ export class MemoryStore {
       const m = state.layers[l];
       const r = { stm: Float64Array.from(m.stmRef.data), cache: Float64Array.from(m.cacheRef.data), cacheKey: Float64Array.from(m.cacheKeyRef.data) };
       newRefs.push(r);
-      const vals = planWriteOnce([r.stm, r.cache], (this.manifest?.rowSegments ?? []).filter((e) => e.layer === l), opts.rewrite === true);
+      const vals = planSegments([segIdsOf(r.stm), segIdsOf(r.cache)], (this.manifest?.rowSegments ?? []).filter((e) => e.layer === l), opts.rewrite === true, ROW_REWRITE);
       rowSegments.push(...vals.keep);
       const [stmPos, cachePos] = vals.positions;
       const n = stmPos.length + cachePos.length;
@@ -512,7 +505,7 @@ export class MemoryStore {
         rowSegments.push({ ...entry, id });
         assignRefs(id, [r.stm, r.cache], vals.positions);
       }
-      const keys = planWriteOnce([r.cacheKey], (this.manifest?.keySegments ?? []).filter((e) => e.layer === l), opts.rewrite === true);
+      const keys = planSegments([segIdsOf(r.cacheKey)], (this.manifest?.keySegments ?? []).filter((e) => e.layer === l), opts.rewrite === true, ROW_REWRITE);
       keySegments.push(...keys.keep);
       const [keyPos] = keys.positions;
       if (keyPos.length) {
@@ -644,15 +637,16 @@ export class MemoryStore {
     const segBytes = segs.reduce((a, e) => a + e.size, 0);
     const thetaBytes = m.rowSegments.reduce((a, e) => a + e.size, 0);
     const stateBytes = m.state.size + m.ltm.size;
+    const keyBytes = m.keySegments.reduce((a, e) => a + e.size, 0);
     const ltmRowsPerLayer = Array.from({ length: m.dims.layers }, (_, l) => segs.filter((e) => e.layer === l).reduce((a, e) => a + e.rows, 0));
     return {
       thetaBytes,
-      cacheBytes: stateBytes + m.keySegments.reduce((a, e) => a + e.size, 0),
+      cacheBytes: stateBytes + keyBytes,
       ltmValueBytes,
       ltmKeyBytes,
       ltmMetaBytes: segBytes - ltmValueBytes - ltmKeyBytes,
       sourcesBytes: m.sources.size,
-      totalBytes: segBytes + thetaBytes + stateBytes + m.keySegments.reduce((a, e) => a + e.size, 0) + m.sources.size,
+      totalBytes: segBytes + thetaBytes + stateBytes + keyBytes + m.sources.size,
       ltmRowsPerLayer,
     };
   }
