@@ -252,6 +252,15 @@ export class MemoryState {
     return removed;
   }
 
+  /** Stale tokens in θ, Θ and the cache over all layers. */
+  staleTokens(): number {
+    let n = 0;
+    for (const m of this.layers) {
+      for (const col of [m.stmSrc, m.ltmSrc, m.cacheSrc]) for (const x of col.data) if (x >= 0 && this.isStale(x)) n++;
+    }
+    return n;
+  }
+
   /** θ indices of layer l whose tokens are stale (the preferred drops of the next injection). */
   staleStm(l: number): number[] {
     const src = this.layers[l].stmSrc.data;

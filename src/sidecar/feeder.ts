@@ -149,19 +149,10 @@ export class Feeder {
       for (const f of Object.keys(this.d.fed)) if (WorkspacePaths.within(f, k)) delete this.d.fed[f];
     }
     const after = new Set(this.d.sources.liveFiles());
-    const stale = this.countStaleTokens();
+    const stale = this.d.engine.memory.staleTokens();
     this.compact();
     this.d.log('info', `forgot ${before.length - after.size} file(s): ${ids} chunk(s), ${stale} stale memory token(s) over all layers`);
     return { filesForgotten: before.length - after.size, tokensMarkedStale: stale };
-  }
-
-  private countStaleTokens(): number {
-    let n = 0;
-    const st = this.d.sources.isStale;
-    for (const m of this.d.engine.memory.layers) {
-      for (const col of [m.stmSrc, m.ltmSrc, m.cacheSrc]) for (const x of col.data) if (x >= 0 && st(x)) n++;
-    }
-    return n;
   }
 
   /** Removes stale tokens from Θ and the cache, prunes provenance, commits with a rewrite. */
@@ -174,7 +165,6 @@ export class Feeder {
     this.commit(true);
   }
 
-  /** Durable commit of memory, provenance and the fed-file index. */
   private logFeed(file: string, startLine: number, endLine: number, tokens: number[]): void {
     const rec = { file, startLine, endLine, tokens: tokens.length, text: this.d.tokenizer.decode(tokens) };
     try {
@@ -184,6 +174,7 @@ export class Feeder {
     }
   }
 
+  /** Durable commit of memory, provenance and the fed-file index. */
   commit(rewrite = false): void {
     const info = this.d.store.commit(this.d.engine.memory, this.d.sources, { fed: this.d.fed }, { rewrite });
     this.sinceCommit = 0;
@@ -292,7 +283,7 @@ export class Feeder {
       res.cancelled = flag.cancelled;
       this.active = null;
       // The safe point: what was fed so far is committed, even on cancel or failure.
-      if (this.countStaleTokens() > 0 && hasStaleInLtm(this.d)) this.compact();
+      if (hasStaleInLtm(this.d)) this.compact();
       else this.commit();
       this.feeding = false;
       this.d.onFeeding(false);

@@ -243,16 +243,13 @@ export class MemoryService implements Service {
   status(): StatusResult {
     const mem = this.engine.memory;
     const sz = this.opened.store.sizes();
-    let stale = 0;
-    const st = this.opened.sources.isStale;
-    for (const m of mem.layers) for (const col of [m.stmSrc, m.ltmSrc, m.cacheSrc]) for (const x of col.data) if (x >= 0 && st(x)) stale++;
     return {
       state: this.state,
       coverage: this.coverage(),
       memory: {
         stmTokensPerLayer: mem.layers[0]?.stm.count ?? 0,
         ltmTokensPerLayer: mem.layers[0]?.ltm.count ?? 0,
-        staleTokens: stale,
+        staleTokens: mem.staleTokens(),
         injections: this.opened.sources.injections,
         storeBytes: sz.totalBytes,
         storeParts: { theta: sz.thetaBytes, cacheAndBookkeeping: sz.cacheBytes, ltmValues: sz.ltmValueBytes, ltmKeys: sz.ltmKeyBytes, ltmRowChecksums: sz.ltmMetaBytes, provenance: sz.sourcesBytes },
