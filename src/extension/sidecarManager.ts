@@ -10,7 +10,7 @@ import * as vscode from 'vscode';
 import { SidecarHandle, initialize, shutdown, spawnSidecar } from '../sidecar/client';
 import {
   AnswerSources, AnswerToken, Ask, AskResult, Cancel, ErrorCodes, Forget, ForgetResult, Focus, Ingest, IngestResult,
-  InitializeResult, Log, Progress, SetPaused, Source, StateChanged, Status, StatusResult,
+  Fed, InitializeResult, Log, Progress, SetPaused, Source, StateChanged, Status, StatusResult,
 } from '../sidecar/protocol';
 import { logFromSidecar } from './log';
 import { Settings, readSettings, storeDirFor } from './settings';
@@ -38,6 +38,8 @@ export class SidecarManager implements vscode.Disposable {
   private readonly asks = new Map<string, AskCallbacks>();
   private askSeq = 0;
   private stateSeq = 0;
+  /** Files the sidecar reported fed after a watcher batch: absolute path → modification time fed. */
+  private readonly fedAt = new Map<string, number>();
   private ingestRunning = false;
   private settings: Settings = readSettings();
   private storeDir: string | null = null;
@@ -160,6 +162,10 @@ export class SidecarManager implements vscode.Disposable {
       this.view.update({ progress: p });
       if (this.view.get().phase === 'ready' && p.filesDone < p.filesTotal) this.setPhase('feeding');
     });
+    c.onNotification(Fed, (p) => {
+      for (const f of p.files) this.fedAt.set(path.normalize(f.absPath), f.mtimeMs);
+      this.markRefreshedIfFed();
+    });
     c.onNotification(StateChanged, (p) => {
       if (this.handle !== h) return;
       this.applyServerState(p.state, p.detail);
@@ -177,6 +183,7 @@ export class SidecarManager implements vscode.Disposable {
     const apply = () => {
       if (seq !== this.stateSeq) return; // a newer state arrived meanwhile
       this.setPhase(map[state], detail);
+      // Fallback for a saved file memory does not feed (an ignored one): the next feeding → idle.
       if (prev === 'feeding' && state === 'idle') {
         const r = this.view.get().refresh;
         if (r && !r.done) this.view.update({ refresh: { ...r, done: true, at: Date.now() } });
@@ -401,8 +408,24 @@ export class SidecarManager implements vscode.Disposable {
     const folder = vscode.workspace.getWorkspaceFolder(doc.uri);
     if (!folder) return;
     const rel = path.relative(folder.uri.fsPath, doc.uri.fsPath).split(path.sep).join('/');
-    this.view.update({ refresh: { file: rel, done: false, at: Date.now() } });
+    let mtimeMs: number | undefined;
+    try {
+      mtimeMs = fs.statSync(doc.uri.fsPath).mtimeMs;
+    } catch {
+      mtimeMs = undefined;
+    }
+    this.view.update({ refresh: { file: rel, done: false, at: Date.now(), abs: path.normalize(doc.uri.fsPath), mtimeMs } });
+    // The sidecar's watcher may have fed this save before VS Code told us about it.
+    this.markRefreshedIfFed();
     this.sendFocus(true, doc.uri.fsPath);
+  }
+
+  /** The pending refresh is done once memory holds its file as of the saved modification time. */
+  private markRefreshedIfFed(): void {
+    const r = this.view.get().refresh;
+    if (!r || r.done || !r.abs || r.mtimeMs === undefined) return;
+    const fed = this.fedAt.get(r.abs);
+    if (fed !== undefined && fed >= r.mtimeMs) this.view.update({ refresh: { ...r, done: true, at: Date.now() } });
   }
 
   /** Tells the sidecar which files the user is looking at (fed first). */

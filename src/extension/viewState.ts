@@ -28,7 +28,7 @@ export interface ViewState {
   /** Feeding is refused (untrusted workspace) or disabled in settings. */
   feedingBlocked?: 'untrusted' | 'disabled';
   /** The file saved last and whether memory has caught up with it. */
-  refresh?: { file: string; done: boolean; at: number };
+  refresh?: { file: string; done: boolean; at: number; abs?: string; mtimeMs?: number };
 }
 
 export class ViewStateStore implements vscode.Disposable {

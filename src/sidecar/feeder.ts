@@ -136,6 +136,11 @@ export class Feeder {
     });
   }
 
+  /** Modification time of `key` as fully fed into memory (undefined: not, or not completely). */
+  fedMtime(key: string): number | undefined {
+    return this.d.fed[key]?.[1];
+  }
+
   /** Marks files' (or folders') memory stale now and compacts. */
   forget(keys: string[]): Promise<{ filesForgotten: number; tokensMarkedStale: number }> {
     return this.serial(async () => this.forgetNow(keys));
@@ -237,6 +242,11 @@ export class Feeder {
         }
         let chunks: Chunk[];
         try {
+          // What is fed is the file as it is now, not as discovery saw it: its size and mtime
+          // become the bookkeeping (a save since discovery would otherwise be recorded as older).
+          const st = fs.statSync(f.abs);
+          f.size = st.size;
+          f.mtimeMs = st.mtimeMs;
           const text = fs.readFileSync(f.abs, 'utf8');
           chunks = this.d.chunker.chunk({ rel: key, text }, { countTokens: (s) => this.d.tokenizer.countTokens(s), maxTokens: CHUNK_MAX_TOKENS, minTokens: CHUNK_MIN_TOKENS });
         } catch (e) {

@@ -193,6 +193,15 @@ export interface LogParams {
   message: string;
 }
 
+/**
+ * After a watcher batch: these files are in memory as of the given modification time (the save
+ * they reflect). Lets a client tell "my save is in memory" exactly, whichever of its save event and
+ * the sidecar's watcher came first.
+ */
+export interface FedParams {
+  files: Array<{ absPath: string; mtimeMs: number }>;
+}
+
 export interface StateParams {
   state: ServerState;
   detail?: string;
@@ -215,3 +224,4 @@ export const AnswerToken = new NotificationType<TokenParams>('mplus/token');
 export const AnswerSources = new NotificationType<SourcesParams>('mplus/sources');
 export const Log = new NotificationType<LogParams>('mplus/log');
 export const StateChanged = new NotificationType<StateParams>('mplus/state');
+export const Fed = new NotificationType<FedParams>('mplus/fed');

@@ -20,7 +20,7 @@ import { CancelFlag, Feeder } from './feeder';
 import { WorkspacePaths } from './paths';
 import {
   AnswerSources, AnswerToken, AskParams, AskResult, CancelParams, Coverage, DeviceInfo, ErrorCodes, ForgetParams, ForgetResult,
-  IngestParams, IngestResult, InitializeParams, InitializeResult, Log, LogParams, Progress, ServerState, StateChanged, StatusResult,
+  Fed, IngestParams, IngestResult, InitializeParams, InitializeResult, Log, LogParams, Progress, ServerState, StateChanged, StatusResult,
 } from './protocol';
 import { DeviceScheduler } from './scheduler';
 import { Service } from './server';
@@ -163,6 +163,12 @@ export class MemoryService implements Service {
     const fresh = keys(changed).filter((k) => !this.feeder.files.has(k));
     if (fresh.length) await this.feeder.rediscover();
     const r = await this.feeder.refresh(keys(changed), keys(deleted));
+    const files = keys(changed).flatMap((k) => {
+      const f = this.feeder.files.get(k);
+      const mtimeMs = this.feeder.fedMtime(k);
+      return f && mtimeMs !== undefined ? [{ absPath: f.abs, mtimeMs }] : [];
+    });
+    if (files.length) void this.conn.sendNotification(Fed, { files }).catch(() => undefined);
     if (r.chunksInjected || deleted.length) this.log('info', `refreshed ${r.filesDone} changed file(s): ${r.chunksInjected} new chunk(s); ${deleted.length} deleted`);
   }
 

@@ -9,7 +9,7 @@ import { CancellationTokenSource, ResponseError } from 'vscode-jsonrpc/node';
 import { writeFixture } from '../../src/model/fixture';
 import { SidecarHandle, initialize, shutdown, spawnSidecar } from '../../src/sidecar/client';
 import {
-  AnswerSources, AnswerToken, Ask, Cancel, ErrorCodes, Forget, Ingest, Initialize, InitializeParams, Log, LogParams, Progress, ProgressParams,
+  AnswerSources, AnswerToken, Ask, Cancel, ErrorCodes, Fed, FedParams, Forget, Ingest, Initialize, InitializeParams, Log, LogParams, Progress, ProgressParams,
   SetPaused, Source, Status,
 } from '../../src/sidecar/protocol';
 import { rmDir, tmpDir } from '../helpers/tmp';
@@ -21,6 +21,7 @@ interface Running {
   tokens: Map<string, string[]>;
   sources: Map<string, Source[]>;
   logs: LogParams[];
+  fed: FedParams[];
   stderr: string[];
 }
 
@@ -37,11 +38,12 @@ async function waitFor(r: Running, cond: () => boolean, what: string, ms = 60000
 function start(env: NodeJS.ProcessEnv = {}): Running {
   const stderr: string[] = [];
   const h = spawnSidecar({ env, onStderr: (l) => stderr.push(l) });
-  const r: Running = { h, progress: [], tokens: new Map(), sources: new Map(), logs: [], stderr };
+  const r: Running = { h, progress: [], tokens: new Map(), sources: new Map(), logs: [], fed: [], stderr };
   h.connection.onNotification(Progress, (p) => void r.progress.push(p));
   h.connection.onNotification(AnswerToken, (p) => void r.tokens.set(p.askId, [...(r.tokens.get(p.askId) ?? []), p.text]));
   h.connection.onNotification(AnswerSources, (p) => void r.sources.set(p.askId, p.sources));
   h.connection.onNotification(Log, (p) => void r.logs.push(p));
+  h.connection.onNotification(Fed, (p) => void r.fed.push(p));
   return r;
 }
 
@@ -157,6 +159,9 @@ describe('sidecar process over the protocol (small fixture model, real repositor
       const before = (await r.h.connection.sendRequest(Status)).memory.injections;
       fs.appendFileSync(path.join(repo, 'lib/src/lib.rs'), '\n/// Insurance for fragile parcels.\npub fn insurance(cents: u32) -> u32 {\n    cents / 50\n}\n');
       await waitFor(r, () => r.logs.some((l) => /refreshed 1 changed file/.test(l.message)), 'the refresh after a save', 30000);
+      // the client is told which save is now in memory: the file's path and its mtime as saved
+      const saved = fs.statSync(path.join(repo, 'lib/src/lib.rs')).mtimeMs;
+      await waitFor(r, () => r.fed.some((p) => p.files.some((f) => f.absPath === path.join(repo, 'lib/src/lib.rs') && f.mtimeMs === saved)), 'the Fed notification', 10000);
       const after = (await r.h.connection.sendRequest(Status)).memory.injections;
       assert.ok(after > before && after - before < first.chunksInjected, `refed ${after - before} chunk(s) of ${first.chunksInjected}`);
       fs.rmSync(path.join(repo, 'src/report.py'));
