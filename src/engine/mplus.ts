@@ -130,7 +130,7 @@ export class MPlusEngine {
         tokensPerInjection: cfg.numTokens, stmSize: cfg.stmSize, retrieveSize: cfg.retrieveSize,
       },
       { updateLtmFrequency: cfg.updateLtmFrequency, decayFrequency: cfg.decayFrequency, initialRf: cfg.initialRfWhenMovingStmToLtm },
-      ckpt.files.readF32(w.memory),
+      (l) => ckpt.files.readSliceF32(w.memory, l * cfg.stmSize * cfg.hiddenSize, cfg.stmSize * cfg.hiddenSize),
       w.ltm?.map((t) => ({
         values: ckpt.files.readF32(t.values), keys: ckpt.files.readF32(t.keys),
         rf: ckpt.files.readF32(t.rf), ages: ckpt.files.readF32(t.ages),

@@ -90,19 +90,26 @@ export class MemoryState {
     this.layers = layers ?? Array.from({ length: dims.layers }, () => emptyLayer(dims));
   }
 
-  /** θ from the checkpoint's `memory` [L, N, d] (ages 0) and Θ as shipped (may be empty). */
+  /**
+   * θ from the checkpoint's `memory` [L, N, d] (ages 0) and Θ as shipped (may be empty). `memory`
+   * is the whole tensor or a reader of one layer's [N, d] rows (so a full-size θ is never held
+   * twice while it is split into layers).
+   */
   static initial(
     dims: MemoryDims,
     policy: LtmPolicyParams,
-    memory: Float32Array,
+    memory: Float32Array | ((layer: number) => Float32Array),
     ltm: Array<{ values: Float32Array; keys: Float32Array; rf: Float32Array; ages: Float32Array }> | null,
   ): MemoryState {
     const { layers: L, stmSize: N, hidden: d, keyDim: s } = dims;
-    if (memory.length !== L * N * d) throw new Error(`memory has ${memory.length} values, expected ${L}×${N}×${d}`);
+    if (typeof memory !== 'function' && memory.length !== L * N * d) throw new Error(`memory has ${memory.length} values, expected ${L}×${N}×${d}`);
+    const layerRows = typeof memory === 'function' ? memory : (l: number) => memory.slice(l * N * d, (l + 1) * N * d);
     const out: LayerMemory[] = [];
     for (let l = 0; l < L; l++) {
       const lm = emptyLayer(dims);
-      lm.stm = RowBuffer.from(d, memory.slice(l * N * d, (l + 1) * N * d));
+      const rows = layerRows(l);
+      if (rows.length !== N * d) throw new Error(`memory layer ${l} has ${rows.length} values, expected ${N}×${d}`);
+      lm.stm = RowBuffer.from(d, rows);
       lm.stmAges = Column.from(new Float64Array(N));
       lm.stmSrc = Column.from(new Float64Array(N).fill(-1));
       lm.stmRef = Column.from(new Float64Array(N).fill(-1));

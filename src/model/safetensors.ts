@@ -8,6 +8,7 @@
  * the buffer, no two ranges overlapping, and the buffer exactly covered (a shorter file is a
  * truncated shard). Tensor data is read on demand with positioned reads, never the whole file.
  */
+import * as buffer from 'buffer';
 import * as fs from 'fs';
 import * as path from 'path';
 import { DType, DTYPE_BYTES, isDType, toFloat32 } from './dtype';
@@ -38,6 +39,10 @@ export interface SafetensorsHeader {
 }
 
 const MAX_HEADER = 100 * 1024 * 1024;
+/** Largest single `readSync`: Node takes lengths up to 2^31 − 1; 1 GiB keeps each call well inside. */
+const READ_PIECE = 1 << 30;
+/** Largest Buffer this runtime allocates (4 GiB on Node 20). */
+const MAX_BUFFER = buffer.constants.MAX_LENGTH;
 
 export function numel(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
@@ -182,15 +187,21 @@ export class TensorFiles {
     return fd;
   }
 
-  /** Raw bytes of `length` bytes at `byteOffset` inside the tensor. */
+  /**
+   * Raw bytes of `length` bytes at `byteOffset` inside the tensor. Read in pieces of at most
+   * READ_PIECE bytes: one `readSync` takes a 32-bit length, and mplus-8b's θ alone is 2.68 GB.
+   */
   readBytes(name: string, byteOffset = 0, length?: number): Uint8Array {
     const t = this.info(name);
     const n = length ?? t.byteLength - byteOffset;
-    if (byteOffset < 0 || byteOffset + n > t.byteLength) throw new RangeError(`${name}: read outside tensor`);
-    const buf = Buffer.alloc(n);
+    if (byteOffset < 0 || n < 0 || byteOffset + n > t.byteLength) throw new RangeError(`${name}: read outside tensor`);
+    if (n > MAX_BUFFER) {
+      throw new CheckpointError(t.file, `tensor ${name}: a ${n}-byte read exceeds this runtime's ${MAX_BUFFER}-byte buffer limit`, 'read it in slices (readSliceF32)');
+    }
+    const buf = Buffer.allocUnsafe(n);
     let done = 0;
     while (done < n) {
-      const r = fs.readSync(this.fd(t.file), buf, done, n - done, t.offset + byteOffset + done);
+      const r = fs.readSync(this.fd(t.file), buf, done, Math.min(READ_PIECE, n - done), t.offset + byteOffset + done);
       if (r === 0) throw new CheckpointError(t.file, `unexpected end of file reading ${name}`);
       done += r;
     }
@@ -201,6 +212,16 @@ export class TensorFiles {
   readF32(name: string): Float32Array {
     const t = this.info(name);
     return toFloat32(this.readBytes(name), t.dtype);
+  }
+
+  /**
+   * `count` elements from element `start` of the tensor (row-major), as float32: a layer of a
+   * [L, N, d] tensor without converting all of it (mplus-8b's θ is 5.4 GB as float32).
+   */
+  readSliceF32(name: string, start: number, count: number): Float32Array {
+    const t = this.info(name);
+    const size = DTYPE_BYTES[t.dtype];
+    return toFloat32(this.readBytes(name, start * size, count * size), t.dtype);
   }
 
   /** Rows of a 2-D (or [1, …]-prefixed) tensor as one float32 array, rows in the given order. */
@@ -253,8 +274,14 @@ export function writeSafetensors(file: string, tensors: TensorToWrite[], metadat
   try {
     fs.writeSync(fd, len);
     fs.writeSync(fd, Buffer.from(json, 'utf8'));
-    for (const t of tensors) fs.writeSync(fd, t.data);
+    for (const t of tensors) writeAll(fd, t.data);
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** Writes all of `data` in pieces a single `writeSync` accepts (its length is 32-bit). */
+function writeAll(fd: number, data: Uint8Array): void {
+  let done = 0;
+  while (done < data.byteLength) done += fs.writeSync(fd, data, done, Math.min(READ_PIECE, data.byteLength - done));
 }
