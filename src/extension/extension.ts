@@ -4,10 +4,12 @@
  */
 import * as vscode from 'vscode';
 import { ChatViewProvider, VIEW_ID } from './chatView';
+import { registerAskAboutFile } from './askAboutFile';
 import { registerChatParticipant } from './chatParticipant';
 import { registerCommands } from './commands';
 import { createLog } from './log';
 import { registerLmTool } from './lmTool';
+import { registerModelCommands } from './modelCommands';
 import { RESTART_KEYS, SECTION } from './settings';
 import { SidecarManager } from './sidecarManager';
 import { StatusBar } from './statusBar';
@@ -26,6 +28,8 @@ export function activate(context: vscode.ExtensionContext): void {
     new StatusBar(state),
     vscode.window.registerWebviewViewProvider(VIEW_ID, chatView, { webviewOptions: { retainContextWhenHidden: true } }),
     ...registerCommands(sc, chatView, state, log),
+    ...registerModelCommands(context, log),
+    registerAskAboutFile(),
   );
   const participant = registerChatParticipant(sc, state, context.extensionUri, log);
   if (participant) context.subscriptions.push(participant);

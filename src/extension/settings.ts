@@ -24,7 +24,7 @@ export interface Settings {
 }
 
 /** The user/machine value of a setting, never the workspace one. */
-function machineValue<T>(cfg: vscode.WorkspaceConfiguration, key: string, dflt: T): T {
+export function machineValue<T>(cfg: vscode.WorkspaceConfiguration, key: string, dflt: T): T {
   const i = cfg.inspect<T>(key);
   return (i?.globalValue ?? i?.defaultValue ?? dflt) as T;
 }

@@ -7,7 +7,9 @@
 // refuses a .vscodeignore next to a "files" list ("VSCE does not support combining both
 // strategies"), while the .vsix needs .vscodeignore (node_modules included, foreign binaries out).
 // So this script hard-links the packaged inputs into .tmp/vsix-stage, writes package.json there
-// without "files", and runs vsce in it. Nothing in the checkout is modified. Works offline (vsce
+// without "files", and runs vsce in it. Nothing in the checkout is modified. The stage's README.md
+// is MARKETPLACE.md, the user-facing page of the extension's details view; the developer
+// README.md (npm scripts, the CLI, the layout) stays in the repository only. Works offline (vsce
 // runs `npm list --production`, which reads the installed node_modules only).
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -33,14 +35,15 @@ fs.mkdirSync(stage, { recursive: true });
 try {
   const { files: _files, ...manifest } = pkg;
   fs.writeFileSync(path.join(stage, 'package.json'), JSON.stringify(manifest, null, 2) + '\n');
-  for (const p of ['out', 'media', 'syntaxes', 'bin', 'node_modules', 'README.md', 'package-lock.json', '.vscodeignore', 'LICENSE', 'CHANGELOG.md']) {
+  for (const p of ['out', 'media', 'syntaxes', 'language-configuration', 'bin', 'node_modules', 'package-lock.json', '.vscodeignore', 'LICENSE', 'CHANGELOG.md']) {
     if (!fs.existsSync(path.join(root, p))) continue;
     // hard links: fast and no extra disk (same file system: the stage is inside the checkout)
     execFileSync('cp', ['-al', path.join(root, p), path.join(stage, p)]);
   }
+  fs.copyFileSync(path.join(root, 'MARKETPLACE.md'), path.join(stage, 'README.md'));
   fs.rmSync(path.join(stage, 'out', 'test'), { recursive: true, force: true });
   const vsce = path.join(root, 'node_modules', '.bin', 'vsce');
-  const args = ['package', '--target', o.target, '--allow-missing-repository', '--skip-license', '-o', out];
+  const args = ['package', '--target', o.target, '-o', out];
   console.log(`package-vsix: vsce ${args.join(' ')}`);
   execFileSync(vsce, args, { cwd: stage, stdio: 'inherit' });
 } finally {

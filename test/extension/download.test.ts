@@ -80,6 +80,11 @@ describe('extension: model download from a local Hugging Face hub', function () 
     assert.ok(seen.some((p) => p.phase === 'verifying'));
   });
 
+  it('stops before any file moves when the listing is refused (e.g. not enough disk)', async () => {
+    await assert.rejects(run({ onListing: (l) => { throw new Error(`needs ${l.totalBytes} bytes`); } }), /needs \d+ bytes/);
+    assert.strictEqual(hub.requests.filter((q) => q.url.includes('/resolve/')).length, 0);
+  });
+
   it('a second run keeps verified files and fetches nothing large again', async () => {
     await run();
     const before = hub.requests.filter((q) => q.server === 'cdn').length;
@@ -94,7 +99,9 @@ describe('extension: model download from a local Hugging Face hub', function () 
     fs.mkdirSync(dest(), { recursive: true });
     const half = big.content.length >> 1;
     fs.writeFileSync(path.join(dest(), `${big.path}.part`), big.content.subarray(0, half));
-    await run();
+    let missing = -1;
+    await run({ onListing: (l) => { missing = l.missingBytes; } });
+    assert.strictEqual(missing, hub.files.reduce((s, f) => s + f.content.length, 0) - half);
     assertAllFiles();
     const gets = cdnGets(big.path);
     assert.strictEqual(gets.length, 1);

@@ -26,7 +26,21 @@ export interface DownloadOptions {
   /** First retry delay in ms, doubling (default 1000). */
   retryDelayMs?: number;
   onProgress?(p: DownloadProgress): void;
+  /**
+   * Called once the listing is known, before any file moves: the UI shows the size and checks
+   * free disk; throwing stops the download there.
+   */
+  onListing?(l: ListingSummary): void | Promise<void>;
   log?(line: string): void;
+}
+
+export interface ListingSummary {
+  repo: string;
+  commit: string;
+  files: number;
+  totalBytes: number;
+  /** Bytes still to fetch: totalBytes minus complete files and `.part` prefixes already there. */
+  missingBytes: number;
 }
 
 export interface DownloadProgress {
@@ -56,6 +70,10 @@ export async function downloadModel(o: DownloadOptions): Promise<DownloadResult>
   const listing: RepoListing = await listRepo(o.repo, o.revision ?? 'main', { endpoint, token: o.token, signal: o.signal });
   const totalBytes = listing.files.reduce((s, f) => s + f.size, 0);
   o.log?.(`${listing.repo}@${listing.commit}: ${listing.files.length} files, ${totalBytes} bytes → ${o.dest}`);
+  await o.onListing?.({
+    repo: listing.repo, commit: listing.commit, files: listing.files.length, totalBytes,
+    missingBytes: listing.files.reduce((s, f) => s + f.size - bytesOnDisk(path.join(o.dest, ...f.path.split('/')), f.size), 0),
+  });
   fs.mkdirSync(o.dest, { recursive: true });
   let before = 0; // bytes of the files already finished
   let reused = 0;
@@ -80,4 +98,11 @@ export async function downloadModel(o: DownloadOptions): Promise<DownloadResult>
   }
   report({ phase: 'done', fileIndex: listing.files.length, fileCount: listing.files.length, doneBytes: totalBytes, totalBytes });
   return { folder: o.dest, commit: listing.commit, files: listing.files.length, bytes: totalBytes, reused };
+}
+
+/** What of a file is already on disk (complete file of the right size, else its `.part`). */
+function bytesOnDisk(dest: string, size: number): number {
+  const sizeOf = (p: string) => { try { return fs.statSync(p).size; } catch { return 0; } };
+  if (sizeOf(dest) === size) return size;
+  return Math.min(size, sizeOf(`${dest}.part`));
 }
