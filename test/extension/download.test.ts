@@ -196,9 +196,22 @@ describe('extension: model download from a local Hugging Face hub', function () 
     assert.ok(cdnGets(big.path).slice(1).every((q) => q.range !== undefined), 'the rerun must resume with Range');
   });
 
+  it('cancel while a large file is being checked stops at once', async () => {
+    const ac = new AbortController();
+    await assert.rejects(run({ signal: ac.signal, onProgress: (p) => { if (p.phase === 'verifying' && p.file === hub.files[2].path) ac.abort(); } }),
+      DownloadCancelled);
+    assert.ok(fs.existsSync(path.join(dest(), `${hub.files[2].path}.part`)), 'the complete but unchecked part must be kept');
+  });
+
+  it('a local write failure is not retried and names the file', async () => {
+    fs.mkdirSync(path.join(dest(), `${hub.files[2].path}.part`), { recursive: true }); // a folder where the part must go
+    await assert.rejects(run(), (e: Error) => e instanceof HubError && /cannot write .*model-00001-of-00002\.safetensors\.part/.test(e.message));
+    assert.ok(cdnGets(hub.files[2].path).length <= 1, 'a local write failure must not be retried');
+  });
+
   it('a private repository: clear error without a token; with one, the token never goes to the CDN', async () => {
     hub.requiredToken = 'hf_secret';
-    await assert.rejects(run(), (e: Error) => e instanceof HubAuthError && /private or gated/.test(e.message) && /HF_TOKEN/.test(e.message));
+    await assert.rejects(run(), (e: Error) => e instanceof HubAuthError && /id is wrong, or it is private or gated/.test(e.message) && /HF_TOKEN/.test(e.message));
     hub.requests.length = 0;
     await run({ token: 'hf_secret' });
     assertAllFiles();

@@ -42,7 +42,7 @@ export async function fetchFile(j: FileJob): Promise<FileOutcome> {
     const st = fs.statSync(dest);
     if (st.isFile() && st.size === file.size) {
       j.onVerify?.();
-      if ((await hashFile(dest, file)) === file.check.hex) {
+      if ((await hashFile(dest, file, j.signal)) === file.check.hex) {
         j.onBytes(file.size);
         return 'present';
       }
@@ -55,7 +55,7 @@ export async function fetchFile(j: FileJob): Promise<FileOutcome> {
   for (let pass = 0; ; pass++) {
     await fillPart(j, part);
     j.onVerify?.();
-    const got = await hashFile(part, file);
+    const got = await hashFile(part, file, j.signal);
     if (got === file.check.hex) break;
     fs.rmSync(part, { force: true });
     if (pass >= 1) {
@@ -89,16 +89,19 @@ async function fillPart(j: FileJob, part: string): Promise<void> {
       continue;
     } catch (e) {
       if (e instanceof DownloadCancelled || j.signal?.aborted) throw new DownloadCancelled();
-      const retryable = !(e instanceof HubError) || e.retryable;
+      // Network failures arrive as retryable HubErrors (http.ts, appendRange); anything else is
+      // local (disk full, no permission) and another try would fail the same way.
+      if (!(e instanceof HubError)) throw new HubError(`cannot write ${part}: ${(e as Error).message}`);
+      const retryable = e.retryable;
       const now = fs.existsSync(part) ? fs.statSync(part).size : 0;
       if (now > have) failures = 0;
-      if (!retryable || ++failures > j.retries) {
-        if (e instanceof HubError && !retryable) throw e;
-        throw new HubError(`downloading ${file.path} failed after ${j.retries} retries: ${(e as Error).message}; ` +
+      if (!retryable) throw e;
+      if (++failures > j.retries) {
+        throw new HubError(`downloading ${file.path} failed after ${j.retries} retries: ${e.message}; ` +
           `${now} of ${file.size} bytes are kept in ${path.basename(part)} and the next download resumes them`);
       }
       const wait = j.retryDelayMs * 2 ** (failures - 1);
-      j.log?.(`${file.path}: ${(e as Error).message}; retry ${failures}/${j.retries} in ${wait} ms from byte ${now}`);
+      j.log?.(`${file.path}: ${e.message}; retry ${failures}/${j.retries} in ${wait} ms from byte ${now}`);
       await sleep(wait, j.signal);
     }
   }
@@ -156,10 +159,16 @@ function writeAll(fd: number, buf: Uint8Array, pos: number): void {
 }
 
 /** The hash the hub lists for this file, of the bytes at `p`. */
-export async function hashFile(p: string, file: HubFile): Promise<string> {
+export async function hashFile(p: string, file: HubFile, signal?: AbortSignal): Promise<string> {
   const h = crypto.createHash(file.check.kind === 'sha256' ? 'sha256' : 'sha1');
   if (file.check.kind === 'gitBlob') h.update(`blob ${fs.statSync(p).size}\0`);
-  for await (const chunk of fs.createReadStream(p, { highWaterMark: 4 << 20 })) h.update(chunk as Buffer);
+  // a 5 GB shard takes tens of seconds to hash: cancel must not wait for it
+  try {
+    for await (const chunk of fs.createReadStream(p, { highWaterMark: 4 << 20, signal })) h.update(chunk as Buffer);
+  } catch (e) {
+    if (signal?.aborted) throw new DownloadCancelled();
+    throw e;
+  }
   return h.digest('hex');
 }
 

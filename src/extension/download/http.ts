@@ -68,8 +68,9 @@ export async function hubFetch(url: string, o: FetchOptions): Promise<Response> 
 
 function statusError(status: number, what: string, url: string): HubError {
   if (status === 401 || status === 403) {
-    return new HubAuthError(`the hub refused access to ${what} (HTTP ${status}): the repository is private or gated; ` +
-      'accept its terms on the hub and give a token (HF_TOKEN) that can read it');
+    // The hub also answers 401 for a repository that does not exist (it does not say which).
+    return new HubAuthError(`the hub refused access to ${what} (HTTP ${status}): the repository id is wrong, or it is private or gated; ` +
+      'check the id, or accept its terms on the hub and give a token (HF_TOKEN) that can read it');
   }
   if (status === 404) return new HubError(`${what} was not found on the hub (HTTP 404 for ${url}): check the repository id and revision`);
   if (status === 429 || status >= 500) return new HubError(`the hub is busy or failing (HTTP ${status}) for ${what}`, true);

@@ -1,0 +1,192 @@
+// End-to-end: the first run of the packaged extension with no model, in code-server. The
+// walkthrough, Select Model Folder (a wrong folder, then none chosen), and Download Model from a
+// Hugging Face hub on 127.0.0.1 (test/extension/localHub.ts, serving the fixture checkpoint; the
+// largest file's connection is dropped halfway once, so the download resumes it with Range),
+// ending with the model path written to the machine's settings and the sidecar starting on it.
+// Run through `bash test/e2e/run.sh` (same environment as mplus.test.mjs); artefacts go to
+// $E2E_OUT/firstrun.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`${k} is not set: run this suite through test/e2e/run.sh`);
+  return v;
+};
+const tools = env('MPLUS_E2E_TOOLS');
+const cache = env('CODE_SERVER_E2E_CACHE');
+const outDir = path.join(env('E2E_OUT'), 'firstrun');
+const vsix = env('MPLUS_E2E_VSIX');
+const model = env('MPLUS_E2E_MODEL');
+const repo = env('MPLUS_E2E_REPO');
+const EXT_ID = 'mplus-dev.mplus-repo-memory';
+const REPO_ID = 'test-org/mplus-small';
+fs.rmSync(outDir, { recursive: true, force: true });
+fs.mkdirSync(outDir, { recursive: true });
+const results = path.join(outDir, 'results.txt');
+fs.writeFileSync(results, '');
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
+const { LocalHub } = createRequire(import.meta.url)(path.join(root, 'out', 'test', 'extension', 'localHub.js'));
+const { startSession } = await import(pathToFileURL(path.join(tools, 'smoke.mjs')).href);
+let s;
+let hub;
+let shotNo = 0;
+const downloads = path.join(outDir, 'downloads');
+const notAModel = path.join(outDir, 'not-a-model');
+
+async function shot(name) {
+  if (!s) return;
+  await s.screenshot(`${String(++shotNo).padStart(2, '0')}-${name}.png`).catch(() => {});
+}
+
+function step(name, fn, timeout = 120000) {
+  test(name, { timeout }, async () => {
+    try {
+      await fn();
+      fs.appendFileSync(results, `PASS ${name}\n`);
+      console.log(`PASS ${name}`);
+    } catch (e) {
+      fs.appendFileSync(results, `FAIL ${name}: ${String(e.message).split('\n')[0]}\n`);
+      console.log(`FAIL ${name}: ${e.message}`);
+      await shot(`FAIL-${name.replace(/[^\w]+/g, '-')}`);
+      throw e;
+    }
+  });
+}
+
+async function statusText() {
+  const items = s.page.locator('.statusbar-item', { hasText: /M\+ / });
+  if (!(await items.count())) return '';
+  return ((await items.first().textContent()) || '').trim();
+}
+
+async function waitForStatus(re, timeout) {
+  const end = Date.now() + timeout;
+  let last = '';
+  while (Date.now() < end) {
+    last = await statusText();
+    if (re.test(last)) return last;
+    await s.page.waitForTimeout(250);
+  }
+  throw new Error(`status bar never matched ${re} (last: "${last}")`);
+}
+
+const machineSettings = () => path.join(s.userDataDir, 'Machine', 'settings.json');
+
+/**
+ * Answers VS Code's folder picker. In code-server it is the "simple file dialog": a quick input
+ * whose box holds a path; typing a folder's path and accepting picks it.
+ */
+async function pickFolder(dir) {
+  const box = s.page.locator('.quick-input-widget .quick-input-box input');
+  await box.waitFor({ timeout: 20000 });
+  await box.fill(dir.endsWith('/') ? dir : `${dir}/`);
+  await s.page.waitForTimeout(800); // the dialog lists the folder it navigated to
+  await shot('folder-picker');
+  await s.page.locator('.quick-input-widget .quick-input-action .monaco-button, .quick-input-widget .quick-input-ok .monaco-button').first().click();
+  await s.page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 10000 });
+}
+
+before(async () => {
+  const files = fs.readdirSync(model).filter((n) => fs.statSync(path.join(model, n)).isFile())
+    .map((n) => ({ path: n, content: fs.readFileSync(path.join(model, n)), lfs: n.endsWith('.safetensors') }));
+  hub = new LocalHub(REPO_ID, files);
+  const biggest = files.reduce((a, b) => (b.content.length > a.content.length ? b : a));
+  hub.faults.set(biggest.path, { drop: { afterBytes: biggest.content.length >> 1, times: 1 } });
+  await hub.start();
+  fs.mkdirSync(downloads, { recursive: true });
+  fs.mkdirSync(notAModel, { recursive: true });
+  fs.writeFileSync(path.join(notAModel, 'notes.txt'), 'not a model\n');
+  s = await startSession({
+    cache, folder: repo, vsix: [vsix], outDir, timeout: 60000, log: () => {},
+    settings: {
+      'mplus.device': 'cpu',
+      'mplus.answer.maxTokens': 48,
+      'workbench.secondarySideBar.defaultVisibility': 'hidden',
+    },
+  });
+  // Machine-scoped settings of the remote machine (code-server's extension host is remote):
+  // no model, and the hub is the local one.
+  fs.mkdirSync(path.dirname(machineSettings()), { recursive: true });
+  fs.writeFileSync(machineSettings(), JSON.stringify({
+    'mplus.storePath': path.join(outDir, 'stores'),
+    'mplus.download.endpoint': hub.hubUrl,
+  }, null, 2));
+});
+
+after(async () => {
+  if (s) {
+    await s.screenshot('final.png').catch(() => {});
+    await s.close();
+  }
+  await hub?.stop();
+  console.log(`# first-run e2e artefacts: ${outDir}`);
+});
+
+step('first run with no model: the status bar says so', async () => {
+  assert.ok(s.installedIds.includes(EXT_ID), `installed: ${s.installedIds.join(', ')}`);
+  await waitForStatus(/M\+ no model/, 60000);
+  await shot('no-model');
+});
+
+step('the walkthrough shows how to get a model and what a model needs', async () => {
+  await s.runCommand('Welcome: Open Walkthrough...');
+  const box = s.page.locator('.quick-input-widget .quick-input-box input');
+  await box.fill('M+ Repository Memory');
+  await s.page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Get Started with M+ Repository Memory' }).first().click({ timeout: 20000 });
+  const page = s.page.locator('.gettingStartedContainer');
+  await page.getByText('Get an M+ model').first().waitFor({ timeout: 20000 });
+  for (const b of ['Download Model…', 'Select Model Folder…']) {
+    assert.ok(await page.getByRole('button', { name: b }).first().isVisible(), `no "${b}" button in the walkthrough`);
+  }
+  await shot('walkthrough-get-model');
+  await page.getByText('What a model needs').first().click();
+  const md = await s.webviewFrame('Disk for memory', { timeout: 20000 });
+  assert.ok(md, 'the hardware page did not render');
+  assert.ok(await md.locator('body', { hasText: 'RAM, running on the CPU' }).count());
+  await shot('walkthrough-hardware');
+});
+
+step('Select Model Folder refuses a folder that is not a model, in plain words', async () => {
+  await s.runCommand('M+: Select Model Folder…');
+  await pickFolder(notAModel);
+  assert.ok(await s.waitForNotification('M+ cannot use this folder', { timeout: 20000 }), 'no error for a folder without a model');
+  assert.ok(await s.waitForNotification('has no config.json', { timeout: 5000 }));
+  await shot('select-folder-refused');
+  const settings = fs.existsSync(machineSettings()) ? JSON.parse(fs.readFileSync(machineSettings(), 'utf8')) : {};
+  assert.equal(settings['mplus.modelPath'], undefined, 'a bad folder was written to the settings');
+  await s.page.keyboard.press('Escape');
+});
+
+step('Download Model from the (local) hub: progress, a dropped connection resumed, then M+ uses it', async () => {
+  await s.runCommand('M+: Download Model…');
+  const box = s.page.locator('.quick-input-widget .quick-input-box input');
+  await box.waitFor({ timeout: 20000 });
+  assert.equal(await box.inputValue(), 'YuWangX/mplus-8b', 'the repository id should default to mplus-8b');
+  await box.fill(REPO_ID);
+  await box.press('Enter');
+  await pickFolder(downloads);
+  // the size and free space, asked once before anything moves
+  const dialog = s.page.locator('.monaco-dialog-box');
+  await dialog.getByText(`Download ${REPO_ID}:`).waitFor({ timeout: 20000 });
+  await shot('download-confirm');
+  await dialog.getByRole('button', { name: 'Download' }).click();
+  assert.ok(await s.waitForNotification(`Downloading ${REPO_ID}`, { timeout: 20000 }) ||
+    await s.page.locator('.notification-list-item', { hasText: 'Downloading' }).first().isVisible(), 'no progress notification');
+  await shot('download-progress');
+  assert.ok(await s.waitForNotification(`Downloaded ${REPO_ID}`, { timeout: 300000 }), 'the download did not finish');
+  await shot('download-done');
+  const dest = path.join(downloads, 'mplus-small');
+  for (const f of hub.files) assert.ok(fs.readFileSync(path.join(dest, f.path)).equals(f.content), `${f.path} differs`);
+  const resumed = hub.requests.filter((q) => q.server === 'cdn' && q.range);
+  assert.ok(resumed.length >= 1, 'the dropped file was not resumed with a Range request');
+  const settings = JSON.parse(fs.readFileSync(machineSettings(), 'utf8'));
+  assert.equal(settings['mplus.modelPath'], dest, 'the model path was not written to the machine settings');
+  await waitForStatus(/M\+ (starting|feeding|ready)/, 120000);
+  await shot('model-in-use');
+}, 420000);
