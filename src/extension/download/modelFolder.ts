@@ -21,7 +21,7 @@ export function checkModelFolder(dir: string): FolderCheck {
   if (!names.includes('config.json')) {
     const sub = names.find((n) => fs.existsSync(path.join(dir, n, 'config.json')));
     return bad(`${dir} has no config.json, so it is not a model folder` +
-      (sub ? `; the model seems to be in its subfolder "${sub}": pick that one.` : ': pick the folder that holds config.json and the .safetensors files, or use Download Model….'));
+      (sub ? `; the model seems to be in its subfolder "${sub}": pick that one.` : ': pick the folder that holds config.json and the .safetensors files, or get a model with Download Model…'));
   }
   try {
     const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
