@@ -234,6 +234,23 @@ step('M+: Ask about Repository asks about the editor selection', async () => {
   await shot('ask-selection');
 }, 180000);
 
+step('Ask M+ about This File from the Explorer context menu', async () => {
+  await s.page.keyboard.press('Escape');
+  const row = s.page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'README.md' }).first();
+  await row.click({ button: 'right' });
+  await s.page.locator('.monaco-menu .action-item', { hasText: 'Ask M+ about This File' }).first().click({ timeout: 15000 });
+  const box = s.page.locator('.quick-input-widget .quick-input-box input');
+  await box.waitFor({ timeout: 15000 });
+  assert.equal(await box.inputValue(), 'What does this file do, and who uses it?');
+  await box.press('Enter');
+  const frame = await s.webviewFrame('(about the file README.md)', { extensionId: EXT_ID, timeout: 30000 });
+  assert.ok(frame, 'the question about README.md did not reach the chat view');
+  await frame.locator('#stop[disabled]').waitFor({ timeout: 120000 });
+  const entry = frame.locator('.entry', { hasText: '(about the file README.md)' }).last();
+  assert.ok(((await entry.locator('.answer').textContent()) || '').trim().length > 0, 'empty answer');
+  await shot('ask-about-file');
+}, 180000);
+
 step('editing and saving a file refreshes memory', async () => {
   const doc = path.join(repo, 'src', 'calc.ts');
   await s.page.keyboard.press('Escape');
@@ -333,7 +350,16 @@ step('.mplusignore files get the M+ Ignore language', async () => {
   await s.page.locator('.quick-input-widget .monaco-list-row', { hasText: '.mplusignore' }).first().click({ timeout: 30000 });
   await s.page.locator('.tabs-container .tab.active', { hasText: '.mplusignore' }).waitFor({ timeout: 30000 });
   await s.page.locator('.statusbar-item', { hasText: 'M+ Ignore' }).first().waitFor({ timeout: 15000 });
-  await shot('mplusignore-language');
+  // its language configuration: Toggle Line Comment writes "# " (then undone: the file stays as it was)
+  const lines = s.page.locator('.editor-instance .monaco-editor .view-lines').first();
+  await lines.click();
+  await s.page.keyboard.press('Control+Home');
+  await s.page.keyboard.press('ArrowDown');
+  await s.page.keyboard.press('Control+Slash');
+  await lines.locator('.view-line', { hasText: '# *.log' }).first().waitFor({ timeout: 10000 });
+  await shot('mplusignore-comment-toggled');
+  await s.page.keyboard.press('Control+Z');
+  await lines.locator('.view-line', { hasText: /^\*\.log$/ }).first().waitFor({ timeout: 10000 });
 });
 
 step('@mplus answers in VS Code chat with sources', async () => {
