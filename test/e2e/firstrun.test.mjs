@@ -80,15 +80,28 @@ const machineSettings = () => path.join(s.userDataDir, 'Machine', 'settings.json
 
 /**
  * Answers VS Code's folder picker. In code-server it is the "simple file dialog": a quick input
- * whose box holds a path; typing a folder's path and accepting picks it.
+ * whose box holds a path; typing a folder's path and pressing its OK button picks it. `title` tells
+ * the picker from the quick input it replaces (a repository id box can still be on screen), and
+ * the typed path is only sent once the dialog has shown its own starting folder: typed earlier,
+ * it would be overwritten by it.
  */
-async function pickFolder(dir) {
-  const box = s.page.locator('.quick-input-widget .quick-input-box input');
-  await box.waitFor({ timeout: 20000 });
-  await box.fill(dir.endsWith('/') ? dir : `${dir}/`);
-  await s.page.waitForTimeout(800); // the dialog lists the folder it navigated to
+async function pickFolder(title, dir) {
+  await s.page.waitForTimeout(500);
+  const widget = s.page.locator('.quick-input-widget', { hasText: title });
+  await widget.waitFor({ timeout: 20000 });
+  const box = widget.locator('.quick-input-box input');
+  const end = Date.now() + 20000;
+  while (!(await box.inputValue()).startsWith('/') && Date.now() < end) await s.page.waitForTimeout(200);
+  const want = dir.endsWith('/') ? dir : `${dir}/`;
+  // The dialog may set its starting path again after it has listed it: type until the path stays.
+  for (let i = 0; i < 10; i++) {
+    await box.fill(want);
+    await s.page.waitForTimeout(1000);
+    if ((await box.inputValue()) === want) break;
+  }
+  assert.equal(await box.inputValue(), want, 'the folder picker changed the typed path');
   await shot('folder-picker');
-  await s.page.locator('.quick-input-widget .quick-input-action .monaco-button, .quick-input-widget .quick-input-ok .monaco-button').first().click();
+  await widget.locator('.quick-input-action .monaco-button, .quick-input-ok .monaco-button').first().click();
   await s.page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 10000 });
 }
 
@@ -154,7 +167,7 @@ step('the walkthrough shows how to get a model and what a model needs', async ()
 
 step('Select Model Folder refuses a folder that is not a model, in plain words', async () => {
   await s.runCommand('M+: Select Model Folder…');
-  await pickFolder(notAModel);
+  await pickFolder('Select the M+ model folder', notAModel);
   assert.ok(await s.waitForNotification('M+ cannot use this folder', { timeout: 20000 }), 'no error for a folder without a model');
   assert.ok(await s.waitForNotification('has no config.json', { timeout: 5000 }));
   await shot('select-folder-refused');
@@ -170,10 +183,11 @@ step('Download Model from the (local) hub: progress, a dropped connection resume
   assert.equal(await box.inputValue(), 'YuWangX/mplus-8b', 'the repository id should default to mplus-8b');
   await box.fill(REPO_ID);
   await box.press('Enter');
-  await pickFolder(downloads);
+  await pickFolder('Folder to download', downloads);
   // the size and free space, asked once before anything moves
   const dialog = s.page.locator('.monaco-dialog-box');
   await dialog.getByText(`Download ${REPO_ID}:`).waitFor({ timeout: 20000 });
+  assert.match(await dialog.textContent(), /downloads\/mplus-small\?/, 'the download goes to another folder than the one picked');
   await shot('download-confirm');
   await dialog.getByRole('button', { name: 'Download' }).click();
   assert.ok(await s.waitForNotification(`Downloading ${REPO_ID}`, { timeout: 20000 }) ||

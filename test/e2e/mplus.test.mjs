@@ -235,10 +235,15 @@ step('M+: Ask about Repository asks about the editor selection', async () => {
 }, 180000);
 
 step('Ask M+ about This File from the Explorer context menu', async () => {
-  await s.page.keyboard.press('Escape');
+  await s.runCommand('View: Show Explorer'); // the side bar shows the M+ view since the steps above
   const row = s.page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'README.md' }).first();
   await row.click({ button: 'right' });
-  await s.page.locator('.monaco-menu .action-item', { hasText: 'Ask M+ about This File' }).first().click({ timeout: 15000 });
+  // A mouse click in a just-opened workbench menu can be swallowed (it guards against the
+  // right-click's own mouseup); hovering focuses the item and Enter runs it.
+  const item = s.page.locator('.monaco-menu .action-item', { hasText: 'Ask M+ about This File' }).first();
+  await item.hover({ timeout: 15000 });
+  await s.page.waitForTimeout(300);
+  await s.page.keyboard.press('Enter');
   const box = s.page.locator('.quick-input-widget .quick-input-box input');
   await box.waitFor({ timeout: 15000 });
   assert.equal(await box.inputValue(), 'What does this file do, and who uses it?');
@@ -331,8 +336,15 @@ step('Forget File/Folder drops a file from memory', async () => {
   // code-server's simple file dialog: a quick input holding a path
   const box = s.page.locator('.quick-input-widget .quick-input-box input');
   await box.waitFor({ timeout: 15000 });
-  await box.fill(path.join(repo, 'README.md'));
-  await s.page.waitForTimeout(500);
+  // The dialog can set its starting folder after the box appears, overwriting a path typed too
+  // early (then Enter forgets the whole workspace folder): type until the path stays.
+  const want = path.join(repo, 'README.md');
+  for (let i = 0; i < 10; i++) {
+    await box.fill(want);
+    await s.page.waitForTimeout(1000);
+    if ((await box.inputValue()) === want) break;
+  }
+  assert.equal(await box.inputValue(), want, 'the file dialog replaced the typed path');
   await box.press('Enter');
   assert.ok(await s.waitForNotification('M+: forgot README.md', { timeout: 30000 }), 'no "forgot" notification');
   const t = await waitForStatus(/M\+ ready (\d+)\/(\d+)/, 30000);
