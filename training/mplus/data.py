@@ -1,0 +1,247 @@
+"""Training episodes from the extracted corpus (training/extract.js), names and values randomized.
+
+An episode: inject the chunk that holds a fact, then `distractors` chunks of other real code,
+then ask `What is the value of NAME?` (→ the literal) or `Where is NAME defined?` (→ the file's
+repository-relative path, which the chunk's header line names). Before injection the fact's
+name (every whole-word occurrence in the chunk), its value and the header's path are replaced by
+freshly drawn ones, so the answer is only in memory, never in the weights.
+
+Batches: every episode in a batch injects contexts of the same length at each step (the batched
+forward needs one shape); a context longer than that is cropped to a window that keeps its
+header line and the fact. Questions + answers are right-padded; the loss covers answer tokens.
+"""
+import hashlib
+import json
+import os
+import random
+import re
+from dataclasses import dataclass
+from typing import List
+
+import torch
+
+from . import tokenizer as tok
+
+FORMAT = 'mplus-training-corpus/1'
+
+
+class DataError(Exception):
+    pass
+
+
+def question_text(kind: str, name: str) -> str:
+    return f'What is the value of {name}?' if kind == 'value' else f'Where is {name} defined?'
+
+
+# The checkpoint's own question template (question_template.txt in the checkpoint folder): the
+# sidecar formats every question with it, so training and product prompts are the same bytes.
+TEMPLATE = 'Q: {question}\nA: '
+
+
+def prompt(question: str) -> str:
+    return TEMPLATE.replace('{question}', question)
+
+
+@dataclass
+class Fact:
+    file: int
+    chunk: int
+    kind: str
+    name: str
+    name_at: int
+    value: str = None
+    value_at: int = -1
+
+
+class Corpus:
+    """files.jsonl + manifest.json, validated: a partial or corrupt folder is refused by name."""
+
+    def __init__(self, folder: str):
+        self.folder = folder
+        fix = f'rebuild it: node training/extract.js --corpus /work/scratch/corpus --out {folder}'
+        mpath = os.path.join(folder, 'manifest.json')
+        fpath = os.path.join(folder, 'files.jsonl')
+        if not os.path.isfile(mpath):
+            raise DataError(f'{folder}: no manifest.json (not a training data folder, or extraction did not finish); {fix}')
+        try:
+            with open(mpath) as f:
+                man = json.load(f)
+        except ValueError as e:
+            raise DataError(f'{mpath}: not valid JSON ({e}); {fix}')
+        if man.get('format') != FORMAT:
+            raise DataError(f'{mpath}: format {man.get("format")!r}, expected {FORMAT!r}; {fix}')
+        if not os.path.isfile(fpath):
+            raise DataError(f'{folder}: files.jsonl is missing; {fix}')
+        h = hashlib.sha256()
+        self.files: List[dict] = []
+        with open(fpath, 'rb') as f:
+            for i, line in enumerate(f):
+                h.update(line)
+                try:
+                    self.files.append(json.loads(line))
+                except ValueError as e:
+                    raise DataError(f'{fpath}: line {i + 1} is not valid JSON ({e}); {fix}')
+        if h.hexdigest() != man.get('sha256') or len(self.files) != man.get('files'):
+            raise DataError(f'{fpath}: does not match manifest.json ({len(self.files)} files read, manifest says '
+                            f'{man.get("files")}; checksum {"differs" if h.hexdigest() != man.get("sha256") else "matches"}): '
+                            f'truncated or edited; {fix}')
+        self.manifest = man
+        self.facts: List[Fact] = []
+        self.chunks = []  # (file, chunk) of every chunk, for distractors
+        for fi, f in enumerate(self.files):
+            f['bytes'] = [c.encode('utf-8') for c in f['chunks']]
+            for ci in range(len(f['chunks'])):
+                self.chunks.append((fi, ci))
+            for x in f['facts']:
+                self.facts.append(Fact(fi, x['chunk'], x['kind'], x['name'], x['nameAt'], x.get('value'), x.get('valueAt', -1)))
+        self.value_facts = [x for x in self.facts if x.kind == 'value']
+        self.def_facts = [x for x in self.facts if x.kind == 'def']
+        if not self.value_facts or not self.def_facts:
+            raise DataError(f'{folder}: no facts of one kind (values {len(self.value_facts)}, definitions {len(self.def_facts)}); {fix}')
+
+
+# ---- randomization ----
+_SYL = ['ka', 'lo', 'mi', 'ren', 'tor', 'vex', 'sul', 'pha', 'dri', 'nox', 'bel', 'qua', 'zin', 'gor', 'fen', 'wil',
+        'ast', 'rum', 'cel', 'dor', 'ix', 'yan', 'pel', 'sto', 'mar', 'hel', 'jun', 'tek', 'bra', 'vol', 'ne', 'sa']
+_WORDS = ['core', 'util', 'lib', 'src', 'render', 'math', 'net', 'io', 'view', 'data', 'model', 'parse', 'shader',
+          'node', 'graph', 'time', 'text', 'cache', 'store', 'api', 'test', 'tools', 'common', 'internal']
+
+
+def random_name(rng: random.Random, like: str) -> str:
+    words = [''.join(rng.choice(_SYL) for _ in range(rng.randint(1, 3))) for _ in range(rng.randint(1, 3))]
+    if like.isupper() or ('_' in like and like.upper() == like):
+        return '_'.join(w.upper() for w in words)
+    if like[:1].isupper():
+        return ''.join(w.capitalize() for w in words)
+    return words[0] + ''.join(w.capitalize() for w in words[1:])
+
+
+def random_value(rng: random.Random, like: str) -> str:
+    if like in ('true', 'false'):
+        return rng.choice(['true', 'false'])
+    if like[:1] in '\'"':
+        q = like[0]
+        return q + rng.choice(['', '-', '_', '.']).join(rng.choice(_SYL) + rng.choice(_SYL) for _ in range(rng.randint(1, 3))) + q
+    if like.startswith('0x'):
+        return hex(rng.randrange(1, 1 << rng.choice([8, 16, 24])))
+    r = rng.random()
+    if r < 0.6:
+        return str(rng.randrange(0, 10 ** rng.randint(1, 6)))
+    return f'{rng.randrange(0, 1000)}.{rng.randrange(0, 10 ** rng.randint(1, 4))}'
+
+
+def random_path(rng: random.Random, ext: str) -> str:
+    parts = [rng.choice(_WORDS) for _ in range(rng.randint(1, 3))]
+    base = ''.join(rng.choice(_SYL) for _ in range(rng.randint(1, 3)))
+    return '/'.join(parts + [base + ext])
+
+
+_HEADER = re.compile(rb'^(// file: )([^\n]*?)( \xe2\x80\x94 [^\n]*)?\n')
+
+
+def randomized(corpus: Corpus, fact: Fact, rng: random.Random):
+    """(chunk bytes with fresh name/value/path, fact span [lo, hi) in them, answer text)."""
+    f = corpus.files[fact.file]
+    text = f['bytes'][fact.chunk]
+    ext = os.path.splitext(f['file'])[1]
+    new_path = random_path(rng, ext).encode()
+    new_name = random_name(rng, fact.name).encode()
+    old_name = fact.name.encode()
+    # Mark the fact's own bytes first (offsets are into the original text), then rename everywhere.
+    lo, hi = fact.name_at, fact.name_at + len(old_name)
+    if fact.kind == 'value':
+        new_value = random_value(rng, fact.value).encode()
+        va, vb = fact.value_at, fact.value_at + len(fact.value.encode())
+        text = text[:va] + b'\x00V\x00' + text[vb:]
+        hi = max(hi, va + 3)
+    text = re.sub(rb'(?<![A-Za-z0-9_$])' + re.escape(old_name) + rb'(?![A-Za-z0-9_$])', new_name, text)
+    m = _HEADER.match(text)
+    if m:
+        text = m.group(1) + new_path + (m.group(3) or b'') + b'\n' + text[m.end():]
+    if fact.kind == 'value':
+        text = text.replace(b'\x00V\x00', new_value)
+        answer = new_value.decode()
+    else:
+        answer = new_path.decode()
+    # Locate the fact span again in the rewritten text (for cropping): the renamed name nearest
+    # the original offset, through the value when there is one.
+    pos = [mm.start() for mm in re.finditer(re.escape(new_name), text)]
+    at = min(pos, key=lambda p: abs(p - fact.name_at)) if pos else 0
+    end = at + len(new_name)
+    if fact.kind == 'value':
+        v = text.find(new_value, at)
+        end = v + len(new_value) if v >= 0 else end
+    header_len = text.find(b'\n') + 1
+    return text, (at, end), header_len, new_name.decode(), answer
+
+
+def crop(text: bytes, n: int, span, header_len: int, rng: random.Random) -> bytes:
+    """A window of exactly n bytes: the header line, then code around span (if n allows)."""
+    if len(text) <= n:
+        return text
+    head = text[:header_len] if header_len < n // 2 else b''
+    body = text[len(head):]
+    room = n - len(head)
+    lo, hi = max(0, span[0] - len(head)), max(0, span[1] - len(head))
+    lo_min = max(0, hi - room)
+    lo_max = min(lo, len(body) - room)
+    start = rng.randint(lo_min, max(lo_min, lo_max))
+    return head + body[start:start + room]
+
+
+@dataclass
+class Stage:
+    name: str
+    steps: int
+    max_ctx: int          # longest injected context (bytes = tokens)
+    distractors: tuple    # (min, max) unrelated chunks injected after the fact
+    use_ltm: bool         # cache/Θ/retrieval on (stage 3)
+
+
+@dataclass
+class Batch:
+    contexts: List[torch.Tensor]   # per injection [B, n_j]
+    tags: List[torch.Tensor]       # per injection [B] (0 = the fact's chunk)
+    tokens: torch.Tensor           # [B, m] prompt + answer + eos, right-padded
+    q_len: torch.Tensor            # [B] prompt rows
+    target: torch.Tensor           # [B, m] next-token targets (−100 = no loss)
+    answers: List[str]
+    prompts: List[List[int]]
+
+
+def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Batch:
+    items = []
+    for _ in range(B):
+        fact = rng.choice(corpus.value_facts if rng.random() < 0.5 else corpus.def_facts)
+        text, span, hl, name, answer = randomized(corpus, fact, rng)
+        items.append((fact, text, span, hl, name, answer))
+    n0 = min(stage.max_ctx, min(len(t[1]) for t in items))
+    n0 = max(n0, 16)  # the authors require chunks of at least 16 tokens
+    contexts = [torch.tensor([list(crop(t[1], n0, t[2], t[3], rng).ljust(n0, b' ')) for t in items])]
+    tags = [torch.zeros(B, dtype=torch.long)]
+    nd = rng.randint(*stage.distractors)
+    for j in range(nd):
+        picks = [corpus.files[fi]['bytes'][ci] for fi, ci in (rng.choice(corpus.chunks) for _ in range(B))]
+        n = max(16, min(stage.max_ctx, min(len(p) for p in picks)))
+        rows = []
+        for p in picks:
+            s = rng.randint(0, max(0, len(p) - n))
+            rows.append(list(p[s:s + n].ljust(n, b' ')))
+        contexts.append(torch.tensor(rows))
+        tags.append(torch.full((B,), j + 1, dtype=torch.long))
+    seqs, qlens, answers, prompts = [], [], [], []
+    for fact, _, _, _, name, answer in items:
+        pr = tok.encode(prompt(question_text(fact.kind, name)))
+        seqs.append(pr + tok.encode(answer) + [tok.EOS])
+        qlens.append(len(pr))
+        answers.append(answer)
+        prompts.append(pr)
+    m = max(len(s) for s in seqs)
+    tokens = torch.full((B, m), tok.PAD, dtype=torch.long)
+    target = torch.full((B, m), -100, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        tokens[i, :len(s)] = torch.tensor(s)
+        # Row t predicts token t+1: answer tokens (and the eos) are targets, the prompt is not.
+        for t in range(qlens[i] - 1, len(s) - 1):
+            target[i, t] = s[t + 1]
+    return Batch(contexts, tags, tokens, torch.tensor(qlens), target, answers, prompts)

@@ -1,0 +1,217 @@
+"""Trains a small M+ from scratch on lookup questions about real code, and keeps doing so across kills.
+
+  /usr/bin/python3 -m training.mplus.train --data /work/scratch/corpus-data --run /work/scratch/train-run \\
+      [--preset small] [--seed 1] [--batch 16] [--threads 2]
+
+The run folder holds `state.pt` (model, optimizer, step, every RNG state; written atomically
+every --save-every seconds and at each stage end) and `log.jsonl` (one line per logged step and
+per evaluation). Starting again with the same folder resumes from `state.pt`: same seed + same
+arguments → the same batches and the same weights as an uninterrupted run (the data RNG state
+is saved with the weights). A different preset/seed than the folder's is refused.
+
+Curriculum (TRAINING.md): (1) one short context, θ only, memory uncompressed (contexts ≤ K);
+(2) longer contexts and several unrelated chunks after the fact, θ only; (3) cache + Θ merges +
+co-trained retriever on, more distractors. Loss: cross-entropy on the answer tokens; in stage 3
+plus the retriever's BCE (positives = memory rows that came from the fact's chunk).
+Evaluation: exact answer under greedy decoding, which equals "every answer token is the argmax
+under teacher forcing" — one forward, no sampling loop.
+"""
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+from . import tokenizer as tok
+from .config import preset
+from .data import Corpus, DataError, Stage, sample_batch
+from .model import MPlus
+
+CURRICULA = {
+    'smoke': [Stage('single', 10_000, 48, (0, 0), False)],
+    'small': [
+        Stage('1-single-uncompressed', 4000, 128, (0, 0), False),
+        Stage('2-theta-distractors', 4000, 256, (1, 2), False),
+        Stage('3-ltm-retriever', 30000, 512, (2, 8), True),
+    ],
+}
+
+
+def episode_loss(model: MPlus, batch, stage: Stage, gen: torch.Generator):
+    mem = model.fresh_memory(batch.tokens.shape[0])
+    for x, tag in zip(batch.contexts, batch.tags):
+        model.inject(mem, x, tag=tag, gen=gen, use_ltm=stage.use_ltm)
+    logits, _, terms = model.generate_logits(mem, batch.tokens, batch.q_len)
+    lm = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.target.reshape(-1), ignore_index=-100)
+    ret = torch.zeros(())
+    n_ret = 0
+    share = []
+    if stage.use_ltm:
+        for l, (lg, w) in enumerate(terms):
+            if lg is None:
+                continue
+            tags = torch.cat([mem.ltm_tag[l], mem.cache_tag[l]], dim=1)  # [B, M+C]
+            pos = (tags == 0).float().unsqueeze(1).expand_as(lg)
+            bce = F.binary_cross_entropy_with_logits(lg, pos, reduction='none') * w  # [B, m, M+C]
+            np_ = (pos * w).sum().clamp(min=1)
+            nn_ = ((1 - pos) * w).sum().clamp(min=1)
+            ret = ret + 0.5 * ((bce * pos).sum() / np_ + (bce * (1 - pos)).sum() / nn_)
+            n_ret += 1
+        if n_ret:
+            ret = ret / n_ret
+            l2 = sum((p ** 2).sum() for n, p in model.named_parameters() if 'query_proj' in n or 'key_proj' in n)
+            ret = ret + 0.001 * l2
+    correct = exact(logits, batch.target)
+    return lm, ret, correct
+
+
+def exact(logits, target):
+    """Per episode: every answer token (and the eos) is the argmax → greedy decoding is exact."""
+    ok = (logits.argmax(-1) == target) | (target == -100)
+    return ok.all(dim=1)
+
+
+@torch.no_grad()
+def evaluate(model, corpus, stage: Stage, seed: int, episodes: int, batch: int):
+    """Exact-hit rate on fresh random names/values (its own RNG: the same questions every time)."""
+    model.eval()
+    rng = random.Random(seed)
+    gen = torch.Generator().manual_seed(seed)
+    hits = n = 0
+    for _ in range(max(1, episodes // batch)):
+        b = sample_batch(corpus, batch, stage, rng)
+        _, _, ok = episode_loss(model, b, stage, gen)
+        hits += int(ok.sum())
+        n += ok.numel()
+    model.train()
+    return hits / max(1, n)
+
+
+def atomic_save(obj, path):
+    tmp = path + '.tmp'
+    torch.save(obj, tmp)
+    with open(tmp, 'rb') as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--data', required=True, help='folder written by training/extract.js')
+    ap.add_argument('--run', required=True, help='run folder: state.pt, log.jsonl (resumed if present)')
+    ap.add_argument('--preset', default='small')
+    ap.add_argument('--seed', type=int, default=1)
+    ap.add_argument('--batch', type=int, default=8)
+    ap.add_argument('--lr', type=float, default=1e-3)
+    ap.add_argument('--warmup', type=int, default=200)
+    ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--max-steps', type=int, default=0, help='stop after this many steps in all (0: the whole curriculum)')
+    ap.add_argument('--log-every', type=int, default=20)
+    ap.add_argument('--eval-every', type=int, default=250)
+    ap.add_argument('--eval-episodes', type=int, default=64)
+    ap.add_argument('--save-every', type=float, default=120, help='seconds between state.pt writes')
+    ap.add_argument('--quiet', action='store_true')
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    try:
+        corpus = Corpus(a.data)
+    except DataError as e:
+        print(f'train: {e}', file=sys.stderr)
+        return 1
+    stages = CURRICULA[a.preset]
+    cfg = preset(a.preset, tok.VOCAB_SIZE, tok.BOS, tok.EOS)
+    os.makedirs(a.run, exist_ok=True)
+    state_path = os.path.join(a.run, 'state.pt')
+    log_path = os.path.join(a.run, 'log.jsonl')
+    identity = {'preset': a.preset, 'seed': a.seed, 'batch': a.batch, 'lr': a.lr, 'corpus': corpus.manifest['sha256']}
+
+    torch.manual_seed(a.seed)
+    model = MPlus(cfg)
+    retr = [p for n, p in model.named_parameters() if 'query_proj' in n or 'key_proj' in n]
+    rest = [p for n, p in model.named_parameters() if not ('query_proj' in n or 'key_proj' in n)]
+    opt = torch.optim.AdamW([{'params': rest, 'weight_decay': 0.01}, {'params': retr, 'weight_decay': 0.0}], lr=a.lr, betas=(0.9, 0.98))
+    rng = random.Random(a.seed)
+    gen = torch.Generator().manual_seed(a.seed)
+    step = 0
+    if os.path.exists(state_path):
+        try:
+            s = torch.load(state_path)
+        except Exception as e:  # a torn write is impossible (atomic rename); anything else is named
+            print(f'train: {state_path}: cannot load ({e}); move it aside to start over', file=sys.stderr)
+            return 1
+        if s['identity'] != identity:
+            print(f'train: {a.run} holds a run with {s["identity"]}, not {identity}; use another --run folder', file=sys.stderr)
+            return 1
+        model.load_state_dict(s['model'])
+        opt.load_state_dict(s['opt'])
+        rng.setstate(s['rng'])
+        gen.set_state(s['gen'])
+        torch.set_rng_state(s['torch_rng'])
+        step = s['step']
+        print(f'train: resumed {a.run} at step {step}', flush=True)
+    total = sum(st.steps for st in stages)
+    if a.max_steps:
+        total = min(total, a.max_steps)
+
+    def save():
+        atomic_save({'identity': identity, 'config': cfg.to_hf(), 'model': model.state_dict(), 'opt': opt.state_dict(),
+                     'rng': rng.getstate(), 'gen': gen.get_state(), 'torch_rng': torch.get_rng_state(), 'step': step}, state_path)
+
+    log = open(log_path, 'a')
+    model.train()
+    t0 = time.time()
+    last_save = time.time()
+    done0 = step
+    ema = None
+    while step < total:
+        acc = 0
+        for st in stages:
+            if step < acc + st.steps:
+                stage = st
+                break
+            acc += st.steps
+        lr = a.lr * min(1.0, (step + 1) / a.warmup)
+        for g in opt.param_groups:
+            g['lr'] = lr
+        batch = sample_batch(corpus, a.batch, stage, rng)
+        lm, ret, ok = episode_loss(model, batch, stage, gen)
+        loss = lm + ret
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        ema = lm.item() if ema is None else 0.95 * ema + 0.05 * lm.item()
+        if step % a.log_every == 0 or step == total:
+            el = time.time() - t0
+            rate = (step - done0) / el
+            rec = {'step': step, 'stage': stage.name, 'loss': round(lm.item(), 4), 'loss_ema': round(ema, 4),
+                   'retriever_loss': round(float(ret), 4), 'train_exact': round(ok.float().mean().item(), 3),
+                   'steps_per_s': round(rate, 3), 'eta_s': int((total - step) / max(rate, 1e-9)), 'time': time.time()}
+            log.write(json.dumps(rec) + '\n')
+            log.flush()
+            if not a.quiet:
+                eta = rec['eta_s']
+                print(f'step {step}/{total} [{stage.name}] loss {lm.item():.3f} (ema {ema:.3f}) ret {float(ret):.3f} '
+                      f'exact {rec["train_exact"]:.2f} {rate:.2f} steps/s ETA {eta // 3600}h{eta % 3600 // 60:02d}m', flush=True)
+        if a.eval_every and step % a.eval_every == 0:
+            acc_now = evaluate(model, corpus, stage, 12345, a.eval_episodes, a.batch)
+            rec = {'step': step, 'eval_stage': stage.name, 'eval_exact': acc_now, 'time': time.time()}
+            log.write(json.dumps(rec) + '\n')
+            log.flush()
+            if not a.quiet:
+                print(f'eval step {step} [{stage.name}] exact {acc_now:.3f}', flush=True)
+        if time.time() - last_save > a.save_every or step == total or step == acc + stage.steps:
+            save()
+            last_save = time.time()
+    log.close()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
