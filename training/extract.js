@@ -81,8 +81,8 @@ function findFacts(root, src) {
 }
 
 async function main() {
-  const { values } = parseArgs({ options: { corpus: { type: 'string' }, out: { type: 'string' }, 'max-files': { type: 'string' } } });
-  if (!values.corpus || !values.out) throw new Error('usage: node training/extract.js --corpus DIR --out DIR');
+  const { values } = parseArgs({ options: { corpus: { type: 'string' }, dir: { type: 'string' }, out: { type: 'string' }, 'max-files': { type: 'string' } } });
+  if (!(values.corpus || values.dir) || !values.out) throw new Error('usage: node training/extract.js (--corpus DIR | --dir SOURCE_DIR) --out DIR');
   const maxFiles = Number(values['max-files'] ?? Infinity);
   const chunker = await Chunker.create({ languages: ['javascript', 'typescript'] });
   const wasmDir = path.join(path.dirname(require.resolve('@vscode/tree-sitter-wasm/package.json')), 'wasm');
@@ -98,13 +98,14 @@ async function main() {
   const fd = fs.openSync(tmp, 'w');
   const hash = crypto.createHash('sha256');
   const counts = { files: 0, chunks: 0, valueFacts: 0, defFacts: 0, bytes: 0 };
-  const pkgs = packages();
+  // --dir: one source folder (CI's smoke training reads this repository's own src/, offline).
+  const pkgs = values.dir ? [{ name: path.basename(path.resolve(values.dir)), version: 'local', dir: path.resolve(values.dir) }] : packages();
   for (const pkg of pkgs) {
-    const dir = path.join(values.corpus, 'node_modules', pkg.name);
+    const dir = pkg.dir ?? path.join(values.corpus, 'node_modules', pkg.name);
     const pj = path.join(dir, 'package.json');
-    if (!fs.existsSync(pj)) throw new Error(`${dir}: package ${pkg.name} is not installed (run: python3 -m training.corpus install --corpus ${values.corpus})`);
-    const got = JSON.parse(fs.readFileSync(pj, 'utf8')).version;
-    if (got !== pkg.version) throw new Error(`${pj}: version ${got}, the pinned list says ${pkg.version} (reinstall the corpus)`);
+    if (!pkg.dir && !fs.existsSync(pj)) throw new Error(`${dir}: package ${pkg.name} is not installed (run: bash training/install-corpus.sh ${values.corpus})`);
+    const got = pkg.dir ? 'local' : JSON.parse(fs.readFileSync(pj, 'utf8')).version;
+    if (got !== pkg.version) throw new Error(`${pj}: version ${got}, the pinned list says ${pkg.version} (reinstall: bash training/install-corpus.sh ${values.corpus})`);
     for (const f of walk(dir)) {
       if (counts.files >= maxFiles) break;
       const buf = fs.readFileSync(f.abs);

@@ -123,12 +123,13 @@ PRESETS = {
                   num_tokens=16, num_blocks=6, num_ltm_blocks=2, selector_hidden_dim=16, ltm_initial_size=32,
                   lora_r=4, lora_alpha=8, update_ltm_frequency=4, initial_rf=3),
     # The shipped lookup model: 4 layers, d 256 (TRAINING.md's measured 2k tok/s shape).
-    # K 128 rows per injection (a ≤128-byte context is stored uncompressed), θ 256 rows, R 128
-    # retrieved: a question reads a 385-row prefix. Sized for 2 shared cores (TRAINING.md).
+    # The shipped lookup model, sized for 2 shared cores where elementwise work, not matmuls,
+    # bounds a step: d 128, 4 layers, K 64 rows per injection (a ≤ 64-byte context is stored
+    # uncompressed), θ 128 rows, R 64 retrieved, so a question reads a 193-row prefix.
     # Θ's capacity (update_ltm_frequency × initial_rf) is set for the product at export.
-    'small': dict(hidden_size=256, num_layers=4, num_heads=4, num_kv_heads=2, intermediate_size=704,
-                  num_tokens=128, num_blocks=3, num_ltm_blocks=1, selector_hidden_dim=32, ltm_initial_size=128,
-                  lora_r=16, lora_alpha=32, update_ltm_frequency=2, initial_rf=10),
+    'small': dict(hidden_size=128, num_layers=4, num_heads=4, num_kv_heads=2, intermediate_size=384,
+                  num_tokens=64, num_blocks=3, num_ltm_blocks=1, selector_hidden_dim=32, ltm_initial_size=64,
+                  lora_r=8, lora_alpha=16, update_ltm_frequency=2, initial_rf=10),
 }
 
 

@@ -175,11 +175,12 @@ def randomized(corpus: Corpus, fact: Fact, rng: random.Random):
     return text, (at, end), header_len, new_name.decode(), answer
 
 
-def crop(text: bytes, n: int, span, header_len: int, rng: random.Random) -> bytes:
-    """A window of exactly n bytes: the header line, then code around span (if n allows)."""
+def crop(text: bytes, n: int, span, header_len: int, rng: random.Random, keep_header: bool) -> bytes:
+    """A window of exactly n bytes: the header line (when it fits and keep_header, or it is
+    short), then code around span."""
     if len(text) <= n:
         return text
-    head = text[:header_len] if header_len < n // 2 else b''
+    head = text[:header_len] if header_len < n // 2 or (keep_header and header_len <= n - 8) else b''
     body = text[len(head):]
     room = n - len(head)
     lo, hi = max(0, span[0] - len(head)), max(0, span[1] - len(head))
@@ -217,7 +218,7 @@ def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Ba
         items.append((fact, text, span, hl, name, answer))
     n0 = min(stage.max_ctx, min(len(t[1]) for t in items))
     n0 = max(n0, 16)  # the authors require chunks of at least 16 tokens
-    contexts = [torch.tensor([list(crop(t[1], n0, t[2], t[3], rng).ljust(n0, b' ')) for t in items])]
+    contexts = [torch.tensor([list(crop(t[1], n0, t[2], t[3], rng, t[0].kind == 'def').ljust(n0, b' ')) for t in items])]
     tags = [torch.zeros(B, dtype=torch.long)]
     nd = rng.randint(*stage.distractors)
     for j in range(nd):

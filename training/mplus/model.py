@@ -254,13 +254,23 @@ class MPlus(nn.Module):
         return mem
 
     def inject(self, mem: Memory, x: torch.Tensor, drop: Optional[List[torch.Tensor]] = None,
-               tag: Optional[torch.Tensor] = None, gen: Optional[torch.Generator] = None, use_ltm: bool = True):
+               tag: Optional[torch.Tensor] = None, gen: Optional[torch.Generator] = None, use_ltm: bool = True,
+               grad: bool = True):
         """Writes chunk x [B, n] into mem (in place on the Memory object). Returns deltas [L][B, K, d].
 
         drop: per layer [B, K] indices of θ to drop (a plan), else drawn with `gen`.
         tag: [B] provenance tag of this chunk (carried with its memory rows for retriever labels).
         use_ltm: False keeps no cache/Θ at all (θ-only training stages: nothing to pay for).
+        grad: False computes this chunk's new rows without autograd (a distractor's own write is
+        not trained), while the memory update stays differentiable, so gradients still reach the
+        rows earlier injections wrote (they are kept or moved, never recomputed).
         """
+        with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
+            deltas = self._write(mem, x)
+        self._update(mem, deltas, drop, tag, gen, use_ltm)
+        return deltas
+
+    def _write(self, mem: Memory, x: torch.Tensor):
         c = self.c
         B, n = x.shape
         K, N = c.num_tokens, c.stm_size
@@ -275,7 +285,6 @@ class MPlus(nn.Module):
             y = layer(S, p, cos, sin, 'default')
             deltas.append(y[:, -K:])
             h = y[:, -n:]
-        self._update(mem, deltas, drop, tag, gen, use_ltm)
         return deltas
 
     def _update(self, mem: Memory, deltas, drop, tag, gen, use_ltm):
@@ -364,7 +373,8 @@ class MPlus(nn.Module):
         logits = q @ keys.transpose(1, 2)                                  # [B, m, M+C]
         w = q_mask.float().unsqueeze(-1)
         scores = (torch.sigmoid(logits) * w).sum(1) / w.sum(1).clamp(min=1)
-        top = torch.topk(scores.detach(), R, dim=1).indices
+        # The R best; equal scores: the lower candidate index first (as the product's topR).
+        top = torch.sort(scores.detach(), dim=1, descending=True, stable=True).indices[:, :R]
         top, _ = top.sort(dim=1)  # ascending candidate index, then a stable sort by age
         ages = torch.gather(torch.cat([mem.ltm_ages[l], mem.cache_ages[l]], dim=1), 1, top)
         return self._order(top, ages), logits, w

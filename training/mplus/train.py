@@ -35,17 +35,18 @@ from .model import MPlus
 CURRICULA = {
     'smoke': [Stage('single', 10_000, 48, (0, 0), False)],
     'small': [
-        Stage('1-single-uncompressed', 4000, 128, (0, 0), False),
-        Stage('2-theta-distractors', 4000, 256, (1, 2), False),
-        Stage('3-ltm-retriever', 30000, 512, (2, 8), True),
+        Stage('1-single-uncompressed', 5000, 64, (0, 0), False),
+        Stage('2-theta-distractors', 5000, 128, (1, 2), False),
+        Stage('3-ltm-retriever', 30000, 256, (2, 6), True),
     ],
 }
 
 
 def episode_loss(model: MPlus, batch, stage: Stage, gen: torch.Generator):
     mem = model.fresh_memory(batch.tokens.shape[0])
-    for x, tag in zip(batch.contexts, batch.tags):
-        model.inject(mem, x, tag=tag, gen=gen, use_ltm=stage.use_ltm)
+    for j, (x, tag) in enumerate(zip(batch.contexts, batch.tags)):
+        # Only the fact's own write is trained through; distractors run forward only (cost).
+        model.inject(mem, x, tag=tag, gen=gen, use_ltm=stage.use_ltm, grad=j == 0)
     logits, _, terms = model.generate_logits(mem, batch.tokens, batch.q_len)
     lm = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.target.reshape(-1), ignore_index=-100)
     ret = torch.zeros(())
@@ -106,7 +107,7 @@ def main(argv=None):
     ap.add_argument('--run', required=True, help='run folder: state.pt, log.jsonl (resumed if present)')
     ap.add_argument('--preset', default='small')
     ap.add_argument('--seed', type=int, default=1)
-    ap.add_argument('--batch', type=int, default=8)
+    ap.add_argument('--batch', type=int, default=16)
     ap.add_argument('--lr', type=float, default=1e-3)
     ap.add_argument('--warmup', type=int, default=200)
     ap.add_argument('--threads', type=int, default=2)

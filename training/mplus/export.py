@@ -1,0 +1,89 @@
+"""Export a training state as a checkpoint in mplus-8b's layout, validated with the product.
+
+  /usr/bin/python3 -m training.mplus.export --state RUN/state.pt --out DIR [--ltm-frequency F] [--initial-rf R]
+  /usr/bin/python3 -m training.mplus.export --init smoke --seed 3 --out DIR      (random weights, for tests)
+
+Writes config.json, model.safetensors, tokenizer.json (+ tokenizer_config.json) and
+question_template.txt (the checkpoint's own question prompt; the sidecar uses it) into
+DIR.partial, then checks it: the product loads it (`node bin/mplus.js trace`) and its logits,
+retrieved indices and memory agree with this trainer's forward on an ops script with merges and
+retrieval (verify.py). Only a checkpoint that passes is renamed to DIR; a failing one is removed
+and the command exits 1 naming what differed.
+
+--ltm-frequency / --initial-rf change only how much Θ keeps at inference (merges every F
+injections, a merged row survives R merges): the weights are the same.
+"""
+import argparse
+import os
+import shutil
+import sys
+
+import torch
+
+from . import checkpoint, tokenizer as tok
+from .config import ModelConfig, preset
+from .data import TEMPLATE
+from .model import MPlus
+from .verify import verify
+
+
+def build(a) -> MPlus:
+    if a.state:
+        s = torch.load(a.state)
+        cfg = ModelConfig.from_hf(s['config'])
+        model = MPlus(cfg)
+        model.load_state_dict(s['model'])
+    else:
+        torch.manual_seed(a.seed)
+        cfg = preset(a.init, tok.VOCAB_SIZE, tok.BOS, tok.EOS)
+        model = MPlus(cfg)
+        with torch.no_grad():  # nonzero adapters so that using the wrong one shows in the check
+            for n, p in model.named_parameters():
+                if '.lora_B.' in n:
+                    p.normal_(0, 0.05)
+                if n == 'new_memory_positional_emb':
+                    p.normal_(0, 0.1)
+                if 'query_proj' in n or 'key_proj' in n:  # spread retrieval scores (few near-ties)
+                    p.normal_(0, p.shape[1] ** -0.5)
+    if a.ltm_frequency:
+        model.c.update_ltm_frequency = a.ltm_frequency
+    if a.initial_rf:
+        model.c.initial_rf = a.initial_rf
+    return model.eval()
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument('--state', help='state.pt of a training run')
+    src.add_argument('--init', help='a preset with random weights (tests)')
+    ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--out', required=True)
+    ap.add_argument('--ltm-frequency', type=int, default=0)
+    ap.add_argument('--initial-rf', type=float, default=0)
+    ap.add_argument('--no-verify', action='store_true', help='skip the check against the product (no node)')
+    a = ap.parse_args(argv)
+    model = build(a)
+    out = os.path.abspath(a.out)
+    tmp = out + '.partial'
+    shutil.rmtree(tmp, ignore_errors=True)
+    checkpoint.save(model, tmp, {'source': a.state or f'init:{a.init}:{a.seed}'})
+    tok.write(tmp)
+    with open(os.path.join(tmp, 'question_template.txt'), 'w') as f:
+        f.write(TEMPLATE)
+    if not a.no_verify:
+        bad = verify(tmp)
+        if bad:
+            shutil.rmtree(tmp, ignore_errors=True)
+            print(f'export: the product and the trainer disagree on the exported checkpoint; nothing written to {out}:', file=sys.stderr)
+            for b in bad[:20]:
+                print(f'  {b}', file=sys.stderr)
+            return 1
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+    print(f'export: wrote {out} ({os.path.getsize(os.path.join(out, "model.safetensors")) / 2**20:.1f} MiB)')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
