@@ -9,6 +9,7 @@
 import { MPlusEngine } from '../engine/mplus';
 import { SourceTable } from '../memory/provenance';
 import { TextTokenizer } from '../model/tokenizer';
+import { loadQuestionTemplate, questionPrompt } from '../model/questionTemplate';
 import { attributeSources } from './attribution';
 import { CancelFlag } from './feeder';
 import { WorkspacePaths } from './paths';
@@ -30,9 +31,16 @@ export interface AnswerSink {
 
 export const SYSTEM_PROMPT = 'You answer questions about the code repository held in your memory. Name the files you draw on.';
 
+// Read once per checkpoint folder (the engine's checkpoint never changes under a running sidecar).
+const templates = new Map<string, string | null>();
+function templateOf(dir: string): string | null {
+  if (!templates.has(dir)) templates.set(dir, loadQuestionTemplate(dir));
+  return templates.get(dir) as string | null;
+}
+
 export async function answer(d: AnswerDeps, p: AskParams, flag: CancelFlag, sink: AnswerSink): Promise<{ answer: string; tokens: number; sources: Source[] }> {
   return d.scheduler.with('ask', async () => {
-    const prompt = d.tokenizer.chatPrompt(p.question, SYSTEM_PROMPT);
+    const prompt = questionPrompt(d.tokenizer, templateOf(d.engine.checkpoint.dir), p.question, SYSTEM_PROMPT);
     const q = await d.engine.prefill(prompt);
     const mem = d.engine.memory.layers;
     const sources = attributeSources(

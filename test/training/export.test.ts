@@ -56,6 +56,30 @@ describe('training export', function () {
     assert.strictEqual(fs.readFileSync(path.join(out, 'question_template.txt'), 'utf8'), 'Q: {question}\nA: ');
   });
 
+  it('the sidecar asks in the checkpoint\'s own template (a byte-level tokenizer has no chat headers)', function () {
+    this.timeout(300000);
+    const out = path.join(dir, 'ckpt');
+    const repo = path.join(dir, 'repo');
+    fs.mkdirSync(repo, { recursive: true });
+    fs.writeFileSync(path.join(repo, 'a.ts'), 'export const LIMIT = 42;\nexport function helper() { return LIMIT; }\n');
+    const bin = path.join(REPO_ROOT, 'bin', 'mplus.js');
+    const cli = (args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 240000 });
+    const store = path.join(dir, 'store');
+    const ing = cli(['ingest', '--model', out, '--store', store, '--device', 'cpu', repo]);
+    assert.strictEqual(ing.status, 0, ing.stderr);
+    const ask = cli(['ask', '--model', out, '--store', store, '--repo', repo, '--device', 'cpu', '--max-tokens', '4', 'What is the value of LIMIT?']);
+    assert.strictEqual(ask.status, 0, ask.stderr);
+    // Without the template the same checkpoint falls back to chat format, which its tokenizer cannot write.
+    fs.renameSync(path.join(out, 'question_template.txt'), path.join(dir, 'template.bak'));
+    try {
+      const chat = cli(['ask', '--model', out, '--store', store, '--repo', repo, '--device', 'cpu', '--max-tokens', '4', 'What is the value of LIMIT?']);
+      assert.notStrictEqual(chat.status, 0);
+      assert.match(chat.stderr, /chat header tokens/);
+    } finally {
+      fs.renameSync(path.join(dir, 'template.bak'), path.join(out, 'question_template.txt'));
+    }
+  });
+
   it('verify reports a checkpoint the product cannot load, naming it', () => {
     const out = path.join(dir, 'broken');
     execFileSync(PY, ['-m', 'training.mplus.export', '--init', 'smoke', '--seed', '2', '--out', out], { cwd: REPO_ROOT, stdio: 'pipe' });
