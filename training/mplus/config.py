@@ -4,7 +4,7 @@ The exported config carries every key `mplus-8b` ships (MPLUS-SPEC.md "Config ke
 product's config parser (src/model/config.ts) reads it unchanged. `from_hf` reads the same keys
 back, which is how the golden check and export tests build a model from a checkpoint folder.
 """
-from dataclasses import dataclass, asdict, field
+from dataclasses import dataclass
 from typing import Optional
 
 

@@ -15,7 +15,7 @@ s = selector_hidden_dim): θ [B, N, d] per layer; Θ values [B, M, d], keys [B, 
 update_step are the same across the batch (expiry depends only on counts, never on content).
 """
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 import torch

@@ -18,7 +18,6 @@ under teacher forcing" — one forward, no sampling loop.
 """
 import argparse
 import json
-import math
 import os
 import random
 import sys
