@@ -18,6 +18,7 @@ import { benchSaveCommit, benchStore } from '../memory/store/bench';
 import { runSidecar } from '../sidecar/main';
 import { benchDiscover } from '../workspace/benchDiscover';
 import { benchIngestCmd } from './benchIngest';
+import { benchRetentionCmd } from './benchRetention';
 import { benchFixture } from './benchFixture';
 import { CliUsageError, cmdAsk, cmdForget, cmdIngest, cmdStatus, describeError } from './sidecarCommands';
 
@@ -43,6 +44,8 @@ const USAGE = `usage: mplus <command> [options]
           files/s, repository tokens/s and peak RSS of a real sidecar feeding a repository
   bench discover [--files 100000]
           discovery and watch-setup time and RSS on a generated tree
+  bench retention --model DIR [--tokens 0,8192,32768] [--facts 16] [--seed 1]
+          facts fed, then N tokens of unrelated code, then each asked: exact hits (M+, real sidecar)
 exit codes: 0 ok, 1 failure, 2 usage, 130 cancelled`;
 
 function int(v: string | undefined, name: string, def?: number): number {
@@ -101,11 +104,12 @@ async function cmdBench(args: string[]): Promise<void> {
   if (what === 'store') return benchStoreCmd(rest);
   if (what === 'ingest') return void (await benchIngestCmd(rest));
   if (what === 'discover') return benchDiscoverCmd(rest);
+  if (what === 'retention') return benchRetentionCmd(rest);
   const { values } = parseArgs({
     args: rest,
     options: { preset: { type: 'string' }, model: { type: 'string' }, dtype: { type: 'string' }, json: { type: 'boolean' } },
   });
-  if (what !== 'engine') throw new UsageError(`unknown benchmark ${JSON.stringify(what)} (engine, store, ingest, discover)`);
+  if (what !== 'engine') throw new UsageError(`unknown benchmark ${JSON.stringify(what)} (engine, store, ingest, discover, retention)`);
   const model = values.model ?? benchFixture(presetOf(values.preset ?? 'small'), dtypeOf(values.dtype));
   const r = await benchEngine({ model });
   if (values.json) {
