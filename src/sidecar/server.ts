@@ -5,7 +5,7 @@
  *  - a malformed or failing request gets a JSON-RPC error, never a dead process;
  *  - `shutdown`, SIGTERM and stdin closing all stop work at a safe point, commit, and exit 0.
  */
-import { CancellationToken, MessageConnection, ResponseError } from 'vscode-jsonrpc/node';
+import { CancellationToken, MessageConnection, NotificationType, ResponseError } from 'vscode-jsonrpc/node';
 import {
   Ask, AskParams, AskResult, Cancel, ErrorCodes, Forget, ForgetParams, Ingest, IngestParams, Initialize,
   InitializeParams, InitializeResult, Log, LogParams, PROTOCOL_VERSION, Shutdown, Status, StatusResult, SetPaused, Focus,
@@ -40,6 +40,19 @@ function asResponseError(e: unknown, fallback = -32603): ResponseError<void> {
   return new ResponseError(err.rpcCode ?? fallback, err.message ?? String(e));
 }
 
+/**
+ * Sends a notification and forgets it. Never throws: once the client is gone the connection
+ * throws synchronously ("Connection is closed"), and a throw here would abort the shutdown that
+ * commits and releases the store.
+ */
+export function notify<P>(conn: MessageConnection, type: NotificationType<P>, params: P): void {
+  try {
+    void conn.sendNotification(type, params as never).catch(() => undefined);
+  } catch {
+    // the client is gone: nobody to tell
+  }
+}
+
 function isObject(x: unknown): x is Record<string, unknown> {
   return !!x && typeof x === 'object' && !Array.isArray(x);
 }
@@ -48,11 +61,11 @@ function invalid(msg: string): ResponseError<void> {
   return new ResponseError(-32602, msg);
 }
 
-export function serve(conn: MessageConnection, factory: ServiceFactory, exit: (code: number) => void): void {
+export function serve(conn: MessageConnection, factory: ServiceFactory, exit: (code: number) => void): { stop: (why: string) => Promise<void> } {
   let service: Service | null = null;
   let initializing: Promise<unknown> | null = null;
   let stopping: Promise<void> | null = null;
-  const log = (level: LogParams['level'], message: string) => void conn.sendNotification(Log, { level, message }).catch(() => undefined);
+  const log = (level: LogParams['level'], message: string) => notify(conn, Log, { level, message });
 
   const ready = (): Service => {
     if (!service) throw new ResponseError(ErrorCodes.NotInitialized, 'the sidecar is not initialized: send "initialize" first');
@@ -61,12 +74,16 @@ export function serve(conn: MessageConnection, factory: ServiceFactory, exit: (c
 
   const stop = (why: string): Promise<void> => {
     stopping ??= (async () => {
-      log('info', `shutting down (${why})`);
       try {
+        log('info', `shutting down (${why})`);
         await initializing?.catch(() => undefined);
         await service?.close();
       } catch (e) {
-        process.stderr.write(`mplus sidecar: error while closing: ${(e as Error).message}\n`);
+        try {
+          process.stderr.write(`mplus sidecar: error while closing: ${(e as Error).message}\n`);
+        } catch {
+          // stderr is gone too
+        }
       }
     })();
     return stopping;
@@ -140,4 +157,5 @@ export function serve(conn: MessageConnection, factory: ServiceFactory, exit: (c
   conn.onClose(() => void stop('stdin closed').then(() => exit(0)));
   process.on('SIGTERM', () => void stop('SIGTERM').then(() => exit(0)));
   process.on('SIGINT', () => void stop('SIGINT').then(() => exit(0)));
+  return { stop };
 }

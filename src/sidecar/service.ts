@@ -23,7 +23,7 @@ import {
   Fed, IngestParams, IngestResult, InitializeParams, InitializeResult, Log, LogParams, Progress, ServerState, StateChanged, StatusResult,
 } from './protocol';
 import { DeviceScheduler } from './scheduler';
-import { Service } from './server';
+import { Service, notify } from './server';
 
 const WATCH_FILES_LIMIT = 10000;
 
@@ -34,7 +34,7 @@ function coded(e: unknown, code: number): Error {
 }
 
 export async function openService(p: InitializeParams, conn: MessageConnection): Promise<{ service: Service; result: Omit<InitializeResult, 'protocolVersion' | 'serverVersion'> }> {
-  const log = (level: LogParams['level'], message: string) => void conn.sendNotification(Log, { level, message }).catch(() => undefined);
+  const log = (level: LogParams['level'], message: string) => notify(conn, Log, { level, message });
   let dev: Awaited<ReturnType<typeof selectDevice>>;
   try {
     dev = await selectDevice(p.device, !!p.allowCpuFallback);
@@ -126,7 +126,7 @@ export class MemoryService implements Service {
       scheduler: this.scheduler, paths: this.paths,
       discovery: { userIgnore: this.p.ignore, maxFiles: this.p.maxFiles, maxBytes: this.p.maxBytes },
       log: this.log,
-      progress: (pr) => void this.conn.sendNotification(Progress, pr).catch(() => undefined),
+      progress: (pr) => notify(this.conn, Progress, pr),
       onFeeding: () => this.updateState(),
       fed,
     });
@@ -168,7 +168,7 @@ export class MemoryService implements Service {
       const mtimeMs = this.feeder.fedMtime(k);
       return f && mtimeMs !== undefined ? [{ absPath: f.abs, mtimeMs }] : [];
     });
-    if (files.length) void this.conn.sendNotification(Fed, { files }).catch(() => undefined);
+    if (files.length) notify(this.conn, Fed, { files });
     if (r.chunksInjected || deleted.length) this.log('info', `refreshed ${r.filesDone} changed file(s): ${r.chunksInjected} new chunk(s); ${deleted.length} deleted`);
   }
 
@@ -179,7 +179,7 @@ export class MemoryService implements Service {
       : this.feeder?.paused ? 'paused' : 'idle';
     if (next !== this.state) {
       this.state = next;
-      void this.conn.sendNotification(StateChanged, { state: next, detail }).catch(() => undefined);
+      notify(this.conn, StateChanged, { state: next, detail });
     }
   }
 
@@ -221,8 +221,8 @@ export class MemoryService implements Service {
         { engine: this.engine, tokenizer: this.tokenizer, sources: this.opened.sources, scheduler: this.scheduler, paths: this.paths },
         p, flag,
         {
-          token: (text) => void this.conn.sendNotification(AnswerToken, { askId, text }).catch(() => undefined),
-          sources: (sources) => void this.conn.sendNotification(AnswerSources, { askId, sources }).catch(() => undefined),
+          token: (text) => notify(this.conn, AnswerToken, { askId, text }),
+          sources: (sources) => notify(this.conn, AnswerSources, { askId, sources }),
         },
       );
       return { askId, answer: r.answer, tokens: r.tokens, sources: r.sources, cancelled: flag.cancelled, coverage };
