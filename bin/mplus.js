@@ -9,4 +9,8 @@ try {
   console.error('mplus: the project is not built yet; run `npm install && npm run build` in ' + path.join(__dirname, '..'));
   process.exit(1);
 }
-cli.main(process.argv.slice(2)).then((code) => { process.exitCode = code; });
+cli.main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+  // The work is done: exit even if some handle (a pipe of a restarted sidecar) stays open.
+  setTimeout(() => process.exit(code), 3000).unref();
+});

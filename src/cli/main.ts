@@ -27,7 +27,7 @@ export class UsageError extends Error {}
 const USAGE = `usage: mplus <command> [options]
   ingest [REPO]        feed a repository into memory (progress bar on a TTY; resumes after a crash)
   ask "QUESTION"       stream an answer from memory, then its sources as path:line-line
-  status [REPO]        memory coverage, sizes and state
+  status [REPO]        memory coverage, sizes, state and secrets kept out; --verify reads every stored row
   forget PATH…         mark files' memory stale (removed at the next compaction)
   serve                run the sidecar on stdin/stdout (what the extension spawns)
      common flags: --model DIR (or MPLUS_MODEL) --store DIR --device auto|cuda|webgpu|cpu --json --repo DIR

@@ -13,7 +13,7 @@ import { CancellationTokenSource, ResponseError } from 'vscode-jsonrpc/node';
 import { SidecarHandle, initialize, shutdown, spawnSidecar } from '../sidecar/client';
 import {
   AnswerSources, AnswerToken, Ask, AskResult, DeviceRequest, Forget, Ingest, IngestResult, InitializeResult, Log, Progress,
-  ProgressParams, StateChanged, Status,
+  ProgressParams, StateChanged, Status, Verify,
 } from '../sidecar/protocol';
 
 export class CliUsageError extends Error {}
@@ -37,6 +37,7 @@ const COMMON = {
   seed: { type: 'string' },
   json: { type: 'boolean' },
   rebuild: { type: 'boolean' },
+  verify: { type: 'boolean' },
   'max-tokens': { type: 'string' },
   temperature: { type: 'string' },
 } as const;
@@ -79,7 +80,8 @@ class Output {
 }
 
 async function connect(f: CommonFlags, out: Output, verbose = false): Promise<{ h: SidecarHandle; init: InitializeResult }> {
-  const h = spawnSidecar({ onStderr: (l) => (verbose || process.env.MPLUS_DEBUG) && process.stderr.write(`[sidecar] ${l}\n`) });
+  // Own process group: Ctrl-C in the terminal reaches the CLI alone, which cancels at a safe point.
+  const h = spawnSidecar({ ownProcessGroup: true, onStderr: (l) => (verbose || process.env.MPLUS_DEBUG) && process.stderr.write(`[sidecar] ${l}\n`) });
   h.connection.onNotification(Log, (p) => {
     out.event('log', p);
     if (!out.json && (p.level === 'warn' || p.level === 'error' || process.env.MPLUS_DEBUG)) process.stderr.write(`${p.level}: ${p.message}\n`);
@@ -123,7 +125,10 @@ export async function cmdIngest(args: string[]): Promise<number> {
       if (tty) process.stderr.write(`\r${bar(p)}\x1b[K`);
     });
     const cts = new CancellationTokenSource();
-    const onSig = () => cts.cancel();
+    const onSig = () => {
+      out.info('\ncancelling at the next safe point (what was fed is committed)…');
+      cts.cancel();
+    };
     process.once('SIGINT', onSig);
     try {
       const r: IngestResult = await Promise.race([
@@ -137,6 +142,11 @@ export async function cmdIngest(args: string[]): Promise<number> {
       await shutdown(h);
       return r.cancelled ? 130 : 0;
     } catch (e) {
+      // A sidecar that ends after a Ctrl-C was asked to stop: no restart, the run was cancelled.
+      if (e instanceof SidecarDied && cts.token.isCancellationRequested) {
+        out.info(`cancelled; the sidecar exited (${e.code})`);
+        return 130;
+      }
       if (e instanceof SidecarDied && attempt < maxRestarts) {
         if (tty) process.stderr.write('\n');
         out.event('restart', { exit: e.code, attempt: attempt + 1 });
@@ -207,7 +217,10 @@ export async function cmdStatus(args: string[]): Promise<number> {
   const out = new Output(f.json);
   const { h } = await connect(f, out);
   try {
+    // --verify: every stored row read and checked first (a damaged one fails the command).
+    const verified = values.verify ? await h.connection.sendRequest(Verify) : null;
     const s = await h.connection.sendRequest(Status);
+    if (verified) out.event('verify', verified);
     if (f.json) out.event('status', s);
     else {
       console.log(`state        ${s.state}`);
@@ -219,6 +232,12 @@ export async function cmdStatus(args: string[]): Promise<number> {
       const p = s.memory.storeParts;
       console.log(`store        ${f.store} (${mib(s.memory.storeBytes)})`);
       console.log(`  θ ${mib(p.theta)}, Θ values ${mib(p.ltmValues)}, Θ keys ${mib(p.ltmKeys)}, Θ row checksums ${mib(p.ltmRowChecksums)}, cache and bookkeeping ${mib(p.cacheAndBookkeeping)}, provenance ${mib(p.provenance)}`);
+      if (verified) console.log(`verified     ${verified.segments} segment file(s): every row matches its checksum`);
+      if (s.storeDamage) console.log(`DAMAGED      ${s.storeDamage}`);
+      const k = s.secretsKeptOut;
+      console.log(`kept out     ${k.count} secret file(s)${k.count ? ':' : ''}`);
+      for (const x of k.files) console.log(`  ${x.path}  ${x.reason}`);
+      if (k.count > k.files.length) console.log(`  … and ${k.count - k.files.length} more`);
     }
     await shutdown(h);
     return 0;

@@ -150,7 +150,7 @@ export class SidecarManager implements vscode.Disposable {
       const settingProblem = err.code === ErrorCodes.BadModel || err.code === ErrorCodes.DeviceUnavailable;
       // A store that cannot be opened (damaged, another model, an older format) is left as it is
       // until the user chooses to rebuild: it is moved aside, never deleted.
-      this.fail(msg, settingProblem ? 'settings' : err.code === ErrorCodes.BadStore ? 'store' : 'restart');
+      this.fail(msg, settingProblem ? 'settings' : err.code === ErrorCodes.BadStore || err.code === ErrorCodes.StoreDamaged ? 'store' : 'restart');
     }
   }
 
@@ -362,6 +362,10 @@ export class SidecarManager implements vscode.Disposable {
     this.asks.set(askId, cb);
     try {
       return await this.conn().sendRequest(Ask, { question, askId, maxTokens });
+    } catch (e) {
+      // Damage found while answering (a Θ row failing its checksum): offer Rebuild, as at startup.
+      if ((e as { code?: number }).code === ErrorCodes.StoreDamaged) this.fail((e as Error).message, 'store');
+      throw e;
     } finally {
       this.asks.delete(askId);
     }

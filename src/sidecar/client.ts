@@ -14,6 +14,12 @@ export interface SpawnOptions {
   env?: NodeJS.ProcessEnv;
   /** Where sidecar stderr lines go (crash reports, ORT warnings). */
   onStderr?: (line: string) => void;
+  /**
+   * Start the sidecar in its own process group, so a terminal's Ctrl-C (SIGINT to the foreground
+   * group) reaches only the client, which cancels through the protocol and commits. The sidecar
+   * still ends with its client: its stdin closes when the client dies (see main.ts).
+   */
+  ownProcessGroup?: boolean;
 }
 
 export interface SidecarHandle {
@@ -34,6 +40,7 @@ export function spawnSidecar(opts: SpawnOptions = {}): SidecarHandle {
   const child = spawn(opts.execPath ?? process.execPath, [sidecarEntry()], {
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { ...process.env, ...opts.env },
+    detached: !!opts.ownProcessGroup,
   });
   const exited = new Promise<number | string>((resolve) => {
     child.on('exit', (code, sig) => resolve(code ?? sig ?? -1));

@@ -20,6 +20,7 @@ import { Chunk, Chunker } from '../workspace/chunker';
 import { DiscoveryOptions, WorkspaceFile, discover } from '../workspace/discovery';
 import { orderFiles } from '../workspace/order';
 import { planFileUpdate } from '../workspace/planner';
+import { GateReason, ReadGate } from '../workspace/readGate';
 import { WorkspacePaths } from './paths';
 import { IngestResult, LogParams, ProgressParams } from './protocol';
 import { DeviceScheduler } from './scheduler';
@@ -60,6 +61,11 @@ export interface FeederDeps {
   fed: Record<string, [number, number]>;
 }
 
+/** Refusals that are the workspace's rules (not I/O trouble): the file is not one to feed. */
+const RULE_REFUSALS: ReadonlySet<GateReason> = new Set(['outside-roots', 'ignored', 'secret', 'secret-content', 'not-a-regular-file', 'too-large', 'binary', 'minified', 'generated']);
+/** How many kept-out secrets `status` lists by name (the count is always exact). */
+const KEPT_OUT_LISTED = 50;
+
 export interface CancelFlag {
   cancelled: boolean;
 }
@@ -76,8 +82,20 @@ export class Feeder {
   private sinceCommit = 0;
   private lastCommit = Date.now();
   private closed = false;
+  /** Every read of a file's text for memory goes through this gate (src/workspace/readGate.ts). */
+  private readonly gate: ReadGate;
+  /** Secrets kept out of memory, by key: name rules (discovery) and content rules (the gate). */
+  readonly keptOut = new Map<string, string>();
 
-  constructor(private readonly d: FeederDeps) {}
+  constructor(private readonly d: FeederDeps) {
+    this.gate = new ReadGate(d.paths.roots, { userIgnore: d.discovery.userIgnore, maxFileBytes: d.discovery.maxFileBytes });
+  }
+
+  /** Secrets kept out: the count and the first KEPT_OUT_LISTED by path. */
+  secretsKeptOut(): { count: number; files: Array<{ path: string; reason: string }> } {
+    const files = [...this.keptOut].sort(([a], [b]) => (a < b ? -1 : 1)).slice(0, KEPT_OUT_LISTED).map(([p, reason]) => ({ path: p, reason }));
+    return { count: this.keptOut.size, files };
+  }
 
   /** Runs `job` after every earlier feeding job (one at a time). */
   private serial<T>(job: () => Promise<T>): Promise<T> {
@@ -88,8 +106,20 @@ export class Feeder {
 
   async rediscover(): Promise<void> {
     const r = await discover(this.d.paths.roots, { ...this.d.discovery, onLog: (level, msg) => this.d.log(level, msg) });
+    this.gate.reload();
     this.files.clear();
     for (const f of r.files) this.files.set(this.d.paths.key(f.root, f.rel), f);
+    // Name-based secrets as discovery saw them now; content-based ones stay until fed or deleted.
+    for (const [k, why] of this.keptOut) if (why === 'secret (by name)') this.keptOut.delete(k);
+    const named: string[] = [];
+    for (const s of r.skipped) {
+      const k = s.reason === 'secret' ? this.d.paths.keyOfAbs(s.path) : null;
+      if (k !== null) {
+        this.keptOut.set(k, 'secret (by name)');
+        named.push(k);
+      }
+    }
+    if (named.length) this.d.log('info', `kept ${named.length} secret file(s) out of memory by name: ${named.slice(0, 10).join(', ')}${named.length > 10 ? ', …' : ''}`);
     if (r.truncated) this.d.log('warn', `the workspace has more files than the feeding budget; fed ${r.files.length} (raise mplus.feeding.maxFiles to feed more)`);
     this.d.log('info', `discovered ${r.files.length} files (${r.skipped.length} skipped)`);
   }
@@ -126,6 +156,7 @@ export class Feeder {
       const flag: CancelFlag = { cancelled: false };
       for (const k of deleted) {
         this.files.delete(k);
+        this.keptOut.delete(k);
         delete this.d.fed[k];
       }
       const gone = deleted.filter((k) => this.d.sources.liveChunks(k).size > 0);
@@ -210,6 +241,8 @@ export class Feeder {
     let chunksPlanned = 0;
     const t0 = Date.now();
     let lastProgress = 0;
+    /** Known files the gate now refuses while memory still has chunks of them. */
+    const refused: string[] = [];
     this.active = flag;
     this.feeding = true;
     this.d.onFeeding(true);
@@ -241,14 +274,29 @@ export class Feeder {
           continue; // fully fed and unchanged since
         }
         let chunks: Chunk[];
+        // The file as it is now, through the read gate: its size and mtime become the
+        // bookkeeping (a save since discovery would otherwise be recorded as older).
+        const got = this.gate.read(f.abs);
+        if (!got.ok) {
+          bytesDone += f.size;
+          if (RULE_REFUSALS.has(got.reason)) {
+            // Not a file to feed (any more): unknown from now on, and what memory had of it goes.
+            this.files.delete(key);
+            delete this.d.fed[key];
+            if (got.reason === 'secret-content' || got.reason === 'secret') this.keptOut.set(key, `${got.reason === 'secret' ? 'secret (by name)' : 'secret (by content)'}: ${got.detail}`);
+            if (this.d.sources.liveChunks(key).size > 0) refused.push(key);
+            this.d.log(got.reason.startsWith('secret') ? 'warn' : 'info', `${key}: not fed (${got.reason}): ${got.detail}`);
+          } else {
+            res.errors.push({ path: key, message: got.detail });
+            this.d.log('warn', `${key}: not fed: ${got.detail}`);
+          }
+          continue;
+        }
+        this.keptOut.delete(key);
         try {
-          // What is fed is the file as it is now, not as discovery saw it: its size and mtime
-          // become the bookkeeping (a save since discovery would otherwise be recorded as older).
-          const st = fs.statSync(f.abs);
-          f.size = st.size;
-          f.mtimeMs = st.mtimeMs;
-          const text = fs.readFileSync(f.abs, 'utf8');
-          chunks = this.d.chunker.chunk({ rel: key, text }, { countTokens: (s) => this.d.tokenizer.countTokens(s), maxTokens: CHUNK_MAX_TOKENS, minTokens: CHUNK_MIN_TOKENS });
+          f.size = got.size;
+          f.mtimeMs = got.mtimeMs;
+          chunks = this.d.chunker.chunk({ rel: key, text: got.text }, { countTokens: (s) => this.d.tokenizer.countTokens(s), maxTokens: CHUNK_MAX_TOKENS, minTokens: CHUNK_MIN_TOKENS });
         } catch (e) {
           res.errors.push({ path: key, message: (e as Error).message });
           this.d.log('warn', `${key}: not fed: ${(e as Error).message}`);
@@ -269,6 +317,12 @@ export class Feeder {
           }
           const tokens = this.d.tokenizer.encode(c.text);
           if (!tokens.length) continue;
+          // Bounded work per injection whatever a file holds: the chunker keeps to this budget;
+          // a chunk that does not (a tokenizer disagreement) is skipped, never fed oversized.
+          if (tokens.length > CHUNK_MAX_TOKENS) {
+            this.d.log('warn', `${key}:${c.startLine}-${c.endLine}: a chunk of ${tokens.length} tokens exceeds the ${CHUNK_MAX_TOKENS}-token injection limit; skipped`);
+            continue;
+          }
           const id = this.d.sources.add({ file: key, startLine: c.startLine, endLine: c.endLine, startByte: c.startByte, endByte: c.endByte, hash: c.id });
           if (FEED_LOG) this.logFeed(key, c.startLine, c.endLine, tokens);
           try {
@@ -293,7 +347,8 @@ export class Feeder {
       res.cancelled = flag.cancelled;
       this.active = null;
       // The safe point: what was fed so far is committed, even on cancel or failure.
-      if (hasStaleInLtm(this.d)) this.compact();
+      if (refused.length) this.forgetNow(refused);
+      else if (hasStaleInLtm(this.d)) this.compact();
       else this.commit();
       this.feeding = false;
       this.d.onFeeding(false);

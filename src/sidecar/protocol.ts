@@ -21,6 +21,13 @@ export enum ErrorCodes {
   BadModel = -32004,
   BadStore = -32005,
   Busy = -32006,
+  /**
+   * Damage found in a store that opened fine (a Θ row failing its checksum when read or verified):
+   * the client offers Rebuild, as for BadStore at initialize.
+   */
+  StoreDamaged = -32007,
+  /** The question is longer than the limit named in the message (in tokens). */
+  QuestionTooLong = -32008,
   Cancelled = -32800, // as LSP's RequestCancelled
 }
 
@@ -150,6 +157,20 @@ export interface StatusResult {
   };
   queue: { pendingFiles: number; pendingChunks: number };
   device: DeviceInfo | null;
+  /**
+   * Secret files kept out of memory: by name (SECRET_PATTERNS) or by content (a private key, a
+   * cloud credential, a token). `files` lists the first 50 by path; only a `.mplusignore` rule
+   * naming a file (`!path`) feeds it.
+   */
+  secretsKeptOut: { count: number; files: Array<{ path: string; reason: string }> };
+  /** Set once a damaged part of the store was found (a Θ row failing its checksum): rebuild. */
+  storeDamage?: string;
+}
+
+export interface VerifyResult {
+  ok: true;
+  /** Segment files whose every row was read and matched its checksum. */
+  segments: number;
 }
 
 export interface SetPausedParams {
@@ -214,6 +235,8 @@ export const Forget = new RequestType<ForgetParams, ForgetResult, void>('mplus/f
 export const Status = new RequestType0<StatusResult, void>('mplus/status');
 export const Cancel = new RequestType<CancelParams, { cancelled: number }, void>('mplus/cancel');
 export const Shutdown = new RequestType0<void, void>('shutdown');
+/** Reads and checks every stored row now (`mplus status --verify`); StoreDamaged when one fails. */
+export const Verify = new RequestType0<VerifyResult, void>('mplus/verify');
 /** Pause or resume feeding (ingest and watcher-driven refresh); asking keeps working. */
 export const SetPaused = new RequestType<SetPausedParams, StatusResult, void>('mplus/setPaused');
 /** Client → server: reorder pending feeding work so these files come first. */

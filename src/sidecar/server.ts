@@ -8,7 +8,7 @@
 import { CancellationToken, MessageConnection, NotificationType, ResponseError } from 'vscode-jsonrpc/node';
 import {
   Ask, AskParams, AskResult, Cancel, ErrorCodes, Forget, ForgetParams, Ingest, IngestParams, Initialize,
-  InitializeParams, InitializeResult, Log, LogParams, PROTOCOL_VERSION, Shutdown, Status, StatusResult, SetPaused, Focus,
+  InitializeParams, InitializeResult, Log, LogParams, PROTOCOL_VERSION, Shutdown, Status, StatusResult, SetPaused, Focus, Verify,
 } from './protocol';
 
 /** What the server needs from the layer that does the work (src/sidecar/service.ts). */
@@ -17,6 +17,7 @@ export interface Service {
   ask(p: AskParams, token: CancellationToken): Promise<AskResult>;
   forget(p: ForgetParams): Promise<import('./protocol').ForgetResult>;
   status(): StatusResult;
+  verify(): import('./protocol').VerifyResult;
   cancel(target: import('./protocol').CancelParams['target']): number;
   setPaused(paused: boolean): Promise<StatusResult>;
   focus(paths: string[]): void;
@@ -133,6 +134,10 @@ export function serve(conn: MessageConnection, factory: ServiceFactory, exit: (c
   });
 
   conn.onRequest(Status, () => ready().status());
+
+  conn.onRequest(Verify, () => {
+    try { return ready().verify(); } catch (e) { throw asResponseError(e); }
+  });
 
   conn.onRequest(SetPaused, async (p) => {
     if (!isObject(p) || typeof p.paused !== 'boolean') throw invalid('setPaused: "paused" must be true or false');

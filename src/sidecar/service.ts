@@ -9,7 +9,7 @@ import { MessageConnection } from 'vscode-jsonrpc/node';
 import { MPlusEngine } from '../engine/mplus';
 import { TextTokenizer } from '../model/tokenizer';
 import { rowBytes } from '../memory/store/codec';
-import { StoreError, StoreLockedError } from '../memory/store/errors';
+import { StoreCorruptError, StoreError, StoreLockedError } from '../memory/store/errors';
 import { MemoryStore, OpenResult } from '../memory/store/store';
 import { Chunker } from '../workspace/chunker';
 import { MultiRootIgnoreMatcher } from '../workspace/ignore';
@@ -20,7 +20,7 @@ import { CancelFlag, Feeder } from './feeder';
 import { WorkspacePaths } from './paths';
 import {
   AnswerSources, AnswerToken, AskParams, AskResult, CancelParams, Coverage, DeviceInfo, ErrorCodes, ForgetParams, ForgetResult,
-  Fed, IngestParams, IngestResult, InitializeParams, InitializeResult, Log, LogParams, Progress, ServerState, StateChanged, StatusResult,
+  Fed, IngestParams, IngestResult, InitializeParams, InitializeResult, Log, LogParams, Progress, ServerState, StateChanged, StatusResult, VerifyResult,
 } from './protocol';
 import { DeviceScheduler } from './scheduler';
 import { Service, notify } from './server';
@@ -106,6 +106,8 @@ export class MemoryService implements Service {
   private readonly asks = new Map<string, CancelFlag>();
   private state: ServerState = 'starting';
   private closing: Promise<void> | null = null;
+  /** The first damage to the store found while working (see noteDamage). */
+  private storeDamage: string | null = null;
 
   constructor(
     private readonly p: InitializeParams,
@@ -172,6 +174,35 @@ export class MemoryService implements Service {
     if (r.chunksInjected || deleted.length) this.log('info', `refreshed ${r.filesDone} changed file(s): ${r.chunksInjected} new chunk(s); ${deleted.length} deleted`);
   }
 
+  /**
+   * Runs `job`; damage to the store found on the way (a Θ row failing its checksum) is remembered
+   * for `status`, logged, and answered with StoreDamaged, which clients turn into a Rebuild offer.
+   */
+  private async guarded<T>(job: () => Promise<T>): Promise<T> {
+    try {
+      return await job();
+    } catch (e) {
+      throw this.damage(e);
+    }
+  }
+
+  private damage(e: unknown): unknown {
+    if (!(e instanceof StoreCorruptError)) return e;
+    if (!this.storeDamage) {
+      this.storeDamage = e.message;
+      this.log('error', `the memory store is damaged: ${e.message}`);
+    }
+    return coded(e, ErrorCodes.StoreDamaged);
+  }
+
+  verify(): VerifyResult {
+    try {
+      return { ok: true, segments: this.opened.store.verify() };
+    } catch (e) {
+      throw this.damage(e);
+    }
+  }
+
   private updateState(detail?: string): void {
     const next: ServerState = this.closing ? 'idle'
       : this.asks.size ? 'answering'
@@ -205,7 +236,7 @@ export class MemoryService implements Service {
       this.feeder.cancel();
     });
     const which = p.paths === 'all' ? 'all' : this.toKeys(p.paths);
-    return this.feeder.ingest(which, flag);
+    return this.guarded(() => this.feeder.ingest(which, flag));
   }
 
   async ask(p: AskParams, token: { onCancellationRequested: (cb: () => void) => unknown }): Promise<AskResult> {
@@ -217,14 +248,14 @@ export class MemoryService implements Service {
     this.asks.set(askId, flag);
     this.updateState();
     try {
-      const r = await answer(
+      const r = await this.guarded(() => answer(
         { engine: this.engine, tokenizer: this.tokenizer, sources: this.opened.sources, scheduler: this.scheduler, paths: this.paths },
         p, flag,
         {
           token: (text) => notify(this.conn, AnswerToken, { askId, text }),
           sources: (sources) => notify(this.conn, AnswerSources, { askId, sources }),
         },
-      );
+      ));
       return { askId, answer: r.answer, tokens: r.tokens, sources: r.sources, cancelled: flag.cancelled, coverage };
     } finally {
       this.asks.delete(askId);
@@ -233,7 +264,7 @@ export class MemoryService implements Service {
   }
 
   async forget(p: ForgetParams): Promise<ForgetResult> {
-    return this.feeder.forget(this.toKeys(p.paths));
+    return this.guarded(() => this.feeder.forget(this.toKeys(p.paths)));
   }
 
   async setPaused(paused: boolean): Promise<StatusResult> {
@@ -262,6 +293,8 @@ export class MemoryService implements Service {
       },
       queue: { pendingFiles: 0, pendingChunks: 0 },
       device: this.device,
+      secretsKeptOut: this.feeder.secretsKeptOut(),
+      storeDamage: this.storeDamage ?? undefined,
     };
   }
 

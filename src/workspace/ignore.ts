@@ -244,6 +244,21 @@ export class IgnoreMatcher {
     return excluded ? { excluded, reason } : { excluded: false };
   }
 
+  /**
+   * Whether a `.mplusignore` rule re-includes this very file (`!path`): the only way a secret —
+   * by name or by content (secrets.ts) — is fed. Same evaluation as `decide`.
+   */
+  explicitlyIncluded(rel: string): boolean {
+    const dirRel = parentRel(rel);
+    const sub = (d: string) => (d === '' ? rel : rel.slice(d.length + 1));
+    let explicit = false;
+    for (const [d, r] of this.chain(dirRel)) {
+      if (!r.mplus) continue;
+      if (IgnoreMatcher.layerVerdict(r.mplus, sub(d), false) !== undefined) explicit = r.mplus.test(sub(d)).unignored;
+    }
+    return explicit;
+  }
+
   /** Decision for a directory including all its ancestors (cached). */
   dirVerdict(dirRel: string): Verdict {
     if (dirRel === '') return { excluded: false };

@@ -170,6 +170,24 @@ describe('memory store (θ, Θ, provenance on disk)', function () {
     rmDir(aside);
   });
 
+  it('no manifest and no marker beside a committed store: refused, not silently emptied', () => {
+    committedStore();
+    fs.rmSync(path.join(dir, 'manifest.json'));
+    fs.rmSync(path.join(dir, 'manifest.json.ever'));
+    const before = fs.readdirSync(dir).sort();
+    assert.throws(() => MemoryStore.open(dir, OPTS, initialState), (e: Error) => e instanceof StoreCorruptError && /manifest and manifest\.json\.ever are missing/.test(e.message) && /Rebuild/.test(e.message));
+    assert.deepStrictEqual(fs.readdirSync(dir).sort(), before, 'nothing was deleted');
+    // the creating commit alone (a crash before its manifest landed) is leftovers: a fresh store
+    rmDir(dir);
+    fs.mkdirSync(dir);
+    MemoryStore.open(dir, OPTS, initialState).store.close();
+    fs.rmSync(path.join(dir, 'manifest.json'));
+    fs.rmSync(path.join(dir, 'manifest.json.ever'));
+    const fresh = MemoryStore.open(dir, OPTS, initialState);
+    assert.ok(fresh.created);
+    fresh.store.close();
+  });
+
   it('a flipped value byte is caught when its row is read', () => {
     const files = committedStore();
     const seg = files.filter((f) => f.startsWith('seg-')).sort().pop()!;

@@ -245,6 +245,19 @@ function assignRefs(id: number, refs: Float64Array[], positions: number[][]): vo
   refs.forEach((t, j) => positions[j].forEach((p) => (t[p] = id * ROW_SPAN + k++)));
 }
 
+/**
+ * A data file of commit 2 or later in `dir` (names carry their commit's seq: `state-<seq>.bin`,
+ * `seg-<layer>-<seq>-<id>.bin`, …), or null. Commit 1 is the creating commit of an empty store,
+ * which a crash may leave without a manifest: those files alone are leftovers, not memory.
+ */
+function laterCommitFile(dir: string): string | null {
+  for (const f of fs.readdirSync(dir)) {
+    const m = /^(?:state|ltm|sources)-(\d+)\./.exec(f) ?? /^(?:seg|rows|keys)-\d+-(\d+)-/.exec(f);
+    if (m && Number(m[1]) >= 2) return f;
+  }
+  return null;
+}
+
 export class MemoryStore {
   private manifest: Manifest | null = null;
   private readers = new Map<number, SegmentReader>();
@@ -268,6 +281,10 @@ export class MemoryStore {
         // A directory that once held a commit (the marker is written after the first one) and
         // lost its manifest cannot be trusted: refuse rather than silently start over.
         if (fs.existsSync(path.join(dir, EVER))) throw new StoreCorruptError(mf, 'the manifest is missing but this directory held a committed store');
+        // Both the manifest and its marker gone, yet files of a later commit than the creating
+        // one are here: memory was built in this directory; starting empty would hide the loss.
+        const later = laterCommitFile(dir);
+        if (later) throw new StoreCorruptError(mf, `the manifest and ${EVER} are missing but this directory holds a committed store (${later} and others)`);
         store.collectGarbage(new Set());
         const state = initial();
         store.adopt(state);
@@ -622,9 +639,10 @@ export class MemoryStore {
     }
   }
 
-  /** Reads and checks every stored value row (the lazy row checks, all at once). */
-  verify(): void {
+  /** Reads and checks every stored value row (the lazy row checks, all at once); returns the segment count. */
+  verify(): number {
     for (const r of this.readers.values()) r.verifyAll();
+    return this.readers.size;
   }
 
   sizes(): StoreSizes {
