@@ -162,6 +162,10 @@ export class Feeder {
       const gone = deleted.filter((k) => this.d.sources.liveChunks(k).size > 0);
       if (gone.length) this.forgetNow(gone);
       for (const k of changed) delete this.d.fed[k];
+      // Changed paths discovery no longer lists (now a link out of the workspace, a FIFO, binary
+      // by extension, …): what memory has of them goes.
+      const dropped = changed.filter((k) => !this.files.has(k) && this.d.sources.liveChunks(k).size > 0);
+      if (dropped.length) this.forgetNow(dropped);
       const known = changed.filter((k) => this.files.has(k));
       return this.feedKeys(known, flag);
     });
