@@ -11,6 +11,7 @@
  * The engine owns no memory state of its own beyond the MemoryState it is handed, and no files.
  */
 import * as crypto from 'crypto';
+import * as os from 'os';
 import { Checkpoint } from '../model/checkpoint';
 import { MPlusConfig, hasSelector } from '../model/config';
 import { Rng, dropPreferring, randomDrop } from '../memory/drop';
@@ -30,6 +31,33 @@ export interface EngineOptions {
   seed?: number;
   /** Round RoPE inv_freq to bf16 (⚑ official bf16 runs); default: config torch_dtype is bfloat16. */
   bf16Rope?: boolean;
+  /** Scratch bound of one prefill block (default SCRATCH_BYTES); tests make it small. */
+  scratchBytes?: number;
+}
+
+/**
+ * Bounded work for any question. A question's prefill runs in blocks of rows (each block attends
+ * to the memory prefix, the earlier blocks' K/V and itself), and retrieval scores are reduced
+ * block by block, so no step materialises a [heads × m × (p+m)] or [m × |Θ|] float32 array for a
+ * long question m: peak memory grows linearly with m (the KV cache), not with m².
+ * SCRATCH_BYTES bounds one block's attention scores (and their softmax), and one block's
+ * retrieval logits.
+ */
+const SCRATCH_BYTES = 256 * 2 ** 20;
+/**
+ * Longest question, in tokens, whatever the model allows: beyond it the quadratic attention time
+ * makes an answer minutes long on a CPU (MPLUS_MAX_QUESTION_TOKENS overrides). See
+ * MPlusEngine.questionLimit for the other bounds.
+ */
+const QUESTION_TOKENS_CAP = Number(process.env.MPLUS_MAX_QUESTION_TOKENS) || 16384;
+/** Share of the machine's memory a question's KV cache and activations may take. */
+const QUESTION_MEMORY_SHARE = 0.25;
+
+export interface QuestionLimit {
+  /** Longest question in tokens (chat template included). */
+  tokens: number;
+  /** What sets it, for the error message. */
+  why: string;
 }
 
 export interface InjectOptions {
@@ -90,6 +118,7 @@ export class MPlusEngine {
   private readonly bos: Float32Array | null;
   private readonly posEmb: Float32Array;
   private readonly rng: Rng;
+  private readonly scratchBytes: number;
 
   private constructor(readonly checkpoint: Checkpoint, readonly executor: Executor, opts: EngineOptions) {
     const cfg = checkpoint.config;
@@ -106,6 +135,7 @@ export class MPlusEngine {
     this.bos = w.bosEmbedding ? checkpoint.files.readF32(w.bosEmbedding) : null;
     this.posEmb = checkpoint.files.readF32(w.newMemoryPosEmb);
     this.rng = new Rng(opts.seed ?? crypto.randomInt(2 ** 31));
+    this.scratchBytes = opts.scratchBytes ?? SCRATCH_BYTES;
     this.memory = MPlusEngine.initialMemory(checkpoint);
   }
 
@@ -234,6 +264,52 @@ export class MPlusEngine {
     return { y: r.y.data, k: r.k_all, v: r.v_all, mass: r.attn_mass?.data };
   }
 
+  /**
+   * runLayer over x in blocks of rows (see SCRATCH_BYTES): block i sees the prefix, the K/V of
+   * blocks < i (as past) and itself, at the same absolute positions as in one pass, so the result
+   * equals one pass up to float rounding. `mass` sums the blocks' attention mass per key.
+   */
+  private async runLayerBlocked(l: number, prefix: Float32Array, x: Float32Array, adapter: HostTensor, withMass: boolean)
+    : Promise<{ y: Float32Array; k: HostTensor; v: HostTensor; mass?: Float32Array }> {
+    const { hiddenSize: d, numHeads: H } = this.config;
+    const p = prefix.length / d;
+    const n = x.length / d;
+    // scores + softmax of one block: ~3 × H × rows × Tk float32
+    const rows = Math.max(16, Math.min(512, Math.floor(this.scratchBytes / (3 * 4 * H * (p + n)))));
+    if (n <= rows) return this.runLayer(l, prefix, x, adapter, undefined, withMass);
+    const y = new Float32Array(x.length);
+    const mass = withMass ? new Float32Array(p + n) : undefined;
+    let past: { k: HostTensor; v: HostTensor } | undefined;
+    for (let s = 0; s < n; s += rows) {
+      const e = Math.min(n, s + rows);
+      const out = await this.runLayer(l, s === 0 ? prefix : new Float32Array(0), x.subarray(s * d, e * d), adapter, past, withMass);
+      y.set(out.y, s * d);
+      past = { k: out.k, v: out.v };
+      if (mass) for (let j = 0; j < out.mass!.length; j++) mass[j] += out.mass![j];
+    }
+    return { y, k: past!.k, v: past!.v, mass };
+  }
+
+  /**
+   * The longest question this engine takes, in tokens, leaving room for `answerTokens`: the
+   * smallest of (1) the model's positions less the memory prefix (bos + R + N) and the answer,
+   * (2) what QUESTION_MEMORY_SHARE of this machine's memory holds (the KV cache of every layer
+   * and a few rows of activations per token), (3) QUESTION_TOKENS_CAP.
+   */
+  questionLimit(answerTokens: number): QuestionLimit {
+    const { maxPositionEmbeddings, numLayers: L, numKvHeads: KV, headDim: hd, hiddenSize: d, retrieveSize: R, stmSize: N } = this.config;
+    const prefix = (this.bos ? 1 : 0) + R + N;
+    const byPositions = maxPositionEmbeddings - prefix - answerTokens;
+    const perToken = 4 * (L * 2 * KV * hd + 8 * d);
+    const byMemory = Math.floor((os.totalmem() * QUESTION_MEMORY_SHARE) / perToken);
+    const options: QuestionLimit[] = [
+      { tokens: byPositions, why: `the model's ${maxPositionEmbeddings} positions less ${prefix} memory tokens and ${answerTokens} answer tokens` },
+      { tokens: byMemory, why: `${Math.round(QUESTION_MEMORY_SHARE * 100)}% of this machine's ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB memory at ${(perToken / 1024).toFixed(0)} KiB per question token` },
+      { tokens: QUESTION_TOKENS_CAP, why: `the question length cap (MPLUS_MAX_QUESTION_TOKENS, default 16384)` },
+    ];
+    return options.reduce((a, b) => (b.tokens < a.tokens ? b : a));
+  }
+
   /** query_proj / key_proj of input_layernorm(rows) for layer l. */
   async project(l: number, rows: Float32Array): Promise<{ q: Float32Array; k: Float32Array }> {
     const d = this.config.hiddenSize;
@@ -301,12 +377,24 @@ export class MPlusEngine {
       const keys = new Float32Array((M + mem.cacheKeys.count) * s);
       keys.set(mem.ltmKeys.data, 0);
       keys.set(mem.cacheKeys.data, M * s);
-      const r = await (await this.scores()).run({
-        q: { data: q, dims: [q.length / s, s] },
-        keys: { data: keys, dims: [keys.length / s, s] },
-      });
-      selected = topR(r.scores.data, R);
-      selScores = Float32Array.from(selected, (c) => r.scores.data[c]);
+      // mean over question rows of sigmoid(q·k): reduced block by block (SCRATCH_BYTES), as
+      // a length-weighted mean of the blocks' means.
+      const m = q.length / s;
+      const C = keys.length / s;
+      const rows = Math.max(1, Math.floor(this.scratchBytes / (2 * 4 * C)));
+      let scores: Float32Array;
+      if (m <= rows) {
+        scores = (await (await this.scores()).run({ q: { data: q, dims: [m, s] }, keys: { data: keys, dims: [C, s] } })).scores.data;
+      } else {
+        scores = new Float32Array(C);
+        for (let a = 0; a < m; a += rows) {
+          const b = Math.min(m, a + rows);
+          const part = (await (await this.scores()).run({ q: { data: q.subarray(a * s, b * s), dims: [b - a, s] }, keys: { data: keys, dims: [C, s] } })).scores.data;
+          for (let c = 0; c < C; c++) scores[c] += (part[c] * (b - a)) / m;
+        }
+      }
+      selected = topR(scores, R);
+      selScores = Float32Array.from(selected, (c) => scores[c]);
     }
     const ageOf = (c: number) => (c < M ? mem.ltmAges.data[c] : mem.cacheAges.data[c - M]);
     const idx = orderByAge(selected, ageOf);
@@ -346,7 +434,7 @@ export class MPlusEngine {
       prefix.set(bos, 0);
       prefix.set(r.rows, bos.length);
       prefix.set(stm, bos.length + r.rows.length);
-      const out = await this.runLayer(l, prefix, h, ADAPTER_GENERATE, undefined, true);
+      const out = await this.runLayerBlocked(l, prefix, h, ADAPTER_GENERATE, true);
       kv.push({ k: out.k, v: out.v });
       const norm = 1 / (this.config.numHeads * m);
       const R = r.idx.length;

@@ -13,7 +13,7 @@ import { loadQuestionTemplate, questionPrompt } from '../model/questionTemplate'
 import { attributeSources } from './attribution';
 import { CancelFlag } from './feeder';
 import { WorkspacePaths } from './paths';
-import { AskParams, Source } from './protocol';
+import { AskParams, ErrorCodes, Source } from './protocol';
 import { DeviceScheduler } from './scheduler';
 
 export interface AnswerDeps {
@@ -38,9 +38,27 @@ function templateOf(dir: string): string | null {
   return templates.get(dir) as string | null;
 }
 
+/** No token of the tokenizer spans more characters than this: a longer question is refused untokenized. */
+const MAX_CHARS_PER_TOKEN = 32;
+
+function tooLong(message: string): Error {
+  return Object.assign(new Error(message), { rpcCode: ErrorCodes.QuestionTooLong });
+}
+
+/** The prompt's token ids, or QuestionTooLong naming the limit and what sets it. */
+function boundedPrompt(d: AnswerDeps, p: AskParams): number[] {
+  const lim = d.engine.questionLimit(p.maxTokens ?? 256);
+  if (p.question.length > lim.tokens * MAX_CHARS_PER_TOKEN) {
+    throw tooLong(`the question is ${p.question.length} characters, far over the limit of ${lim.tokens} tokens (${lim.why}); shorten it`);
+  }
+  const prompt = questionPrompt(d.tokenizer, templateOf(d.engine.checkpoint.dir), p.question, SYSTEM_PROMPT);
+  if (prompt.length > lim.tokens) throw tooLong(`the question is ${prompt.length} tokens with its prompt template; at most ${lim.tokens} tokens are accepted (${lim.why}); shorten it`);
+  return prompt;
+}
+
 export async function answer(d: AnswerDeps, p: AskParams, flag: CancelFlag, sink: AnswerSink): Promise<{ answer: string; tokens: number; sources: Source[] }> {
+  const prompt = boundedPrompt(d, p);
   return d.scheduler.with('ask', async () => {
-    const prompt = questionPrompt(d.tokenizer, templateOf(d.engine.checkpoint.dir), p.question, SYSTEM_PROMPT);
     const q = await d.engine.prefill(prompt);
     const mem = d.engine.memory.layers;
     const sources = attributeSources(

@@ -10,7 +10,7 @@ import * as path from 'path';
 import { ResponseError } from 'vscode-jsonrpc/node';
 import { writeFixture } from '../../src/model/fixture';
 import { initialize, shutdown, spawnSidecar } from '../../src/sidecar/client';
-import { ErrorCodes, Ingest, InitializeParams, Log, LogParams, Shutdown, Status } from '../../src/sidecar/protocol';
+import { Ask, ErrorCodes, Ingest, InitializeParams, Log, LogParams, Shutdown, Status } from '../../src/sidecar/protocol';
 import { gone, killIfAlive, waitGone } from '../helpers/procs';
 import { rmDir, tmpDir } from '../helpers/tmp';
 import { SECRET, writeFixtureRepo } from './fixtureRepo';
@@ -240,6 +240,25 @@ describe('sidecar hardening (real processes)', function () {
       assert.ok(!fs.existsSync(path.join(store, 'lock')), 'the lock was released');
     } finally {
       s.c.kill('SIGKILL');
+    }
+  });
+
+  it('a question over the token limit is refused naming the limit; a 1 MB question at once; the sidecar keeps serving', async () => {
+    const h = spawnSidecar({ env: { MPLUS_MAX_QUESTION_TOKENS: '2000' } });
+    try {
+      await initialize(h.connection, params);
+      const long = 'Where is the reorder level defined and who reads it? '.repeat(250); // ~3,000 tokens
+      await assert.rejects(h.connection.sendRequest(Ask, { question: long, maxTokens: 2 }),
+        (e: ResponseError<void>) => e.code === ErrorCodes.QuestionTooLong && /at most 2000 tokens are accepted \(the question length cap/.test(e.message));
+      const t0 = Date.now();
+      await assert.rejects(h.connection.sendRequest(Ask, { question: 'x'.repeat(1 << 20), maxTokens: 2 }),
+        (e: ResponseError<void>) => e.code === ErrorCodes.QuestionTooLong && /1048576 characters/.test(e.message));
+      assert.ok(Date.now() - t0 < 10000, 'refused without tokenizing');
+      const ok = await h.connection.sendRequest(Ask, { question: long.slice(0, 2000), maxTokens: 2 });
+      assert.ok(ok.tokens > 0, 'a question under the limit is answered');
+      await shutdown(h);
+    } finally {
+      h.process.kill('SIGKILL');
     }
   });
 });
