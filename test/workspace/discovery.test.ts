@@ -85,7 +85,7 @@ describe('workspace/discovery', () => {
     write(root, '.gitignore', '!.env\n!*.pem\n');
     write(root, '.env', 'API_KEY=sk-123\n');
     write(root, 'app/.env.production', 'X=1\n');
-    write(root, 'server.pem', '-----BEGIN PRIVATE KEY-----\n');
+    write(root, 'server.pem', '-----BEGIN ' + 'PRIVATE KEY-----\n'); // split: this file is fed when the repository feeds itself
     write(root, 'id_rsa', 'key\n');
     write(root, '.npmrc', '//registry/:_authToken=abc\n');
     write(root, 'credentials.json', '{}\n');
