@@ -343,6 +343,7 @@ export class SidecarManager implements vscode.Disposable {
       return r;
     } catch (e) {
       if (this.handle === h) this.log.error(`feeding failed: ${(e as Error).message}`);
+      if (this.handle === h && (e as { code?: number }).code === ErrorCodes.StoreDamaged) this.fail((e as Error).message, 'store');
       return null;
     } finally {
       this.ingestRunning = false;
