@@ -93,6 +93,7 @@ export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchRes
   try {
     const c = engine.config;
     const rng = new Rng(o.seed ?? 1);
+    const memory = engine.initialMemory();
     const tok = (n: number) => Array.from({ length: n }, () => rng.int(c.vocabSize));
     const t0 = performance.now();
     await engine.warmup();
@@ -101,12 +102,12 @@ export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchRes
     const n = o.chunkTokens ?? Math.min(512, 4 * c.numTokens);
     // Enough injections to merge into Θ at least once, so retrieval scores real candidates.
     const injections = o.injections ?? Math.max(8, c.updateLtmFrequency + 1);
-    await engine.inject(tok(n)); // first-run allocations out of the timing
+    await engine.inject(memory, tok(n)); // first-run allocations out of the timing
     // Medians of per-unit times: this VM's neighbours make single timings swing ±40%.
     const injTimes: number[] = [];
     for (let i = 0; i < injections; i++) {
       const ti = performance.now();
-      await engine.inject(tok(n));
+      await engine.inject(memory, tok(n));
       injTimes.push((performance.now() - ti) / 1000);
     }
     const injSec = median(injTimes) * injections;
@@ -117,12 +118,12 @@ export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchRes
 
     const m = o.questionTokens ?? 32;
     const q = tok(m);
-    await engine.prefill(q);
+    await engine.prefill(memory, q);
     const preTimes: number[] = [];
-    let question = await engine.prefill(q);
+    let question = await engine.prefill(memory, q);
     for (let i = 0; i < 5; i++) {
       const tp = performance.now();
-      question = await engine.prefill(q);
+      question = await engine.prefill(memory, q);
       preTimes.push(performance.now() - tp);
     }
     const prefillMs = median(preTimes);
@@ -156,7 +157,7 @@ export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchRes
       decodeImpliedGBps: (decodeWeightBytes(c) * steps) / decSec / 1e9,
       sessionSetupMs,
       peakRssMiB: process.resourceUsage().maxRSS / 1024,
-      ltmRowsPerLayer: engine.memory.layers[0].ltm.count,
+      ltmRowsPerLayer: memory.counts().ltm,
     };
   } finally {
     await engine.close();

@@ -8,7 +8,8 @@
  *   ask(q: m tokens):  per layer retrieve R rows of Θ (+cache) with this layer's input h,
  *     S = [bos_l ; retrieved ; θ_l ; h], p = b+R+N; k/v of all p+m rows become the KV cache.
  *   decode: ordinary Llama step at position p+m+t against that cache, adapter decoder_adapter.
- * The engine owns no memory state of its own beyond the MemoryState it is handed, and no files.
+ * The engine owns no memory state and no files: every pass is handed the Memory (memory/memory.ts)
+ * it reads and updates, so the same engine runs against an in-RAM state or the on-disk store.
  */
 import * as crypto from 'crypto';
 import * as os from 'os';
@@ -16,7 +17,8 @@ import { Checkpoint } from '../model/checkpoint';
 import { MPlusConfig, hasSelector } from '../model/config';
 import { Rng, dropPreferring, randomDrop } from '../memory/drop';
 import { orderByAge, repeatFill, topR, usesScores } from '../memory/retrieval';
-import { MemoryState } from '../memory/state';
+import type { Memory } from '../memory/memory';
+import { LtmPolicyParams, MemoryDims, MemoryState } from '../memory/state';
 import { Executor, GraphSession, HostTensor, OrtExecutor, Device } from './executor';
 import { buildLmHeadGraph, buildRetrieverGraph, buildScoresGraph } from './graphs/heads';
 import { buildLayerGraph } from './graphs/layer';
@@ -104,12 +106,22 @@ export interface GeneratedStep {
   logits: Float32Array;
 }
 
+function memoryDims(cfg: MPlusConfig): MemoryDims {
+  return {
+    layers: cfg.numLayers, hidden: cfg.hiddenSize, keyDim: cfg.selectorHiddenDim,
+    tokensPerInjection: cfg.numTokens, stmSize: cfg.stmSize, retrieveSize: cfg.retrieveSize,
+  };
+}
+
+function memoryPolicy(cfg: MPlusConfig): LtmPolicyParams {
+  return { updateLtmFrequency: cfg.updateLtmFrequency, decayFrequency: cfg.decayFrequency, initialRf: cfg.initialRfWhenMovingStmToLtm };
+}
+
 const ADAPTER_INJECT: HostTensor = { data: new Float32Array([1, 0]), dims: [2] };
 const ADAPTER_GENERATE: HostTensor = { data: new Float32Array([0, 1]), dims: [2] };
 
 export class MPlusEngine {
   readonly config: MPlusConfig;
-  memory: MemoryState;
   private readonly layerSessions: Array<Promise<GraphSession> | undefined>;
   private readonly retrieverSessions: Array<Promise<GraphSession> | undefined>;
   private scoresSession?: Promise<GraphSession>;
@@ -136,7 +148,6 @@ export class MPlusEngine {
     this.posEmb = checkpoint.files.readF32(w.newMemoryPosEmb);
     this.rng = new Rng(opts.seed ?? crypto.randomInt(2 ** 31));
     this.scratchBytes = opts.scratchBytes ?? SCRATCH_BYTES;
-    this.memory = MPlusEngine.initialMemory(checkpoint);
   }
 
   static async load(dir: string, opts: EngineOptions = {}): Promise<MPlusEngine> {
@@ -150,16 +161,29 @@ export class MPlusEngine {
     }
   }
 
+  /** θ and Θ as this engine's checkpoint ships them (a fresh copy each call). */
+  initialMemory(): MemoryState {
+    return MPlusEngine.initialMemory(this.checkpoint);
+  }
+
+  /** The shape of this model's memory. */
+  memoryDims(): MemoryDims {
+    return memoryDims(this.config);
+  }
+
+  /** The model's Θ update and expiry parameters (the spec's default capacity policy). */
+  memoryPolicy(): LtmPolicyParams {
+    return memoryPolicy(this.config);
+  }
+
   /** θ and Θ as the checkpoint ships them. */
   static initialMemory(ckpt: Checkpoint): MemoryState {
-    const cfg = ckpt.config;
     const w = ckpt.weights;
+    const cfg = ckpt.config;
     return MemoryState.initial(
-      {
-        layers: cfg.numLayers, hidden: cfg.hiddenSize, keyDim: cfg.selectorHiddenDim,
-        tokensPerInjection: cfg.numTokens, stmSize: cfg.stmSize, retrieveSize: cfg.retrieveSize,
-      },
-      { updateLtmFrequency: cfg.updateLtmFrequency, decayFrequency: cfg.decayFrequency, initialRf: cfg.initialRfWhenMovingStmToLtm },
+      memoryDims(cfg),
+      memoryPolicy(cfg),
+      // one layer at a time: a full-size θ is never held twice while it is split into layers
       (l) => ckpt.files.readSliceF32(w.memory, l * cfg.stmSize * cfg.hiddenSize, cfg.stmSize * cfg.hiddenSize),
       w.ltm?.map((t) => ({
         values: ckpt.files.readF32(t.values), keys: ckpt.files.readF32(t.keys),
@@ -325,13 +349,13 @@ export class MPlusEngine {
   // ---- injection ----
 
   /** Writes one chunk into memory: the forward pass with adapter `default`, then the update. */
-  async inject(tokens: number[], opts: InjectOptions = {}): Promise<InjectResult> {
+  async inject(memory: Memory, tokens: number[], opts: InjectOptions = {}): Promise<InjectResult> {
     const cfg = this.config;
     const { hiddenSize: d, numTokens: K, numLayers: L, stmSize: N } = cfg;
     if (tokens.length === 0) throw new RangeError('cannot inject an empty chunk');
     // Stale θ tokens (their file changed) are dropped first; otherwise the spec's random drop.
     const drop = opts.drop ?? Array.from({ length: L }, (_, l) => {
-      const stale = this.memory.staleStm(l);
+      const stale = memory.preferredDrops(l);
       return stale.length ? dropPreferring(this.rng, N, K, stale) : randomDrop(this.rng, N, K);
     });
     if (drop.length !== L) throw new Error(`drop plan has ${drop.length} layers, the model has ${L}`);
@@ -344,7 +368,7 @@ export class MPlusEngine {
     for (let l = 0; l < L; l++) {
       const S = new Float32Array(T * d);
       S.set(this.bosRow(l), 0);
-      S.set(this.memory.stmTail(l), b * d);
+      S.set(memory.stmTail(l), b * d);
       S.set(h, (b + K) * d);
       for (let r = T - K; r < T; r++) for (let j = 0; j < d; j++) S[r * d + j] += this.posEmb[j];
       const { y } = await this.runLayer(l, S.subarray(0, p * d), S.subarray(p * d), ADAPTER_INJECT);
@@ -354,19 +378,19 @@ export class MPlusEngine {
     }
     const droppedKeys: Float32Array[] = [];
     for (let l = 0; l < L; l++) {
-      droppedKeys.push((await this.project(l, this.memory.layers[l].stm.gather(drop[l]))).k);
+      droppedKeys.push((await this.project(l, memory.stmRows(l, drop[l]))).k);
     }
-    this.memory.applyInjection({ drop, delta, droppedKeys, source: opts.source ?? -1 });
+    memory.applyInjection({ drop, delta, droppedKeys, source: opts.source ?? -1 });
     return { delta, drop };
   }
 
   // ---- generation ----
 
   /** Retrieval for layer l with its input h [m, d]: candidate indices in prefix order. */
-  private async retrieve(l: number, h: Float32Array): Promise<{ idx: number[]; scores: Float32Array | null; rows: Float32Array }> {
+  private async retrieve(memory: Memory, l: number, h: Float32Array): Promise<{ idx: number[]; scores: Float32Array | null; rows: Float32Array }> {
     const R = this.config.retrieveSize;
-    const mem = this.memory.layers[l];
-    const M = mem.ltm.count;
+    const cands = memory.candidates(l);
+    const M = cands.ltmCount;
     let selected: number[];
     let selScores: Float32Array | null = null;
     if (!usesScores(M, R)) {
@@ -374,9 +398,7 @@ export class MPlusEngine {
     } else {
       const { q } = await this.project(l, h);
       const s = this.config.selectorHiddenDim;
-      const keys = new Float32Array((M + mem.cacheKeys.count) * s);
-      keys.set(mem.ltmKeys.data, 0);
-      keys.set(mem.cacheKeys.data, M * s);
+      const keys = cands.keys();
       // mean over question rows of sigmoid(q·k): reduced block by block (SCRATCH_BYTES), as
       // a length-weighted mean of the blocks' means.
       const m = q.length / s;
@@ -396,24 +418,16 @@ export class MPlusEngine {
       selected = topR(scores, R);
       selScores = Float32Array.from(selected, (c) => scores[c]);
     }
-    const ageOf = (c: number) => (c < M ? mem.ltmAges.data[c] : mem.cacheAges.data[c - M]);
-    const idx = orderByAge(selected, ageOf);
+    const idx = orderByAge(selected, cands.age);
     if (selScores) {
       const byCand = new Map(selected.map((c, i) => [c, selScores![i]]));
       selScores = Float32Array.from(idx, (c) => byCand.get(c)!);
     }
-    const d = this.config.hiddenSize;
-    const rows = new Float32Array(idx.length * d);
-    // Θ rows may live on disk: one gather reads just the selected ones.
-    const fromLtm = idx.filter((c) => c < M);
-    const ltmRows = fromLtm.length ? mem.ltm.gather(fromLtm) : new Float32Array(0);
-    let j = 0;
-    idx.forEach((c, i) => rows.set(c < M ? ltmRows.subarray(d * j, d * ++j) : mem.cache.row(c - M), i * d));
-    return { idx, scores: selScores, rows };
+    return { idx, scores: selScores, rows: cands.gather(idx) };
   }
 
   /** Prefill of a question with adapter `decoder_adapter`: retrieval per layer, KV cache, logits. */
-  async prefill(tokens: number[]): Promise<Question> {
+  async prefill(memory: Memory, tokens: number[]): Promise<Question> {
     const { hiddenSize: d, numLayers: L } = this.config;
     if (tokens.length === 0) throw new RangeError('cannot ask an empty question');
     const m = tokens.length;
@@ -425,10 +439,10 @@ export class MPlusEngine {
     const b = this.bos ? 1 : 0;
     let position = 0;
     for (let l = 0; l < L; l++) {
-      const r = await this.retrieve(l, h);
+      const r = await this.retrieve(memory, l, h);
       retrieved.push(r.idx);
       retrievedScores.push(r.scores);
-      const stm = this.memory.layers[l].stm.data;
+      const stm = memory.stm(l);
       const bos = this.bosRow(l);
       const prefix = new Float32Array(bos.length + r.rows.length + stm.length);
       prefix.set(bos, 0);
@@ -467,8 +481,8 @@ export class MPlusEngine {
    * Answers: prefill, then up to maxTokens tokens (stopping after a stop token, which is yielded).
    * Logits of each step are the distribution the yielded token was drawn from.
    */
-  async *generate(tokens: number[], opts: GenerateOptions, prefilled?: Question): AsyncGenerator<GeneratedStep, Question> {
-    const q = prefilled ?? (await this.prefill(tokens));
+  async *generate(memory: Memory, tokens: number[], opts: GenerateOptions, prefilled?: Question): AsyncGenerator<GeneratedStep, Question> {
+    const q = prefilled ?? (await this.prefill(memory, tokens));
     const stop = new Set(opts.stop ?? this.config.eosTokenIds);
     const rng = opts.seed === undefined ? this.rng : new Rng(opts.seed);
     let logits = q.logits;

@@ -66,15 +66,16 @@ export function stateJson(m: MemoryState) {
   };
 }
 
-export async function runTrace(engine: MPlusEngine, ops: TraceOp[]): Promise<TraceResult> {
+/** Runs `ops` against `memory` (default: the checkpoint's own, fresh). */
+export async function runTrace(engine: MPlusEngine, ops: TraceOp[], memory: MemoryState = engine.initialMemory()): Promise<TraceResult> {
   const results: TraceResult['results'] = [];
   const d = engine.config.hiddenSize;
   for (const op of ops) {
     if (op.op === 'inject') {
-      const r = await engine.inject(op.tokens, { drop: op.drop });
+      const r = await engine.inject(memory, op.tokens, { drop: op.drop });
       results.push({ delta: r.delta.map((x) => rows(x, d)) });
     } else {
-      const q = await engine.prefill(op.tokens);
+      const q = await engine.prefill(memory, op.tokens);
       const logits = [Array.from(q.logits)];
       const tokens: number[] = [];
       let cur = q.logits;
@@ -87,5 +88,5 @@ export async function runTrace(engine: MPlusEngine, ops: TraceOp[]): Promise<Tra
       results.push({ retrieved: q.retrieved, logits, tokens });
     }
   }
-  return { results, state: stateJson(engine.memory) };
+  return { results, state: stateJson(memory) };
 }

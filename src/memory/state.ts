@@ -1,36 +1,18 @@
 /**
- * The M+ memory state, exactly as MPLUS-SPEC.md "Memory update" describes it, in process.
+ * The M+ memory state, exactly as MPLUS-SPEC.md "Memory update" describes it, in process: the
+ * in-RAM implementation of Memory (memory.ts). The per-layer columns and their invariants are
+ * defined once in layer.ts; plus the global `updateStep` (tokens injected since the last merge).
  *
- * Per layer l (d = hidden size, s = retriever key size, K tokens per injection, N = |θ|):
- *   stm      [N, d]  θ, the short-term pool; row order is meaningful (the tail feeds injection)
- *   stmAges  [N]     slot of the token in the injection that wrote it (K−1 … 0); ⚑ never grows
- *   ltm      [M, d]  Θ values;  ltmKeys [M, s];  ltmAges [M];  ltmRf [M] recall frequencies
- *   cache    [C, d]  tokens dropped from θ since the last merge, with keys and ages
- *   *Src     [·]     provenance: the source id that wrote each token (−1 = shipped with the
- *                    checkpoint); the store maps ids to file/chunk/hash.
- *   stmRef, cacheRef, cacheKeyRef [·]  the store's bookkeeping, opaque here: where the row's
- *                    value (key) already lies on disk (−1 = not yet). Values and keys never change
- *                    once written, so these follow their row through drops and compaction and a
- *                    commit writes only what is new.
- * plus the global `updateStep` (tokens injected since the last merge).
- *
- * Invariants: |θ| = N always; every column has as many entries as its rows; candidates for
- * retrieval are numbered Θ first (0..M−1) then the cache (M..M+C−1). This module never runs the
- * model: dropped tokens' keys are computed by the engine and handed in with the update.
+ * Invariants: |θ| = N always; every column has as many entries as its part's rows; candidates for
+ * retrieval are numbered Θ first (0..M−1) then the cache (M..M+C−1) (candidates()). This module
+ * never runs the model: dropped tokens' keys are computed by the engine and handed in with the
+ * update.
  */
-import { Column, RowBuffer, Rows } from './rows';
+import { Column, RowBuffer } from './rows';
+import { LayerMemory, MemoryDims, Part, SOURCE_COLUMN, checkLayer, clearPart, cloneLayer, emptyLayer, keepPart, partCount, rowsWhereSource } from './layer';
+import type { Memory, MemorySnapshot, RetrievalCandidates } from './memory';
 
-export interface MemoryDims {
-  layers: number;
-  hidden: number;
-  keyDim: number;
-  /** K */
-  tokensPerInjection: number;
-  /** N */
-  stmSize: number;
-  /** R */
-  retrieveSize: number;
-}
+export type { LayerMemory, MemoryDims } from './layer';
 
 export interface LtmPolicyParams {
   updateLtmFrequency: number;
@@ -45,25 +27,6 @@ export interface LtmPolicyParams {
   maxLtmRows?: number;
 }
 
-export interface LayerMemory {
-  stm: RowBuffer;
-  stmAges: Column;
-  stmSrc: Column;
-  /** Θ values: in RAM (RowBuffer) or on disk with lazy row reads (the store's SegmentedRows). */
-  ltm: Rows;
-  ltmKeys: RowBuffer;
-  ltmAges: Column;
-  ltmRf: Column;
-  ltmSrc: Column;
-  cache: RowBuffer;
-  cacheKeys: RowBuffer;
-  cacheAges: Column;
-  cacheSrc: Column;
-  stmRef: Column;
-  cacheRef: Column;
-  cacheKeyRef: Column;
-}
-
 /** One injection's effect on memory, computed by the engine. */
 export interface InjectionUpdate {
   /** Per layer, the K θ indices to drop, ascending, distinct. */
@@ -76,7 +39,7 @@ export interface InjectionUpdate {
   source: number;
 }
 
-export class MemoryState {
+export class MemoryState implements Memory {
   readonly layers: LayerMemory[];
   updateStep = 0;
   /**
@@ -85,9 +48,13 @@ export class MemoryState {
    * compact() removes them from Θ and the cache. Default: nothing is stale (spec behaviour).
    */
   isStale: (source: number) => boolean = () => false;
+  /** Next row identity (layer.ts); above every id in `layers`. */
+  private nextId = 0;
 
   constructor(readonly dims: MemoryDims, readonly policy: LtmPolicyParams, layers?: LayerMemory[]) {
     this.layers = layers ?? Array.from({ length: dims.layers }, () => emptyLayer(dims));
+    this.layers.forEach((m, l) => checkLayer(m, `memory layer ${l}`));
+    for (const m of this.layers) for (const x of [...m.stmId.data, ...m.cacheId.data]) this.nextId = Math.max(this.nextId, x + 1);
   }
 
   /**
@@ -112,7 +79,7 @@ export class MemoryState {
       lm.stm = RowBuffer.from(d, rows);
       lm.stmAges = Column.from(new Float64Array(N));
       lm.stmSrc = Column.from(new Float64Array(N).fill(-1));
-      lm.stmRef = Column.from(new Float64Array(N).fill(-1));
+      lm.stmId = Column.from(Float64Array.from({ length: N }, (_, i) => l * N + i));
       const t = ltm?.[l];
       if (t && t.ages.length) {
         lm.ltm = RowBuffer.from(d, t.values.slice());
@@ -126,11 +93,58 @@ export class MemoryState {
     return new MemoryState(dims, policy, out);
   }
 
-  /** The last K rows of θ_l, which prefix the chunk during injection. */
+  // ---- Memory: reads ----
+
   stmTail(l: number): Float32Array {
     const { stmSize: N, tokensPerInjection: K } = this.dims;
     return this.layers[l].stm.data.slice((N - K) * this.dims.hidden);
   }
+
+  stmRows(l: number, idx: readonly number[]): Float32Array {
+    return this.layers[l].stm.gather(idx);
+  }
+
+  stm(l: number): Float32Array {
+    return this.layers[l].stm.data;
+  }
+
+  stmSource(l: number, j: number): number {
+    return this.layers[l].stmSrc.data[j];
+  }
+
+  preferredDrops(l: number): number[] {
+    return rowsWhereSource(this.layers[l], 'stm', this.isStale);
+  }
+
+  candidates(l: number): RetrievalCandidates {
+    const m = this.layers[l];
+    const M = m.ltm.count;
+    const s = this.dims.keyDim;
+    const d = this.dims.hidden;
+    return {
+      ltmCount: M,
+      count: M + m.cache.count,
+      keys: () => {
+        const keys = new Float32Array((M + m.cacheKeys.count) * s);
+        keys.set(m.ltmKeys.data, 0);
+        keys.set(m.cacheKeys.data, M * s);
+        return keys;
+      },
+      age: (c) => (c < M ? m.ltmAges.data[c] : m.cacheAges.data[c - M]),
+      source: (c) => (c < M ? m.ltmSrc.data[c] : m.cacheSrc.data[c - M]),
+      gather: (idx) => {
+        const rows = new Float32Array(idx.length * d);
+        // Θ rows may live on disk: one gather reads just the selected ones.
+        const fromLtm = idx.filter((c) => c < M);
+        const ltmRows = fromLtm.length ? m.ltm.gather(fromLtm) : new Float32Array(0);
+        let j = 0;
+        idx.forEach((c, i) => rows.set(c < M ? ltmRows.subarray(d * j, d * ++j) : m.cache.row(c - M), i * d));
+        return rows;
+      },
+    };
+  }
+
+  // ---- Memory: the update ----
 
   /**
    * Applies one injection: drop → cache (with keys), append delta, age bookkeeping, and the
@@ -154,17 +168,14 @@ export class MemoryState {
       const droppedRows = m.stm.gather(cached);
       const droppedAges = m.stmAges.gather(cached);
       const droppedSrc = m.stmSrc.gather(cached);
-      const droppedRef = m.stmRef.gather(cached);
+      const droppedIds = m.stmId.gather(cached);
       const keyRows = toCache.length === dropped.length ? u.droppedKeys[l] : gatherRows(u.droppedKeys[l], this.dims.keyDim, toCache);
 
-      m.stm.keep(kept);
+      keepPart(m, 'stm', kept);
       m.stm.append(u.delta[l]);
-      m.stmAges.keep(kept);
       m.stmAges.append(Array.from({ length: K }, (_, i) => K - 1 - i));
-      m.stmSrc.keep(kept);
       m.stmSrc.append(new Float64Array(K).fill(u.source));
-      m.stmRef.keep(kept);
-      m.stmRef.append(new Float64Array(K).fill(-1));
+      m.stmId.append(Float64Array.from({ length: K }, () => this.nextId++));
 
       // Ages first grow for everything already in Θ and the cache, then the new drops join.
       addInPlace(m.ltmAges.data, K);
@@ -173,8 +184,7 @@ export class MemoryState {
       m.cacheKeys.append(keyRows);
       m.cacheAges.append(droppedAges);
       m.cacheSrc.append(droppedSrc);
-      m.cacheRef.append(droppedRef);
-      m.cacheKeyRef.append(new Float64Array(droppedRef.length).fill(-1));
+      m.cacheId.append(droppedIds);
     }
     this.updateStep += K;
     if (this.updateStep >= this.policy.updateLtmFrequency * K) this.merge();
@@ -195,23 +205,17 @@ export class MemoryState {
       for (let i = 0; i < rf.length; i++) rf[i] = Math.fround(rf[i] - decayFrequency);
       if (this.policy.maxLtmRows !== undefined) {
         this.evictOverBudget(m, this.policy.maxLtmRows);
-        clearCache(m);
+        clearPart(m, 'cache');
         continue;
       }
       const keep: number[] = [];
       for (let i = 0; i < rf.length; i++) if (rf[i] > 0.01) keep.push(i);
       if (keep.length > R) {
-        if (keep.length < rf.length) {
-          m.ltm.keep(keep);
-          m.ltmKeys.keep(keep);
-          m.ltmAges.keep(keep);
-          m.ltmRf.keep(keep);
-          m.ltmSrc.keep(keep);
-        }
+        if (keep.length < rf.length) keepPart(m, 'ltm', keep);
       } else {
         for (let i = 0; i < rf.length; i++) rf[i] = Math.fround(rf[i] + decayFrequency);
       }
-      clearCache(m);
+      clearPart(m, 'cache');
     }
     this.updateStep = 0;
   }
@@ -226,8 +230,10 @@ export class MemoryState {
     const order = Array.from({ length: n }, (_, i) => i).sort((a, b) =>
       Number(this.isStale(src[b])) - Number(this.isStale(src[a])) || rf[a] - rf[b] || ages[b] - ages[a] || a - b);
     const evict = new Set(order.slice(0, n - max));
-    keepLtm(m, Array.from({ length: n }, (_, i) => i).filter((i) => !evict.has(i)));
+    keepPart(m, 'ltm', Array.from({ length: n }, (_, i) => i).filter((i) => !evict.has(i)));
   }
+
+  // ---- provenance ----
 
   /**
    * Removes every stale token from Θ and the cache (θ keeps its N rows: its stale tokens go first
@@ -235,85 +241,67 @@ export class MemoryState {
    */
   compact(): number {
     let removed = 0;
+    const live = (x: number) => !this.isStale(x);
     for (const m of this.layers) {
-      const src = m.ltmSrc.data;
-      const keep: number[] = [];
-      for (let i = 0; i < src.length; i++) if (!this.isStale(src[i])) keep.push(i);
-      if (keep.length < src.length) {
-        removed += src.length - keep.length;
-        keepLtm(m, keep);
-      }
-      const csrc = m.cacheSrc.data;
-      const ckeep: number[] = [];
-      for (let i = 0; i < csrc.length; i++) if (!this.isStale(csrc[i])) ckeep.push(i);
-      if (ckeep.length < csrc.length) {
-        removed += csrc.length - ckeep.length;
-        m.cache.keep(ckeep);
-        m.cacheKeys.keep(ckeep);
-        m.cacheAges.keep(ckeep);
-        m.cacheSrc.keep(ckeep);
-        m.cacheRef.keep(ckeep);
-        m.cacheKeyRef.keep(ckeep);
+      for (const part of ['ltm', 'cache'] as const) {
+        const keep = rowsWhereSource(m, part, live);
+        const n = partCount(m, part);
+        if (keep.length < n) {
+          removed += n - keep.length;
+          keepPart(m, part, keep);
+        }
       }
     }
     return removed;
   }
 
-  /** Stale tokens in θ, Θ and the cache over all layers. */
-  staleTokens(): number {
+  /** Stale tokens over all layers in `parts` (default θ, Θ and the cache). */
+  staleTokens(parts: readonly Part[] = ['stm', 'ltm', 'cache']): number {
+    const stale = (x: number) => x >= 0 && this.isStale(x);
     let n = 0;
-    for (const m of this.layers) {
-      for (const col of [m.stmSrc, m.ltmSrc, m.cacheSrc]) for (const x of col.data) if (x >= 0 && this.isStale(x)) n++;
-    }
+    for (const m of this.layers) for (const part of parts) n += rowsWhereSource(m, part, stale).length;
     return n;
   }
 
-  /** θ indices of layer l whose tokens are stale (the preferred drops of the next injection). */
-  staleStm(l: number): number[] {
-    const src = this.layers[l].stmSrc.data;
-    const out: number[] = [];
-    for (let i = 0; i < src.length; i++) if (this.isStale(src[i])) out.push(i);
+  /** Every source id memory still holds (θ, Θ, cache): what provenance must keep. */
+  liveSources(): Set<number> {
+    const out = new Set<number>();
+    for (const m of this.layers) for (const part of ['stm', 'ltm', 'cache'] as const) for (const x of m[SOURCE_COLUMN[part]].data) out.add(x);
     return out;
   }
 
+  /** Rows per layer of each part, from layer 0 (every layer has the same counts). */
+  counts(): Record<Part, number> {
+    const m = this.layers[0];
+    return { stm: m ? partCount(m, 'stm') : 0, ltm: m ? partCount(m, 'ltm') : 0, cache: m ? partCount(m, 'cache') : 0 };
+  }
+
+  // ---- snapshot / restore ----
+
+  snapshot(): MemorySnapshot {
+    return { kind: 'memory-snapshot', owner: this, layers: this.layers.map(cloneLayer), updateStep: this.updateStep } as StateSnapshot;
+  }
+
+  restore(s: MemorySnapshot): void {
+    const snap = s as StateSnapshot;
+    if (snap.owner !== this) throw new Error('restore: the snapshot was taken from another memory');
+    // Copy again so the snapshot stays reusable.
+    snap.layers.forEach((m, l) => (this.layers[l] = cloneLayer(m)));
+    this.updateStep = snap.updateStep;
+  }
+
   clone(): MemoryState {
-    const layers = this.layers.map((m) => ({
-      stm: m.stm.clone(), stmAges: m.stmAges.clone(), stmSrc: m.stmSrc.clone(),
-      ltm: m.ltm.clone(), ltmKeys: m.ltmKeys.clone(), ltmAges: m.ltmAges.clone(), ltmRf: m.ltmRf.clone(), ltmSrc: m.ltmSrc.clone(),
-      cache: m.cache.clone(), cacheKeys: m.cacheKeys.clone(), cacheAges: m.cacheAges.clone(), cacheSrc: m.cacheSrc.clone(),
-      stmRef: m.stmRef.clone(), cacheRef: m.cacheRef.clone(), cacheKeyRef: m.cacheKeyRef.clone(),
-    }));
-    const s = new MemoryState(this.dims, this.policy, layers);
+    const s = new MemoryState(this.dims, this.policy, this.layers.map(cloneLayer));
     s.updateStep = this.updateStep;
     s.isStale = this.isStale;
     return s;
   }
 }
 
-function emptyLayer(d: MemoryDims): LayerMemory {
-  return {
-    stm: new RowBuffer(d.hidden, d.stmSize), stmAges: new Column(d.stmSize), stmSrc: new Column(d.stmSize),
-    ltm: new RowBuffer(d.hidden), ltmKeys: new RowBuffer(d.keyDim), ltmAges: new Column(), ltmRf: new Column(), ltmSrc: new Column(),
-    cache: new RowBuffer(d.hidden), cacheKeys: new RowBuffer(d.keyDim), cacheAges: new Column(), cacheSrc: new Column(),
-    stmRef: new Column(d.stmSize), cacheRef: new Column(), cacheKeyRef: new Column(),
-  };
-}
-
-function clearCache(m: LayerMemory): void {
-  m.cache.clear();
-  m.cacheKeys.clear();
-  m.cacheAges.clear();
-  m.cacheSrc.clear();
-  m.cacheRef.clear();
-  m.cacheKeyRef.clear();
-}
-
-function keepLtm(m: LayerMemory, keep: number[]): void {
-  m.ltm.keep(keep);
-  m.ltmKeys.keep(keep);
-  m.ltmAges.keep(keep);
-  m.ltmRf.keep(keep);
-  m.ltmSrc.keep(keep);
+interface StateSnapshot extends MemorySnapshot {
+  owner: MemoryState;
+  layers: LayerMemory[];
+  updateStep: number;
 }
 
 function gatherRows(data: Float32Array, width: number, idx: number[]): Float32Array {

@@ -7,7 +7,7 @@
  * actually read; stale records (changed or deleted files) are never cited.
  */
 import { MPlusEngine } from '../engine/mplus';
-import { SourceTable } from '../memory/provenance';
+import { StoredMemory } from '../memory/store/storedMemory';
 import { TextTokenizer } from '../model/tokenizer';
 import { loadQuestionTemplate, questionPrompt } from '../model/questionTemplate';
 import { attributeSources } from './attribution';
@@ -19,7 +19,7 @@ import { DeviceScheduler } from './scheduler';
 export interface AnswerDeps {
   engine: MPlusEngine;
   tokenizer: TextTokenizer;
-  sources: SourceTable;
+  memory: StoredMemory;
   scheduler: DeviceScheduler;
   paths: WorkspacePaths;
 }
@@ -59,13 +59,12 @@ function boundedPrompt(d: AnswerDeps, p: AskParams): number[] {
 export async function answer(d: AnswerDeps, p: AskParams, flag: CancelFlag, sink: AnswerSink): Promise<{ answer: string; tokens: number; sources: Source[] }> {
   const prompt = boundedPrompt(d, p);
   return d.scheduler.with('ask', async () => {
-    const q = await d.engine.prefill(prompt);
-    const mem = d.engine.memory.layers;
+    const q = await d.engine.prefill(d.memory, prompt);
     const sources = attributeSources(
       q,
-      { ltmSrc: mem.map((m) => m.ltmSrc.data), cacheSrc: mem.map((m) => m.cacheSrc.data), stmSrc: mem.map((m) => m.stmSrc.data) },
+      d.memory,
       (id) => {
-        const r = d.sources.get(id);
+        const r = d.memory.sources.get(id);
         return r && !r.stale ? { path: r.file, startLine: r.startLine, endLine: r.endLine } : null;
       },
     ).map((s) => ({ ...s, absPath: d.paths.abs(s.path) }));
@@ -73,7 +72,7 @@ export async function answer(d: AnswerDeps, p: AskParams, flag: CancelFlag, sink
     const dec = d.tokenizer.streamDecoder({ skipSpecial: true });
     let text = '';
     let n = 0;
-    const gen = d.engine.generate(prompt, { maxTokens: p.maxTokens ?? 256, temperature: p.temperature ?? 0, topP: p.topP, stop: [...stop] }, q);
+    const gen = d.engine.generate(d.memory, prompt, { maxTokens: p.maxTokens ?? 256, temperature: p.temperature ?? 0, topP: p.topP, stop: [...stop] }, q);
     for await (const step of gen) {
       n++;
       if (stop.has(step.token)) break;

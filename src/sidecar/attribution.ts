@@ -9,6 +9,7 @@
  * result is ranked and cut at `minShare`. Tokens without provenance (shipped with the checkpoint,
  * id −1) and sources the lookup no longer knows (stale, deleted files) are never cited.
  */
+import type { Memory } from '../memory/memory';
 import type { Source } from './protocol';
 
 export interface SourceInfo {
@@ -24,12 +25,8 @@ export interface QuestionTrace {
   memoryAttention: Array<{ retrieved: Float32Array; stm: Float32Array }>;
 }
 
-export interface MemorySources {
-  /** Per layer: source id of each Θ row, each cache row, each θ row at question time. */
-  ltmSrc: ArrayLike<number>[];
-  cacheSrc: ArrayLike<number>[];
-  stmSrc: ArrayLike<number>[];
-}
+/** Provenance of the memory the question read: candidate sources (Θ-first numbering is Memory's) and θ's. */
+export type MemorySources = Pick<Memory, 'candidates' | 'stmSource'>;
 
 export interface AttributionOptions {
   attentionWeight?: number;
@@ -50,15 +47,14 @@ export function attributeSources(
     if (id >= 0 && w > 0) m.set(id, (m.get(id) ?? 0) + w);
   };
   q.retrieved.forEach((cands, l) => {
-    const M = mem.ltmSrc[l].length;
-    const srcOf = (c: number) => (c < M ? mem.ltmSrc[l][c] : mem.cacheSrc[l][c - M]);
+    const srcOf = mem.candidates(l).source;
     const a = q.memoryAttention[l];
     cands.forEach((c, i) => {
       add(attn, srcOf(c), a?.retrieved[i] ?? 0);
       const s = q.retrievedScores[l];
       if (s) add(retr, srcOf(c), s[i]);
     });
-    if (a) for (let j = 0; j < a.stm.length; j++) add(attn, mem.stmSrc[l][j], a.stm[j]);
+    if (a) for (let j = 0; j < a.stm.length; j++) add(attn, mem.stmSource(l, j), a.stm[j]);
   });
   const total = (m: Map<number, number>) => [...m.values()].reduce((x, y) => x + y, 0);
   const ta = total(attn);

@@ -14,8 +14,7 @@
 import * as fs from 'fs';
 import { MPlusEngine } from '../engine/mplus';
 import { TextTokenizer } from '../model/tokenizer';
-import { SourceTable } from '../memory/provenance';
-import { MemoryStore } from '../memory/store/store';
+import { StoredMemory } from '../memory/store/storedMemory';
 import { Chunk, Chunker } from '../workspace/chunker';
 import { DiscoveryOptions, WorkspaceFile, discover } from '../workspace/discovery';
 import { orderFiles } from '../workspace/order';
@@ -48,8 +47,8 @@ export interface FeederDeps {
   engine: MPlusEngine;
   tokenizer: TextTokenizer;
   chunker: Chunker;
-  store: MemoryStore;
-  sources: SourceTable;
+  /** Memory, its provenance and its store. */
+  memory: StoredMemory;
   scheduler: DeviceScheduler;
   paths: WorkspacePaths;
   discovery: DiscoveryOptions;
@@ -144,7 +143,7 @@ export class Feeder {
       const keys = [...this.files.keys()].filter((k) => which === 'all' || which.some((p) => WorkspacePaths.within(k, p)));
       const result = await this.feedKeys(keys, flag);
       // Files memory knows that the workspace no longer has (deleted, now ignored).
-      const gone = this.d.sources.liveFiles().filter((k) => !this.files.has(k) && (which === 'all' || which.some((p) => WorkspacePaths.within(k, p))));
+      const gone = this.d.memory.sources.liveFiles().filter((k) => !this.files.has(k) && (which === 'all' || which.some((p) => WorkspacePaths.within(k, p))));
       if (gone.length) this.forgetNow(gone);
       return result;
     });
@@ -159,12 +158,12 @@ export class Feeder {
         this.keptOut.delete(k);
         delete this.d.fed[k];
       }
-      const gone = deleted.filter((k) => this.d.sources.liveChunks(k).size > 0);
+      const gone = deleted.filter((k) => this.d.memory.sources.liveChunks(k).size > 0);
       if (gone.length) this.forgetNow(gone);
       for (const k of changed) delete this.d.fed[k];
       // Changed paths discovery no longer lists (now a link out of the workspace, a FIFO, binary
       // by extension, …): what memory has of them goes.
-      const dropped = changed.filter((k) => !this.files.has(k) && this.d.sources.liveChunks(k).size > 0);
+      const dropped = changed.filter((k) => !this.files.has(k) && this.d.memory.sources.liveChunks(k).size > 0);
       if (dropped.length) this.forgetNow(dropped);
       const known = changed.filter((k) => this.files.has(k));
       return this.feedKeys(known, flag);
@@ -182,14 +181,14 @@ export class Feeder {
   }
 
   private forgetNow(keys: string[]): { filesForgotten: number; tokensMarkedStale: number } {
-    const before = this.d.sources.liveFiles();
+    const before = this.d.memory.sources.liveFiles();
     let ids = 0;
     for (const k of keys) {
-      ids += this.d.sources.markStale(k).length;
+      ids += this.d.memory.sources.markStale(k).length;
       for (const f of Object.keys(this.d.fed)) if (WorkspacePaths.within(f, k)) delete this.d.fed[f];
     }
-    const after = new Set(this.d.sources.liveFiles());
-    const stale = this.d.engine.memory.staleTokens();
+    const after = new Set(this.d.memory.sources.liveFiles());
+    const stale = this.d.memory.staleTokens();
     this.compact();
     this.d.log('info', `forgot ${before.length - after.size} file(s): ${ids} chunk(s), ${stale} stale memory token(s) over all layers`);
     return { filesForgotten: before.length - after.size, tokensMarkedStale: stale };
@@ -197,11 +196,7 @@ export class Feeder {
 
   /** Removes stale tokens from Θ and the cache, prunes provenance, commits with a rewrite. */
   compact(): void {
-    const mem = this.d.engine.memory;
-    mem.compact();
-    const live = new Set<number>();
-    for (const m of mem.layers) for (const col of [m.stmSrc, m.ltmSrc, m.cacheSrc]) for (const x of col.data) live.add(x);
-    this.d.sources.prune((id) => live.has(id));
+    this.d.memory.compact();
     this.commit(true);
   }
 
@@ -216,7 +211,7 @@ export class Feeder {
 
   /** Durable commit of memory, provenance and the fed-file index. */
   commit(rewrite = false): void {
-    const info = this.d.store.commit(this.d.engine.memory, this.d.sources, { fed: this.d.fed }, { rewrite });
+    const info = this.d.memory.commit({ fed: this.d.fed }, { rewrite });
     this.sinceCommit = 0;
     this.lastCommit = Date.now();
     this.d.log('debug', `commit ${info.seq}: ${(info.bytesWritten / 1048576).toFixed(1)} MiB in ${info.ms.toFixed(0)} ms`);
@@ -270,7 +265,7 @@ export class Feeder {
         if (flag.cancelled || this.closed) break;
         const key = this.d.paths.key(f.root, f.rel);
         const fed = this.d.fed[key];
-        const liveCount = fed && fed[0] === f.size && fed[1] === f.mtimeMs ? this.d.sources.liveChunks(key).size : 0;
+        const liveCount = fed && fed[0] === f.size && fed[1] === f.mtimeMs ? this.d.memory.sources.liveChunks(key).size : 0;
         if (liveCount > 0) {
           res.filesDone++;
           res.chunksSkipped += liveCount;
@@ -288,7 +283,7 @@ export class Feeder {
             this.files.delete(key);
             delete this.d.fed[key];
             if (got.reason === 'secret-content' || got.reason === 'secret') this.keptOut.set(key, `${got.reason === 'secret' ? 'secret (by name)' : 'secret (by content)'}: ${got.detail}`);
-            if (this.d.sources.liveChunks(key).size > 0) refused.push(key);
+            if (this.d.memory.sources.liveChunks(key).size > 0) refused.push(key);
             this.d.log(got.reason.startsWith('secret') ? 'warn' : 'info', `${key}: not fed (${got.reason}): ${got.detail}`);
           } else {
             res.errors.push({ path: key, message: got.detail });
@@ -307,10 +302,10 @@ export class Feeder {
           bytesDone += f.size;
           continue;
         }
-        const live = this.d.sources.liveChunks(key);
+        const live = this.d.memory.sources.liveChunks(key);
         const plan = planFileUpdate(key, chunks, new Set(live.keys()));
         chunksPlanned += chunks.length;
-        if (plan.staleIds.length) this.d.sources.markIdsStale(plan.staleIds.map((h) => live.get(h)!.id));
+        if (plan.staleIds.length) this.d.memory.sources.markIdsStale(plan.staleIds.map((h) => live.get(h)!.id));
         res.chunksSkipped += plan.unchanged;
         let complete = true;
         for (const c of plan.inject) {
@@ -327,12 +322,12 @@ export class Feeder {
             this.d.log('warn', `${key}:${c.startLine}-${c.endLine}: a chunk of ${tokens.length} tokens exceeds the ${CHUNK_MAX_TOKENS}-token injection limit; skipped`);
             continue;
           }
-          const id = this.d.sources.add({ file: key, startLine: c.startLine, endLine: c.endLine, startByte: c.startByte, endByte: c.endByte, hash: c.id });
+          const id = this.d.memory.sources.add({ file: key, startLine: c.startLine, endLine: c.endLine, startByte: c.startByte, endByte: c.endByte, hash: c.id });
           if (FEED_LOG) this.logFeed(key, c.startLine, c.endLine, tokens);
           try {
-            await this.d.scheduler.with('ingest', () => this.d.engine.inject(tokens, { source: id }));
+            await this.d.scheduler.with('ingest', () => this.d.engine.inject(this.d.memory, tokens, { source: id }));
           } catch (e) {
-            this.d.sources.markIdsStale([id]);
+            this.d.memory.sources.markIdsStale([id]);
             throw e;
           }
           res.chunksInjected++;
@@ -352,7 +347,7 @@ export class Feeder {
       this.active = null;
       // The safe point: what was fed so far is committed, even on cancel or failure.
       if (refused.length) this.forgetNow(refused);
-      else if (hasStaleInLtm(this.d)) this.compact();
+      else if (this.d.memory.staleTokens(['ltm', 'cache']) > 0) this.compact();
       else this.commit();
       this.feeding = false;
       this.d.onFeeding(false);
@@ -362,7 +357,3 @@ export class Feeder {
   }
 }
 
-function hasStaleInLtm(d: FeederDeps): boolean {
-  const st = d.sources.isStale;
-  return d.engine.memory.layers.some((m) => m.ltmSrc.data.some((x) => x >= 0 && st(x)) || m.cacheSrc.data.some((x) => x >= 0 && st(x)));
-}

@@ -28,6 +28,8 @@ export enum ErrorCodes {
   StoreDamaged = -32007,
   /** The question is longer than the limit named in the message (in tokens). */
   QuestionTooLong = -32008,
+  /** `requireStore` was set and the store folder holds no memory store. */
+  NoStore = -32009,
   Cancelled = -32800, // as LSP's RequestCancelled
 }
 
@@ -59,6 +61,12 @@ export interface InitializeParams {
   rebuildStore?: boolean;
   /** Disk budget for the store in bytes; 0 or absent = the spec's recall-frequency expiry only. */
   storeBudgetBytes?: number;
+  /**
+   * Open only an existing store: when `storeDir` holds none, fail with NoStore before loading the
+   * model. For an untrusted workspace, which may answer from memory built earlier but must not
+   * have its files read.
+   */
+  requireStore?: boolean;
 }
 
 export interface DeviceInfo {
@@ -173,6 +181,12 @@ export interface VerifyResult {
   segments: number;
 }
 
+export interface RebuildResult {
+  /** Where the previous store now lies (moved aside, never deleted); null when there was none. */
+  movedTo: string | null;
+  status: StatusResult;
+}
+
 export interface SetPausedParams {
   paused: boolean;
 }
@@ -239,6 +253,12 @@ export const Shutdown = new RequestType0<void, void>('shutdown');
 export const Verify = new RequestType0<VerifyResult, void>('mplus/verify');
 /** Pause or resume feeding (ingest and watcher-driven refresh); asking keeps working. */
 export const SetPaused = new RequestType<SetPausedParams, StatusResult, void>('mplus/setPaused');
+/**
+ * Rebuild Memory: stops feeding at a safe point, moves this workspace's store aside while holding
+ * its lock, and starts memory empty from the checkpoint. Feeding does not restart by itself: the
+ * client sends `mplus/ingest` when it wants the workspace fed again.
+ */
+export const Rebuild = new RequestType0<RebuildResult, void>('mplus/rebuild');
 /** Client → server: reorder pending feeding work so these files come first. */
 export const Focus = new NotificationType<FocusParams>('mplus/focus');
 

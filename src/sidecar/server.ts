@@ -8,7 +8,7 @@
 import { CancellationToken, MessageConnection, NotificationType, ResponseError } from 'vscode-jsonrpc/node';
 import {
   Ask, AskParams, AskResult, Cancel, ErrorCodes, Forget, ForgetParams, Ingest, IngestParams, Initialize,
-  InitializeParams, InitializeResult, Log, LogParams, PROTOCOL_VERSION, Shutdown, Status, StatusResult, SetPaused, Focus, Verify,
+  InitializeParams, InitializeResult, Log, LogParams, PROTOCOL_VERSION, Rebuild, RebuildResult, Shutdown, Status, StatusResult, SetPaused, Focus, Verify,
 } from './protocol';
 
 /** What the server needs from the layer that does the work (src/sidecar/service.ts). */
@@ -21,6 +21,7 @@ export interface Service {
   cancel(target: import('./protocol').CancelParams['target']): number;
   setPaused(paused: boolean): Promise<StatusResult>;
   focus(paths: string[]): void;
+  rebuild(): Promise<RebuildResult>;
   /** Stop at a safe point, commit, release the store. */
   close(): Promise<void>;
 }
@@ -142,6 +143,10 @@ export function serve(conn: MessageConnection, factory: ServiceFactory, exit: (c
   conn.onRequest(SetPaused, async (p) => {
     if (!isObject(p) || typeof p.paused !== 'boolean') throw invalid('setPaused: "paused" must be true or false');
     return ready().setPaused(p.paused);
+  });
+
+  conn.onRequest(Rebuild, async () => {
+    try { return await ready().rebuild(); } catch (e) { throw asResponseError(e, ErrorCodes.BadStore); }
   });
 
   conn.onNotification(Focus, (p) => {

@@ -10,7 +10,8 @@ import { MPlusEngine } from '../engine/mplus';
 import { TextTokenizer } from '../model/tokenizer';
 import { rowBytes } from '../memory/store/codec';
 import { StoreCorruptError, StoreError, StoreLockedError } from '../memory/store/errors';
-import { MemoryStore, OpenResult } from '../memory/store/store';
+import { MemoryStore, OpenResult, StoreOptions } from '../memory/store/store';
+import { StoredMemory } from '../memory/store/storedMemory';
 import { Chunker } from '../workspace/chunker';
 import { MultiRootIgnoreMatcher } from '../workspace/ignore';
 import { WorkspaceWatcher } from '../workspace/watcher';
@@ -20,7 +21,7 @@ import { CancelFlag, Feeder } from './feeder';
 import { WorkspacePaths } from './paths';
 import {
   AnswerSources, AnswerToken, AskParams, AskResult, CancelParams, Coverage, DeviceInfo, ErrorCodes, ForgetParams, ForgetResult,
-  Fed, IngestParams, IngestResult, InitializeParams, InitializeResult, Log, LogParams, Progress, ServerState, StateChanged, StatusResult, VerifyResult,
+  Fed, IngestParams, IngestResult, InitializeParams, InitializeResult, Log, LogParams, Progress, RebuildResult, ServerState, StateChanged, StatusResult, VerifyResult,
 } from './protocol';
 import { DeviceScheduler } from './scheduler';
 import { Service, notify } from './server';
@@ -35,6 +36,10 @@ function coded(e: unknown, code: number): Error {
 
 export async function openService(p: InitializeParams, conn: MessageConnection): Promise<{ service: Service; result: Omit<InitializeResult, 'protocolVersion' | 'serverVersion'> }> {
   const log = (level: LogParams['level'], message: string) => notify(conn, Log, { level, message });
+  // Checked before the model loads: an untrusted workspace without memory costs nothing.
+  if (p.requireStore && !MemoryStore.exists(p.storeDir)) {
+    throw coded(new Error(`${p.storeDir} holds no memory store yet`), ErrorCodes.NoStore);
+  }
   let dev: Awaited<ReturnType<typeof selectDevice>>;
   try {
     dev = await selectDevice(p.device, !!p.allowCpuFallback);
@@ -57,29 +62,29 @@ export async function openService(p: InitializeParams, conn: MessageConnection):
   log('info', `model ${p.modelDir}: ${cfg.numLayers} layers, d=${cfg.hiddenSize}, θ ${cfg.stmSize} tokens/layer, K=${cfg.numTokens}, R=${cfg.retrieveSize}`);
 
   const valueFormat = cfg.torchDtype === 'bfloat16' ? 'bf16' : 'f32';
-  const dims = engine.memory.dims;
+  const dims = engine.memoryDims();
+  const modelPolicy = engine.memoryPolicy();
   const budget = p.storeBudgetBytes ?? 0;
   const rowCost = dims.layers * (rowBytes(valueFormat, dims.hidden) + 4 * dims.keyDim + 28);
-  const policy = budget > 0 ? { ...engine.memory.policy, maxLtmRows: Math.max(dims.retrieveSize, Math.floor(budget / rowCost)) } : engine.memory.policy;
+  const policy = budget > 0 ? { ...modelPolicy, maxLtmRows: Math.max(dims.retrieveSize, Math.floor(budget / rowCost)) } : modelPolicy;
   const storeOpts = { identity: engine.checkpoint.identity(), dims, policy, valueFormat, thetaFormat: valueFormat } as const;
   let opened: OpenResult;
   let storeNotice: string | undefined;
   try {
     try {
-      opened = MemoryStore.open(p.storeDir, storeOpts, () => engine.memory);
+      opened = MemoryStore.open(p.storeDir, storeOpts, () => engine.initialMemory());
     } catch (e) {
       if (!(e instanceof StoreError) || e instanceof StoreLockedError || !p.rebuildStore) throw e;
       const aside = MemoryStore.moveAside(p.storeDir);
       storeNotice = `the memory store could not be used (${e.problem}); it was moved to ${aside} and memory starts empty`;
       log('warn', storeNotice);
-      opened = MemoryStore.open(p.storeDir, storeOpts, () => MPlusEngine.initialMemory(engine.checkpoint));
+      opened = MemoryStore.open(p.storeDir, storeOpts, () => engine.initialMemory());
     }
   } catch (e) {
     await engine.close();
     throw coded(e, e instanceof StoreLockedError ? ErrorCodes.Busy : ErrorCodes.BadStore);
   }
-  engine.memory = opened.state;
-  const service = new MemoryService(p, conn, engine, tokenizer, opened, dev.info, log);
+  const service = new MemoryService(p, conn, engine, tokenizer, storeOpts, new StoredMemory(opened), opened.extra, dev.info, log);
   try {
     await service.start(await Chunker.create());
   } catch (e) {
@@ -108,13 +113,17 @@ export class MemoryService implements Service {
   private closing: Promise<void> | null = null;
   /** The first damage to the store found while working (see noteDamage). */
   private storeDamage: string | null = null;
+  private rebuilding: Promise<RebuildResult> | null = null;
+  private chunker!: Chunker;
 
   constructor(
     private readonly p: InitializeParams,
     private readonly conn: MessageConnection,
     private readonly engine: MPlusEngine,
     private readonly tokenizer: TextTokenizer,
-    private readonly opened: OpenResult,
+    private readonly storeOpts: StoreOptions,
+    private memory: StoredMemory,
+    private readonly committedExtra: Record<string, unknown>,
     private readonly device: DeviceInfo,
     private readonly log: (level: LogParams['level'], message: string) => void,
   ) {
@@ -122,16 +131,8 @@ export class MemoryService implements Service {
   }
 
   async start(chunker: Chunker): Promise<void> {
-    const fed = (this.opened.extra.fed ?? {}) as Record<string, [number, number]>;
-    this.feeder = new Feeder({
-      engine: this.engine, tokenizer: this.tokenizer, chunker, store: this.opened.store, sources: this.opened.sources,
-      scheduler: this.scheduler, paths: this.paths,
-      discovery: { userIgnore: this.p.ignore, maxFiles: this.p.maxFiles, maxBytes: this.p.maxBytes },
-      log: this.log,
-      progress: (pr) => notify(this.conn, Progress, pr),
-      onFeeding: () => this.updateState(),
-      fed,
-    });
+    this.chunker = chunker;
+    this.feeder = this.newFeeder((this.committedExtra.fed ?? {}) as Record<string, [number, number]>);
     this.feeder.paused = !!this.p.paused;
     await this.feeder.rediscover();
     if (this.p.watch !== false && this.p.workspaceFolders.length) {
@@ -151,8 +152,46 @@ export class MemoryService implements Service {
     this.updateState();
   }
 
+  /** The feeder of the current memory; `fed` is its committed file index (key → [size, mtimeMs]). */
+  private newFeeder(fed: Record<string, [number, number]>): Feeder {
+    return new Feeder({
+      engine: this.engine, tokenizer: this.tokenizer, chunker: this.chunker, memory: this.memory,
+      scheduler: this.scheduler, paths: this.paths,
+      discovery: { userIgnore: this.p.ignore, maxFiles: this.p.maxFiles, maxBytes: this.p.maxBytes },
+      log: this.log,
+      progress: (pr) => notify(this.conn, Progress, pr),
+      onFeeding: () => this.updateState(),
+      fed,
+    });
+  }
+
+  /**
+   * mplus/rebuild: feeding stops at a safe point (what it fed is committed, then moved aside with
+   * the rest), questions are cancelled, and under the device lease — nothing reads memory — the
+   * store is moved aside while its lock is held and a fresh one opened from the checkpoint.
+   */
+  rebuild(): Promise<RebuildResult> {
+    this.rebuilding ??= (async () => {
+      for (const f of this.asks.values()) f.cancelled = true;
+      const paused = this.feeder.paused;
+      await this.feeder.close();
+      const movedTo = await this.scheduler.with('ask', async () => {
+        const aside = this.memory.store.retire();
+        this.memory = new StoredMemory(MemoryStore.open(this.p.storeDir, this.storeOpts, () => this.engine.initialMemory()));
+        return aside;
+      });
+      this.feeder = this.newFeeder({});
+      this.feeder.paused = paused;
+      await this.feeder.rediscover();
+      this.log('info', `memory rebuilt: the previous store was moved to ${movedTo}`);
+      this.updateState();
+      return { movedTo, status: this.status() };
+    })().finally(() => (this.rebuilding = null));
+    return this.rebuilding;
+  }
+
   private async onChanges(changed: string[], deleted: string[], ignoreFilesChanged: boolean): Promise<void> {
-    if (this.feeder.paused || this.closing) return;
+    if (this.feeder.paused || this.closing || this.rebuilding) return;
     if (ignoreFilesChanged) {
       this.log('info', 'ignore rules changed: rediscovering the workspace');
       this.ignoreMatcher?.reload();
@@ -197,7 +236,7 @@ export class MemoryService implements Service {
 
   verify(): VerifyResult {
     try {
-      return { ok: true, segments: this.opened.store.verify() };
+      return { ok: true, segments: this.memory.store.verify() };
     } catch (e) {
       throw this.damage(e);
     }
@@ -215,7 +254,7 @@ export class MemoryService implements Service {
   }
 
   private coverage(): Coverage {
-    const live = new Set(this.opened.sources.liveFiles());
+    const live = new Set(this.memory.sources.liveFiles());
     let fed = 0;
     for (const k of this.feeder.files.keys()) if (live.has(k)) fed++;
     return { filesFed: fed, filesKnown: this.feeder.files.size, feeding: this.feeder.feeding };
@@ -249,7 +288,7 @@ export class MemoryService implements Service {
     this.updateState();
     try {
       const r = await this.guarded(() => answer(
-        { engine: this.engine, tokenizer: this.tokenizer, sources: this.opened.sources, scheduler: this.scheduler, paths: this.paths },
+        { engine: this.engine, tokenizer: this.tokenizer, memory: this.memory, scheduler: this.scheduler, paths: this.paths },
         p, flag,
         {
           token: (text) => notify(this.conn, AnswerToken, { askId, text }),
@@ -278,16 +317,16 @@ export class MemoryService implements Service {
   }
 
   status(): StatusResult {
-    const mem = this.engine.memory;
-    const sz = this.opened.store.sizes();
+    const counts = this.memory.counts();
+    const sz = this.memory.sizes();
     return {
       state: this.state,
       coverage: this.coverage(),
       memory: {
-        stmTokensPerLayer: mem.layers[0]?.stm.count ?? 0,
-        ltmTokensPerLayer: mem.layers[0]?.ltm.count ?? 0,
-        staleTokens: mem.staleTokens(),
-        injections: this.opened.sources.injections,
+        stmTokensPerLayer: counts.stm,
+        ltmTokensPerLayer: counts.ltm,
+        staleTokens: this.memory.staleTokens(),
+        injections: this.memory.sources.injections,
         storeBytes: sz.totalBytes,
         storeParts: { theta: sz.thetaBytes, cacheAndBookkeeping: sz.cacheBytes, ltmValues: sz.ltmValueBytes, ltmKeys: sz.ltmKeyBytes, ltmRowChecksums: sz.ltmMetaBytes, provenance: sz.sourcesBytes },
       },
@@ -315,7 +354,7 @@ export class MemoryService implements Service {
       for (const f of this.asks.values()) f.cancelled = true;
       await this.watcher?.close();
       await this.feeder?.close();
-      this.opened.store.close();
+      this.memory.close();
       await this.engine.close();
     })();
     return this.closing;

@@ -26,11 +26,12 @@ async function runScript(dir: string, opts: { bf16Rope?: boolean } = {}) {
   try {
     const L = e.config.numLayers;
     const drop = (k: number) => Array.from({ length: L }, (_, l) => Array.from({ length: e.config.numTokens }, (_, i) => (i * 3 + l + k) % e.config.stmSize).sort((a, b) => a - b));
+    const mem = e.initialMemory();
     const deltas: Float32Array[] = [];
-    for (let k = 0; k < 5; k++) deltas.push(...(await e.inject(CHUNK.slice(k, k + 10 + k), { drop: drop(k) })).delta);
-    const q = await e.prefill([7, 8, 9, 10]);
+    for (let k = 0; k < 5; k++) deltas.push(...(await e.inject(mem, CHUNK.slice(k, k + 10 + k), { drop: drop(k) })).delta);
+    const q = await e.prefill(mem, [7, 8, 9, 10]);
     const next = await e.decode(q, 11);
-    return { deltas, logits: q.logits, next, retrieved: q.retrieved, state: stateJson(e.memory) };
+    return { deltas, logits: q.logits, next, retrieved: q.retrieved, state: stateJson(mem) };
   } finally {
     await e.close();
   }
@@ -80,7 +81,7 @@ describe('engine on fixture checkpoints', function () {
     const dir = path.join(root, 'tiny');
     const run = async (seed: number) => {
       const e = await MPlusEngine.load(dir, { seed });
-      const r = await e.inject(CHUNK);
+      const r = await e.inject(e.initialMemory(), CHUNK);
       await e.close();
       return r.drop;
     };
@@ -93,10 +94,11 @@ describe('engine on fixture checkpoints', function () {
   it('generation: greedy is deterministic, stop tokens end the answer, sampling replays from its seed', async () => {
     const e = await MPlusEngine.load(path.join(root, 'tiny'), { seed: 1 });
     try {
-      await e.inject(CHUNK);
-      const collect = async (opts: Parameters<MPlusEngine['generate']>[1]) => {
+      const mem = e.initialMemory();
+      await e.inject(mem, CHUNK);
+      const collect = async (opts: Parameters<MPlusEngine['generate']>[2]) => {
         const out: number[] = [];
-        for await (const s of e.generate([3, 4, 5], opts)) out.push(s.token);
+        for await (const s of e.generate(mem, [3, 4, 5], opts)) out.push(s.token);
         return out;
       };
       const greedy = await collect({ maxTokens: 6, stop: [] });
@@ -118,13 +120,14 @@ describe('engine on fixture checkpoints', function () {
   it('rejects bad input clearly and keeps memory intact', async () => {
     const e = await MPlusEngine.load(path.join(root, 'tiny'), { seed: 1 });
     try {
-      const before = JSON.stringify(stateJson(e.memory));
-      await assert.rejects(e.inject([1, 2, 999]), /token id 999 is outside the vocabulary 0..255/);
-      await assert.rejects(e.inject([1, 2, 3], { drop: [[0, 1]] }), /drop plan has 1 layers/);
-      await assert.rejects(e.inject([1, 2, 3], { drop: [[0], [0], [0]] }), /expected K=8/);
-      await assert.rejects(e.inject([]), /empty chunk/);
-      await assert.rejects(e.prefill([]), /empty question/);
-      assert.strictEqual(JSON.stringify(stateJson(e.memory)), before);
+      const mem = e.initialMemory();
+      const before = JSON.stringify(stateJson(mem));
+      await assert.rejects(e.inject(mem, [1, 2, 999]), /token id 999 is outside the vocabulary 0..255/);
+      await assert.rejects(e.inject(mem, [1, 2, 3], { drop: [[0, 1]] }), /drop plan has 1 layers/);
+      await assert.rejects(e.inject(mem, [1, 2, 3], { drop: [[0], [0], [0]] }), /expected K=8/);
+      await assert.rejects(e.inject(mem, []), /empty chunk/);
+      await assert.rejects(e.prefill(mem, []), /empty question/);
+      assert.strictEqual(JSON.stringify(stateJson(mem)), before);
     } finally {
       await e.close();
     }

@@ -34,8 +34,9 @@ describe('question prefill in blocks', function () {
     const run = async (scratchBytes?: number) => {
       const e = await MPlusEngine.load(dir, { seed: 5, scratchBytes });
       try {
-        for (let k = 0; k < 3; k++) await e.inject(Array.from({ length: 40 }, (_, i) => 2000 + k * 50 + i));
-        const q = await e.prefill(question);
+        const mem = e.initialMemory();
+        for (let k = 0; k < 3; k++) await e.inject(mem, Array.from({ length: 40 }, (_, i) => 2000 + k * 50 + i));
+        const q = await e.prefill(mem, question);
         const next = await e.decode(q, 42);
         return { q, next };
       } finally {

@@ -8,6 +8,7 @@ import { MPlusEngine } from '../../src/engine/mplus';
 import { writeFixture } from '../../src/model/fixture';
 import { Rng } from '../../src/memory/drop';
 import { MemoryStore } from '../../src/memory/store/store';
+import { StoredMemory } from '../../src/memory/store/storedMemory';
 import { rmDir, tmpDir } from '../helpers/tmp';
 
 describe('stale tokens with the engine (small fixture)', function () {
@@ -25,37 +26,38 @@ describe('stale tokens with the engine (small fixture)', function () {
   it('a changed file’s old tokens leave Θ and the cache at compaction and θ within ⌈stale/K⌉ injections', async () => {
     const engine = await MPlusEngine.load(model, { seed: 3, device: 'cpu' });
     try {
-      const opened = MemoryStore.open(dir, { identity: engine.checkpoint.identity(), dims: engine.memory.dims, policy: engine.memory.policy }, () => engine.memory);
-      engine.memory = opened.state;
-      const { sources, store } = opened;
+      const storeOpts = { identity: engine.checkpoint.identity(), dims: engine.memoryDims(), policy: engine.memoryPolicy() };
+      const opened = MemoryStore.open(dir, storeOpts, () => engine.initialMemory());
+      const memory = new StoredMemory(opened);
+      const { sources, state } = opened;
       const rng = new Rng(5);
       const chunk = () => Array.from({ length: 40 }, () => 500 + rng.int(30000));
       const feed = async (file: string, n: number) => {
         for (let i = 0; i < n; i++) {
           const id = sources.add({ file, startLine: 1 + 10 * i, endLine: 10 + 10 * i, startByte: 0, endByte: 1, hash: `${file}#${i}#${rng.int(1e9)}` });
-          await engine.inject(chunk(), { source: id });
+          await engine.inject(memory, chunk(), { source: id });
         }
       };
       await feed('src/old.ts', 6);
       await feed('src/other.ts', 10); // pushes some of old.ts's tokens from θ through the cache into Θ
-      store.commit(engine.memory, sources, {});
+      memory.commit({});
       const oldIds = new Set(sources.markStale('src/old.ts'));
-      const inLtm = () => engine.memory.layers.reduce((a, m) => a + [...m.ltmSrc.data, ...m.cacheSrc.data].filter((x) => oldIds.has(x)).length, 0);
-      const inStm = () => engine.memory.layers.reduce((a, m) => a + [...m.stmSrc.data].filter((x) => oldIds.has(x)).length, 0);
+      const inLtm = () => state.layers.reduce((a, m) => a + [...m.ltmSrc.data, ...m.cacheSrc.data].filter((x) => oldIds.has(x)).length, 0);
+      const inStm = () => state.layers.reduce((a, m) => a + [...m.stmSrc.data].filter((x) => oldIds.has(x)).length, 0);
       assert.ok(inLtm() > 0 && inStm() > 0, 'the old version is in θ and in Θ/cache before compaction');
-      engine.memory.compact();
-      store.commit(engine.memory, sources, {}, { rewrite: true });
+      memory.compact();
+      memory.commit({}, { rewrite: true });
       assert.strictEqual(inLtm(), 0, 'compaction removed every stale Θ and cache token');
       // re-feed the new version: stale θ tokens go first, and are discarded
       const K = engine.config.numTokens;
-      const perLayer = Math.max(...engine.memory.layers.map((m) => [...m.stmSrc.data].filter((x) => oldIds.has(x)).length));
+      const perLayer = Math.max(...state.layers.map((m) => [...m.stmSrc.data].filter((x) => oldIds.has(x)).length));
       await feed('src/old.ts', Math.ceil(perLayer / K));
       assert.strictEqual(inStm(), 0, 'θ holds nothing of the old version');
       assert.strictEqual(inLtm(), 0, 'and nothing stale reached the cache or Θ');
-      store.commit(engine.memory, sources, {});
-      store.close();
+      memory.commit({});
+      memory.close();
       // the reopened store agrees
-      const again = MemoryStore.open(dir, { identity: engine.checkpoint.identity(), dims: engine.memory.dims, policy: engine.memory.policy }, () => engine.memory);
+      const again = MemoryStore.open(dir, storeOpts, () => engine.initialMemory());
       for (const m of again.state.layers) for (const x of [...m.stmSrc.data, ...m.ltmSrc.data, ...m.cacheSrc.data]) assert.ok(!oldIds.has(x));
       again.store.close();
     } finally {

@@ -72,6 +72,44 @@ describe('memory state (MPLUS-SPEC memory update)', () => {
     assert.strictEqual(s.updateStep, 0, 'a refused update changes nothing');
   });
 
+  it('numbers retrieval candidates Θ first, then the cache, for keys, ages, sources and values alike', () => {
+    const s = MemoryState.initial(dims, policy, rows(8, 0, 3), [
+      { values: rows(1, 500, 3), keys: rows(1, 50, 2), rf: Float32Array.of(2), ages: Float32Array.of(9) },
+      { values: rows(1, 600, 3), keys: rows(1, 60, 2), rf: Float32Array.of(2), ages: Float32Array.of(9) },
+    ]);
+    update(s, [0, 2], 1000); // caches θ rows 0 and 2 of the checkpoint (source −1)
+    const c = s.candidates(0);
+    assert.strictEqual(c.ltmCount, 1);
+    assert.strictEqual(c.count, 3);
+    assert.deepStrictEqual(Array.from(c.keys()), [50, 51, -1000, -999, -998, -997]);
+    assert.deepStrictEqual([0, 1, 2].map(c.age), [11, 0, 0]); // Θ aged by K=2
+    assert.deepStrictEqual([0, 1, 2].map(c.source), [-1, -1, -1]);
+    assert.deepStrictEqual(Array.from(c.gather([2, 0])), [6, 7, 8, 500, 501, 502]);
+  });
+
+  it('snapshot/restore puts back exactly the content, and the snapshot stays reusable', () => {
+    const s = MemoryState.initial(dims, policy, rows(8, 0, 3), null);
+    update(s, [0, 2], 1000);
+    const snap = s.snapshot();
+    const before = JSON.stringify(s.layers.map((m) => Array.from(m.stm.data)));
+    update(s, [1, 3], 2000); // merges into Θ
+    assert.strictEqual(s.counts().ltm, 4);
+    s.restore(snap);
+    assert.strictEqual(JSON.stringify(s.layers.map((m) => Array.from(m.stm.data))), before);
+    assert.deepStrictEqual(s.counts(), { stm: 4, ltm: 0, cache: 2 });
+    assert.strictEqual(s.updateStep, 2);
+    update(s, [1, 3], 2000);
+    s.restore(snap);
+    assert.deepStrictEqual(s.counts(), { stm: 4, ltm: 0, cache: 2 });
+    assert.throws(() => MemoryState.initial(dims, policy, rows(8, 0, 3), null).restore(snap), /another memory/);
+  });
+
+  it('a layer whose columns disagree in length is refused', () => {
+    const s = MemoryState.initial(dims, policy, rows(8, 0, 3), null);
+    s.layers[1].cacheSrc.append([5]);
+    assert.throws(() => new MemoryState(dims, policy, s.layers), /memory layer 1: column cache\w* has 0 rows, its part cache has 1/);
+  });
+
   it('clone is deep', () => {
     const s = MemoryState.initial(dims, policy, rows(8, 0, 3), null);
     const c = s.clone();

@@ -92,7 +92,7 @@ describe('memory store (θ, Θ, provenance on disk)', function () {
     store.commit(state, sources, {});
     const ids = sources.markStale('src/f1.ts');
     assert.ok(ids.length > 0);
-    const inStm = (l: number) => state.staleStm(l).length;
+    const inStm = (l: number) => state.preferredDrops(l).length;
     state.compact();
     for (const m of state.layers) {
       for (const x of [...m.ltmSrc.data, ...m.cacheSrc.data]) assert.ok(!ids.includes(x), 'no stale token left in Θ or the cache');

@@ -34,7 +34,7 @@ export function applyStep(state: MemoryState, sources: SourceTable, i: number): 
   const source = sources.add({ file, startLine: i + 1, endLine: i + 3, startByte: 0, endByte: 10, hash: `h${i}` });
   state.applyInjection({
     drop: Array.from({ length: L }, (_, l) => {
-      const stale = state.staleStm(l);
+      const stale = state.preferredDrops(l);
       return stale.length ? dropPreferring(rng, N, K, stale) : randomDrop(rng, N, K);
     }),
     delta: Array.from({ length: L }, () => Float32Array.from({ length: K * d }, () => rng.float() * 4 - 2)),
@@ -53,7 +53,7 @@ export function applyStep(state: MemoryState, sources: SourceTable, i: number): 
 export function snapshot(state: MemoryState): unknown {
   return {
     updateStep: state.updateStep,
-    // *Ref columns are the store's bookkeeping (where a row lies on disk), not memory content
-    layers: state.layers.map((m) => Object.fromEntries(Object.entries(m).filter(([k]) => !k.endsWith('Ref')).map(([k, v]) => [k, Array.from((v as { data: ArrayLike<number> }).data)]))),
+    // *Id columns are row identities (layer.ts), numbered afresh by a reopen: not memory content
+    layers: state.layers.map((m) => Object.fromEntries(Object.entries(m).filter(([k]) => !k.endsWith('Id')).map(([k, v]) => [k, Array.from((v as { data: ArrayLike<number> }).data)]))),
   };
 }

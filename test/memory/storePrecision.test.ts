@@ -24,18 +24,15 @@ describe('Θ storage precision vs logits (small fixture)', function () {
     const engine = await MPlusEngine.load(model, { seed: 4, device: 'cpu' });
     const dir = tmpDir(`prec-${format}`);
     try {
-      const dims = engine.memory.dims;
-      const opts = { identity: engine.checkpoint.identity(), dims, policy: engine.memory.policy, valueFormat: format, thetaFormat: 'f32' as const };
-      const a = MemoryStore.open(dir, opts, () => engine.memory);
-      engine.memory = a.state;
+      const opts = { identity: engine.checkpoint.identity(), dims: engine.memoryDims(), policy: engine.memoryPolicy(), valueFormat: format, thetaFormat: 'f32' as const };
+      const a = MemoryStore.open(dir, opts, () => engine.initialMemory());
       const rng = new Rng(11);
-      for (let i = 0; i < 24; i++) await engine.inject(Array.from({ length: 48 }, () => 1000 + rng.int(20000)));
-      a.store.commit(engine.memory, a.sources, {});
+      for (let i = 0; i < 24; i++) await engine.inject(a.state, Array.from({ length: 48 }, () => 1000 + rng.int(20000)));
+      a.store.commit(a.state, a.sources, {});
       a.store.close();
-      const b = MemoryStore.open(dir, opts, () => engine.memory);
-      engine.memory = b.state;
-      const q = await engine.prefill([791, 574, 279, 3335, 315, 420, 12827, 30]);
-      const ltmRows = engine.memory.layers[0].ltm.count;
+      const b = MemoryStore.open(dir, opts, () => engine.initialMemory());
+      const q = await engine.prefill(b.state, [791, 574, 279, 3335, 315, 420, 12827, 30]);
+      const ltmRows = b.state.counts().ltm;
       b.store.close();
       return { logits: q.logits, ltmRows };
     } finally {

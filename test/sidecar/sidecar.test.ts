@@ -10,7 +10,7 @@ import { writeFixture } from '../../src/model/fixture';
 import { SidecarHandle, initialize, shutdown, spawnSidecar } from '../../src/sidecar/client';
 import {
   AnswerSources, AnswerToken, Ask, Cancel, ErrorCodes, Fed, FedParams, Forget, Ingest, Initialize, InitializeParams, Log, LogParams, Progress, ProgressParams,
-  SetPaused, Source, Status,
+  Rebuild, SetPaused, Source, Status,
 } from '../../src/sidecar/protocol';
 import { rmDir, tmpDir } from '../helpers/tmp';
 import { SECRET, writeFixtureRepo } from './fixtureRepo';
@@ -305,6 +305,46 @@ describe('sidecar process over the protocol (small fixture model, real repositor
     } finally {
       r2.h.process.kill('SIGKILL');
       for (const f of fs.readdirSync(path.dirname(store))) if (f.startsWith(path.basename(store) + '.broken-')) cleanup.push(path.join(path.dirname(store), f));
+    }
+  });
+
+  it('Rebuild moves the store aside under the sidecar\'s lock and starts memory empty; requireStore refuses a folder without one', async () => {
+    const r = start();
+    try {
+      // No store yet: refused before the model loads.
+      await assert.rejects(initialize(r.h.connection, { ...params, requireStore: true }), (e: ResponseError<void>) => e.code === ErrorCodes.NoStore && /holds no memory store/.test(e.message));
+      await initialize(r.h.connection, params);
+      const ing = await r.h.connection.sendRequest(Ingest, { paths: 'all' });
+      assert.ok(ing.chunksInjected > 0);
+      const fedCommits = fs.readdirSync(store).length;
+      const rb = await r.h.connection.sendRequest(Rebuild);
+      assert.ok(rb.movedTo && path.basename(rb.movedTo).startsWith(path.basename(store) + '.rebuilt-'), `moved to ${rb.movedTo}`);
+      cleanup.push(rb.movedTo!);
+      // Moved, not deleted: the old store is complete, and no longer locked by anyone.
+      assert.ok(fs.existsSync(path.join(rb.movedTo!, 'manifest.json')));
+      assert.ok(fs.readdirSync(rb.movedTo!).length >= fedCommits - 1);
+      assert.ok(!fs.existsSync(path.join(rb.movedTo!, 'lock')));
+      assert.strictEqual(rb.status.memory.injections, 0);
+      assert.strictEqual(rb.status.coverage.filesFed, 0);
+      // The fresh store is this sidecar's (locked) and feeds again from scratch.
+      assert.ok(fs.existsSync(path.join(store, 'lock')));
+      const again = await r.h.connection.sendRequest(Ingest, { paths: 'all' });
+      assert.strictEqual(again.chunksSkipped, 0);
+      assert.strictEqual(again.chunksInjected, ing.chunksInjected);
+      const st = await r.h.connection.sendRequest(Status);
+      assert.strictEqual(st.memory.injections, again.chunksInjected);
+      await shutdown(r.h);
+    } finally {
+      r.h.process.kill('SIGKILL');
+    }
+    // The requireStore check passes now that a store exists.
+    const r2 = start();
+    try {
+      const init = await initialize(r2.h.connection, { ...params, requireStore: true, paused: true });
+      assert.ok(init.status.memory.injections > 0);
+      await shutdown(r2.h);
+    } finally {
+      r2.h.process.kill('SIGKILL');
     }
   });
 });

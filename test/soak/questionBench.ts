@@ -15,12 +15,13 @@ async function main(): Promise<void> {
     writeFixture({ out: dir, preset: 'small', seed: 9, dtype: 'f32' });
     const e = await MPlusEngine.load(dir, { seed: 1 });
     try {
-      for (let k = 0; k < 4; k++) await e.inject(Array.from({ length: 200 }, (_, j) => 3000 + k * 200 + j));
+      const mem = e.initialMemory();
+      for (let k = 0; k < 4; k++) await e.inject(mem, Array.from({ length: 200 }, (_, j) => 3000 + k * 200 + j));
       const lim = e.questionLimit(256);
       const m = i >= 0 ? Number(process.argv[i + 1]) : lim.tokens;
       const rss0 = process.memoryUsage().rss;
       const t0 = performance.now();
-      const q = await e.prefill(Array.from({ length: m }, (_, j) => 1000 + ((j * 7919) % 20000)));
+      const q = await e.prefill(mem, Array.from({ length: m }, (_, j) => 1000 + ((j * 7919) % 20000)));
       const ms = performance.now() - t0;
       const peak = process.resourceUsage().maxRSS * 1024;
       process.stdout.write(`question limit   ${lim.tokens} tokens (${lim.why})\n`);
