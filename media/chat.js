@@ -1,6 +1,7 @@
 // M+ chat view script. Plain JS, no framework. Everything that comes from the model arrives as
 // HTML already rendered and escaped by the extension host (markdown-it, html:false, no links or
 // images); everything else is built with textContent. The CSP allows only this script.
+// Message shapes, both ways: src/extension/webviewMessages.ts (ToWebview / FromWebview).
 (function () {
   'use strict';
   const vscode = acquireVsCodeApi();

@@ -11,6 +11,7 @@ import { renderAnswer } from './render';
 import { SidecarManager } from './sidecarManager';
 import { openSource, sourceLabel } from './sources';
 import { ViewStateStore, coverageLine } from './viewState';
+import { FromWebview, ToWebview, parseFromWebview } from './webviewMessages';
 
 export const VIEW_ID = 'mplus.chatView';
 
@@ -23,13 +24,6 @@ interface Entry {
   cancelled?: boolean;
   error?: string;
 }
-
-type FromWebview =
-  | { type: 'ready' }
-  | { type: 'ask'; question: string }
-  | { type: 'stop' }
-  | { type: 'open'; askId: string; index: number }
-  | { type: 'command'; command: string };
 
 const ALLOWED_COMMANDS = new Set(['mplus.openLog', 'mplus.showStatus', 'mplus.restartSidecar', 'mplus.rebuild', 'mplus.pause', 'mplus.resume']);
 
@@ -54,7 +48,11 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
     const media = vscode.Uri.joinPath(this.extensionUri, 'media');
     view.webview.options = { enableScripts: true, localResourceRoots: [media] };
     view.webview.html = this.html(view.webview, media);
-    view.webview.onDidReceiveMessage((m: FromWebview) => void this.onMessage(m), undefined, this.disposables);
+    view.webview.onDidReceiveMessage((raw: unknown) => {
+      const m = parseFromWebview(raw);
+      if (m) void this.onMessage(m);
+      else this.log.warn(`chat view: ignored a malformed message ${JSON.stringify(raw)?.slice(0, 200)}`);
+    }, undefined, this.disposables);
     view.onDidDispose(() => { if (this.view === view) this.view = null; }, undefined, this.disposables);
   }
 
@@ -88,7 +86,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
 </html>`;
   }
 
-  private post(msg: unknown): void {
+  private post(msg: ToWebview): void {
     void this.view?.webview.postMessage(msg);
   }
 
@@ -98,14 +96,13 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
   }
 
   private async onMessage(m: FromWebview): Promise<void> {
-    if (!m || typeof m !== 'object') return;
     switch (m.type) {
       case 'ready':
         this.postHeader();
         for (const e of this.entries) this.postEntry(e);
         break;
       case 'ask':
-        if (typeof m.question === 'string' && m.question.trim()) await this.ask(m.question.trim());
+        await this.ask(m.question.trim());
         break;
       case 'stop':
         await this.stop();

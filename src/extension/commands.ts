@@ -43,7 +43,7 @@ export function registerCommands(
     })),
     vscode.commands.registerCommand('mplus.rebuild', guard(async () => {
       await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'M+: rebuilding memory…' }, () => sidecar.rebuild());
-      void vscode.window.showInformationMessage('M+: memory rebuilt from scratch; feeding the workspace again.');
+      void vscode.window.showInformationMessage('M+: memory rebuilt from scratch (the old store was moved aside, not deleted); feeding the workspace again.');
     })),
     vscode.commands.registerCommand('mplus.forget', guard(async (uri?: vscode.Uri, uris?: vscode.Uri[]) => {
       let targets = (uris && uris.length ? uris : uri ? [uri] : []).filter((u) => u.scheme === 'file');
