@@ -14,7 +14,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { parseArgs } from 'util';
-import { Rng } from '../memory/drop';
+import { Rng } from '../util/rng';
 import { TextTokenizer } from '../model/tokenizer';
 import { initialize, shutdown, spawnSidecar } from '../sidecar/client';
 import { Ask, Ingest } from '../sidecar/protocol';

@@ -6,14 +6,14 @@
  * commit, and resumes (already-fed chunks are skipped), saying so.
  */
 import * as crypto from 'crypto';
-import * as os from 'os';
 import * as path from 'path';
 import { parseArgs } from 'util';
 import { CancellationTokenSource, ResponseError } from 'vscode-jsonrpc/node';
 import { SidecarHandle, initialize, shutdown, spawnSidecar } from '../sidecar/client';
+import { defaultStoreParent, storeDirUnder } from '../sidecar/storeDir';
 import {
-  AnswerSources, AnswerToken, Ask, AskResult, DeviceRequest, Forget, Ingest, IngestResult, InitializeResult, Log, Progress,
-  ProgressParams, StateChanged, Status, Verify,
+  AnswerSources, AnswerToken, Ask, AskResult, DEVICE_REQUESTS, DeviceRequest, Forget, Ingest, IngestResult, InitializeResult, Log, Progress,
+  ProgressParams, StateChanged, Status, Verify, isDeviceRequest,
 } from '../sidecar/protocol';
 
 export class CliUsageError extends Error {}
@@ -44,17 +44,14 @@ const COMMON = {
 
 /** Where a repository's memory lives by default: under the user's cache, never inside the repo. */
 export function defaultStoreDir(repo: string): string {
-  const abs = path.resolve(repo);
-  const base = process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache');
-  const id = crypto.createHash('sha256').update(abs).digest('hex').slice(0, 16);
-  return path.join(base, 'mplus', 'stores', `${path.basename(abs)}-${id}`);
+  return storeDirUnder(defaultStoreParent(), [repo]);
 }
 
 function common(values: Record<string, unknown>, repo: string): CommonFlags {
   const model = (values.model as string | undefined) ?? process.env.MPLUS_MODEL;
   if (!model) throw new CliUsageError('--model DIR is required (or set MPLUS_MODEL): a checkpoint folder (see README, "Using a real checkpoint")');
-  const device = ((values.device as string | undefined) ?? 'auto') as DeviceRequest;
-  if (!['auto', 'cuda', 'webgpu', 'cpu'].includes(device)) throw new CliUsageError(`--device must be auto, cuda, webgpu or cpu, got ${device}`);
+  const device = (values.device as string | undefined) ?? 'auto';
+  if (!isDeviceRequest(device)) throw new CliUsageError(`--device must be ${DEVICE_REQUESTS.join(', ')}, got ${device}`);
   const seed = values.seed === undefined ? undefined : Number(values.seed);
   if (seed !== undefined && !Number.isInteger(seed)) throw new CliUsageError('--seed must be an integer');
   return {

@@ -4,7 +4,7 @@
  * executor, so "fraction of the physical floor" can be read off directly.
  */
 import { MPlusConfig } from '../model/config';
-import { Rng } from '../memory/drop';
+import { Rng } from '../util/rng';
 import { Executor, OrtExecutor } from './executor';
 import { GraphBuilder, OnnxDType } from './onnx/builder';
 import { MPlusEngine } from './mplus';

@@ -2,7 +2,7 @@
  * Next-token choice from float32 logits: greedy (argmax, lowest index on ties as torch.argmax),
  * or temperature + nucleus (top-p) sampling with a seedable generator.
  */
-import { Rng } from '../memory/drop';
+import { Rng } from '../util/rng';
 
 export interface SamplingOptions {
   /** 0 (default) = greedy. */

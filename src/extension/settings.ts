@@ -4,10 +4,10 @@
  * .vscode/settings.json cannot point them at attacker files. This reader additionally ignores
  * workspace values for those keys (defence in depth when a host ignores `scope`).
  */
-import * as crypto from 'crypto';
 import * as path from 'path';
 import * as vscode from 'vscode';
-import type { DeviceRequest } from '../sidecar/protocol';
+import { DeviceRequest, isDeviceRequest } from '../sidecar/protocol';
+import { storeDirUnder } from '../sidecar/storeDir';
 
 export const SECTION = 'mplus';
 
@@ -37,7 +37,7 @@ export function readSettings(): Settings {
   return {
     modelPath: expandHome(machineValue(cfg, 'modelPath', '').trim()),
     nodePath: expandHome(machineValue(cfg, 'nodePath', '').trim()),
-    device: (['auto', 'cuda', 'webgpu', 'cpu'].includes(device) ? device : 'auto') as DeviceRequest,
+    device: isDeviceRequest(device) ? device : 'auto',
     storePath: expandHome(machineValue(cfg, 'storePath', '').trim()),
     storeBudgetGB: Math.max(0, Number(cfg.get<number>('storeBudgetGB', 0)) || 0),
     ignore: Array.isArray(ignore) ? ignore.filter((x): x is string => typeof x === 'string') : [],
@@ -59,10 +59,7 @@ function expandHome(p: string): string {
  */
 export function storeDirFor(s: Settings, context: vscode.ExtensionContext, folders: readonly string[]): string | null {
   if (!folders.length) return null;
-  if (s.storePath) {
-    const h = crypto.createHash('sha256').update(folders.join('\n')).digest('hex').slice(0, 16);
-    return path.join(s.storePath, `${path.basename(folders[0]).replace(/[^\w.-]/g, '_')}-${h}`);
-  }
+  if (s.storePath) return storeDirUnder(s.storePath, folders);
   if (context.storageUri) return path.join(context.storageUri.fsPath, 'store');
   return null;
 }

@@ -11,7 +11,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { Rng } from '../memory/drop';
+import { Rng } from '../util/rng';
 import { DType, DTYPE_BYTES, fromFloat32 } from './dtype';
 import { numel } from './safetensors';
 

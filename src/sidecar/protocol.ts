@@ -33,7 +33,13 @@ export enum ErrorCodes {
   Cancelled = -32800, // as LSP's RequestCancelled
 }
 
-export type DeviceRequest = 'auto' | 'cuda' | 'webgpu' | 'cpu';
+/** Where the model may be asked to run: the one list (package.json's mplus.device enum mirrors it). */
+export const DEVICE_REQUESTS = ['auto', 'cuda', 'webgpu', 'cpu'] as const;
+export type DeviceRequest = (typeof DEVICE_REQUESTS)[number];
+
+export function isDeviceRequest(x: unknown): x is DeviceRequest {
+  return (DEVICE_REQUESTS as readonly unknown[]).includes(x);
+}
 
 export interface InitializeParams {
   protocolVersion: number;

@@ -7,7 +7,7 @@
  */
 import { CancellationToken, MessageConnection, NotificationType, ResponseError } from 'vscode-jsonrpc/node';
 import {
-  Ask, AskParams, AskResult, Cancel, ErrorCodes, Forget, ForgetParams, Ingest, IngestParams, Initialize,
+  Ask, AskParams, AskResult, Cancel, DEVICE_REQUESTS, ErrorCodes, isDeviceRequest, Forget, ForgetParams, Ingest, IngestParams, Initialize,
   InitializeParams, InitializeResult, Log, LogParams, PROTOCOL_VERSION, Rebuild, RebuildResult, Shutdown, Status, StatusResult, SetPaused, Focus, Verify,
 } from './protocol';
 
@@ -100,7 +100,7 @@ export function serve(conn: MessageConnection, factory: ServiceFactory, exit: (c
     if (service || initializing) throw new ResponseError(ErrorCodes.Busy, 'already initialized');
     for (const k of ['modelDir', 'storeDir'] as const) if (typeof p[k] !== 'string' || !p[k]) throw invalid(`initialize: "${k}" must be a path`);
     if (!Array.isArray(p.workspaceFolders) || !p.workspaceFolders.every((f) => typeof f === 'string')) throw invalid('initialize: "workspaceFolders" must be a list of paths');
-    if (!['auto', 'cuda', 'webgpu', 'cpu'].includes(p.device)) throw invalid(`initialize: "device" must be auto, cuda, webgpu or cpu, got ${JSON.stringify(p.device)}`);
+    if (!isDeviceRequest(p.device)) throw invalid(`initialize: "device" must be ${DEVICE_REQUESTS.join(', ')}, got ${JSON.stringify(p.device)}`);
     const job = factory(p, conn);
     initializing = job;
     try {

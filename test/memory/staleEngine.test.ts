@@ -6,7 +6,7 @@
 import * as assert from 'assert';
 import { MPlusEngine } from '../../src/engine/mplus';
 import { writeFixture } from '../../src/model/fixture';
-import { Rng } from '../../src/memory/drop';
+import { Rng } from '../../src/util/rng';
 import { MemoryStore } from '../../src/memory/store/store';
 import { StoredMemory } from '../../src/memory/store/storedMemory';
 import { rmDir, tmpDir } from '../helpers/tmp';

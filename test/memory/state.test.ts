@@ -1,5 +1,6 @@
 import * as assert from 'assert';
-import { Rng, dropPreferring, randomDrop } from '../../src/memory/drop';
+import { dropPreferring, randomDrop } from '../../src/memory/drop';
+import { Rng } from '../../src/util/rng';
 import { orderByAge, repeatFill, topR } from '../../src/memory/retrieval';
 import { MemoryDims, MemoryState } from '../../src/memory/state';
 

@@ -2,7 +2,7 @@ import * as assert from 'assert';
 import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { Rng } from '../../src/memory/drop';
+import { Rng } from '../../src/util/rng';
 import { SourceTable } from '../../src/memory/provenance';
 import { ValueFormat } from '../../src/memory/store/codec';
 import { StoreCorruptError, StoreLockedError, StoreMismatchError } from '../../src/memory/store/errors';

@@ -4,7 +4,8 @@
  * kill -9 writer and the in-memory replica run the same script, so "state after commit n" is
  * known exactly to both.
  */
-import { Rng, dropPreferring, randomDrop } from '../../src/memory/drop';
+import { dropPreferring, randomDrop } from '../../src/memory/drop';
+import { Rng } from '../../src/util/rng';
 import { SourceTable } from '../../src/memory/provenance';
 import { MemoryDims, MemoryState } from '../../src/memory/state';
 

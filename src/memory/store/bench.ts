@@ -9,7 +9,8 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Rng, randomDrop } from '../drop';
+import { randomDrop } from '../drop';
+import { Rng } from '../../util/rng';
 import { SourceTable } from '../provenance';
 import { MemoryState } from '../state';
 import { ValueFormat } from './codec';
