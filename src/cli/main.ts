@@ -1,28 +1,13 @@
 /**
  * `mplus` — the headless entry point.
  *   mplus ingest <repo> | ask "<question>" | status | forget <path>… | serve   (sidecar clients)
- *   mplus fixture --out DIR --preset tiny|small|mplus-8b-shape --seed S [--dtype f32|bf16]
- *   mplus trace --model DIR --ops OPS.json --out RESULT.json [--seed S]
- *   mplus bench engine (--preset small | --model DIR) [--dtype f32|bf16] [--json]
+ * A pure protocol client: it spawns the sidecar and speaks src/sidecar/protocol.ts (or, for
+ * `serve`, is the sidecar). The developer tools (fixture, trace, bench) live in tools/ with their
+ * own entry point; bin/mplus.js hands those commands there.
  * Exit codes: 0 success, 1 the work failed (message on stderr), 2 bad usage, 130 cancelled.
  */
-import * as fs from 'fs';
-import * as path from 'path';
-import { parseArgs } from 'util';
-import { benchEngine } from '../engine/bench';
-import { MPlusEngine } from '../engine/mplus';
-import { parseOps, runTrace } from '../engine/trace';
-import { PRESETS, Preset, writeFixture } from '../model/fixture';
-import { VALUE_FORMATS, ValueFormat } from '../memory/store/codec';
-import { benchSaveCommit, benchStore } from '../memory/store/bench';
 import { runSidecar } from '../sidecar/main';
-import { benchDiscover } from '../workspace/benchDiscover';
-import { benchIngestCmd } from './benchIngest';
-import { benchRetentionCmd } from './benchRetention';
-import { benchFixture } from './benchFixture';
 import { CliUsageError, cmdAsk, cmdForget, cmdIngest, cmdStatus, describeError } from './sidecarCommands';
-
-export class UsageError extends Error {}
 
 const USAGE = `usage: mplus <command> [options]
   ingest [REPO]        feed a repository into memory (progress bar on a TTY; resumes after a crash)
@@ -32,130 +17,8 @@ const USAGE = `usage: mplus <command> [options]
   serve                run the sidecar on stdin/stdout (what the extension spawns)
      common flags: --model DIR (or MPLUS_MODEL) --store DIR --device auto|cuda|webgpu|cpu --json --repo DIR
                   --rebuild (move a damaged or other-model store aside and start empty)
-  fixture --out DIR --preset ${PRESETS.join('|')} --seed S [--dtype f32|bf16]
-          write a deterministic random M+ checkpoint in the Hugging Face layout
-  trace   --model DIR --ops OPS.json --out RESULT.json [--seed S]
-          run a script of inject/generate ops and write every intermediate a checker needs
-  bench engine (--preset small|tiny | --model DIR) [--dtype f32|bf16] [--json]
-          injection tokens/s, prefill ms, decode tokens/s, peak RSS, vs measured matmul rate
-  bench store [--rows 150000] [--format bf16|f32|q8] [--save-ltm-rows 0]
-          commit MB/s, open ms, gather of R=2560 rows at mplus-8b row size
-  bench ingest [--repo .] [--model DIR | --preset small]
-          files/s, repository tokens/s and peak RSS of a real sidecar feeding a repository
-  bench discover [--files 100000]
-          discovery and watch-setup time and RSS on a generated tree
-  bench retention --model DIR [--tokens 0,8192,32768] [--facts 16] [--seed 1]
-          facts fed, then N tokens of unrelated code, then each asked: exact hits (M+, real sidecar)
+  fixture | trace | bench …   developer tools (tools/main.ts; 'mplus bench' prints their usage)
 exit codes: 0 ok, 1 failure, 2 usage, 130 cancelled`;
-
-function int(v: string | undefined, name: string, def?: number): number {
-  if (v === undefined) {
-    if (def === undefined) throw new UsageError(`--${name} is required`);
-    return def;
-  }
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw new UsageError(`--${name} must be an integer, got ${v}`);
-  return n;
-}
-
-function need(v: string | undefined, name: string): string {
-  if (!v) throw new UsageError(`--${name} is required`);
-  return v;
-}
-
-function dtypeOf(v: string | undefined): 'f32' | 'bf16' {
-  if (v === undefined || v === 'f32' || v === 'bf16') return v ?? 'f32';
-  throw new UsageError(`--dtype must be f32 or bf16, got ${v}`);
-}
-
-function presetOf(v: string | undefined): Preset {
-  if (!PRESETS.includes(v as Preset)) throw new UsageError(`--preset must be one of ${PRESETS.join(', ')}, got ${v}`);
-  return v as Preset;
-}
-
-async function cmdFixture(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { out: { type: 'string' }, preset: { type: 'string' }, seed: { type: 'string' }, dtype: { type: 'string' } } });
-  const out = need(values.out, 'out');
-  const r = writeFixture({ out, preset: presetOf(values.preset), seed: int(values.seed, 'seed'), dtype: dtypeOf(values.dtype) });
-  console.log(`wrote ${r.files.length} file(s), ${(r.bytes / 2 ** 20).toFixed(1)} MiB, to ${out}`);
-}
-
-async function cmdTrace(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { model: { type: 'string' }, ops: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' } } });
-  const opsFile = need(values.ops, 'ops');
-  let json: unknown;
-  try {
-    json = JSON.parse(fs.readFileSync(opsFile, 'utf8'));
-  } catch (e) {
-    throw new Error(`${opsFile}: cannot read ops: ${(e as Error).message}`);
-  }
-  const ops = parseOps(json, opsFile);
-  const engine = await MPlusEngine.load(need(values.model, 'model'), { seed: int(values.seed, 'seed', 0) });
-  try {
-    const result = await runTrace(engine, ops);
-    fs.writeFileSync(need(values.out, 'out'), JSON.stringify(result));
-  } finally {
-    await engine.close();
-  }
-}
-
-async function cmdBench(args: string[]): Promise<void> {
-  const [what, ...rest] = args;
-  if (what === 'store') return benchStoreCmd(rest);
-  if (what === 'ingest') return void (await benchIngestCmd(rest));
-  if (what === 'discover') return benchDiscoverCmd(rest);
-  if (what === 'retention') return benchRetentionCmd(rest);
-  const { values } = parseArgs({
-    args: rest,
-    options: { preset: { type: 'string' }, model: { type: 'string' }, dtype: { type: 'string' }, json: { type: 'boolean' } },
-  });
-  if (what !== 'engine') throw new UsageError(`unknown benchmark ${JSON.stringify(what)} (engine, store, ingest, discover, retention)`);
-  const model = values.model ?? benchFixture(presetOf(values.preset ?? 'small'), dtypeOf(values.dtype));
-  const r = await benchEngine({ model });
-  if (values.json) {
-    console.log(JSON.stringify({ model, ...r }));
-    return;
-  }
-  const f = (x: number, d = 1) => x.toFixed(d);
-  console.log(`model            ${model}`);
-  console.log(`executor         ${r.executor}`);
-  console.log(`matmul rate      ${f(r.matmulGflops)} GFLOP/s (float32, measured on this executor)`);
-  console.log(`session setup    ${f(r.sessionSetupMs, 0)} ms`);
-  console.log(`injection        ${f(r.injectTokensPerS)} tokens/s  (${f(r.injectGflopsPerChunk, 3)} GFLOP per chunk, ${f(100 * r.injectFractionOfMatmul)}% of matmul rate)`);
-  console.log(`question prefill ${f(r.prefillMs)} ms  (${f(r.prefillGflops, 3)} GFLOP, ${f(100 * r.prefillFractionOfMatmul)}% of matmul rate)`);
-  console.log(`decode           ${f(r.decodeTokensPerS)} tokens/s  (${f(r.decodeGflopsPerToken, 3)} GFLOP per token, ${f(100 * r.decodeFractionOfMatmul)}% of matmul rate)`);
-  console.log(`                 ${f(r.decodeWeightMiB)} MiB of float32 weights per token → ${f(r.decodeImpliedGBps)} GB/s streamed (decode is bandwidth-bound)`);
-  console.log(`Θ rows per layer ${r.ltmRowsPerLayer}`);
-  console.log(`peak RSS         ${f(r.peakRssMiB)} MiB`);
-}
-
-async function benchStoreCmd(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { rows: { type: 'string' }, 'save-ltm-rows': { type: 'string' }, format: { type: 'string' }, dir: { type: 'string' }, json: { type: 'boolean' } } });
-  const format = (values.format ?? 'bf16') as ValueFormat;
-  if (!VALUE_FORMATS.includes(format)) throw new UsageError(`--format must be one of ${VALUE_FORMATS.join(', ')}`);
-  const r = await benchStore({ rows: int(values.rows, 'rows', 150000), format, dir: values.dir });
-  const sv = await benchSaveCommit({ dir: values.dir && path.join(values.dir, 'save'), ltmRows: int(values['save-ltm-rows'], 'save-ltm-rows', 0) });
-  if (values.json) return void console.log(JSON.stringify({ ...r, saveCommit: sv }));
-  const f = (x: number, d = 1) => x.toFixed(d);
-  console.log(`Θ rows (1 layer) ${r.rows} × ${r.width} values, ${r.format} on disk → ${f(r.storeBytes / 2 ** 30, 2)} GiB`);
-  console.log(`commit           ${f(r.commitMBps)} MB/s (fsync included; ${f(r.commitSeconds)} s in all)`);
-  console.log(`open             ${f(r.openMs)} ms (manifest, state, every key read and verified; values not read)`);
-  console.log(`gather ${r.gatherRows} rows  ${f(r.gatherFirstMs)} ms first (${r.pageCacheDropped ? 'page cache dropped' : 'page cache NOT dropped: needs root'}), ${f(r.gatherWarmMs)} ms warm`);
-  console.log(`peak RSS         ${f(r.peakRssMiB)} MiB`);
-  const mb = (x: number) => f(x / 1e6);
-  console.log(`θ (1 layer)      ${sv.stmRows} × ${sv.width}, bf16, Θ ${sv.ltmRows} rows: first commit ${mb(sv.firstCommitBytes)} MB in ${f(sv.firstCommitMs)} ms; ` +
-    `after ${sv.injections} injection (an editor save) ${mb(sv.saveCommitBytes)} MB in ${f(sv.saveCommitMs)} ms (median)`);
-}
-
-async function benchDiscoverCmd(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { files: { type: 'string' }, dir: { type: 'string' }, json: { type: 'boolean' } } });
-  const r = await benchDiscover({ files: int(values.files, 'files', 100000), dir: values.dir });
-  if (values.json) return void console.log(JSON.stringify(r));
-  console.log(`files            ${r.files}`);
-  console.log(`discovery        ${r.discoverMs.toFixed(0)} ms (${(r.files / (r.discoverMs / 1000)).toFixed(0)} files/s)`);
-  console.log(`watch setup      ${r.watchSetupMs.toFixed(0)} ms`);
-  console.log(`RSS              ${r.rssMiB.toFixed(1)} MiB (watcher adds ${r.watcherRssMiB.toFixed(1)} MiB)`);
-}
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -168,18 +31,14 @@ export async function main(argv: string[]): Promise<number> {
       case 'serve':
         runSidecar();
         return await new Promise<number>(() => undefined); // the sidecar exits the process itself
-      case 'fixture': await cmdFixture(rest); break;
-      case 'trace': await cmdTrace(rest); break;
-      case 'bench': await cmdBench(rest); break;
       case undefined: case 'help': case '--help': case '-h':
         console.log(USAGE);
         return cmd === undefined ? 2 : 0;
-      default: throw new UsageError(`unknown command ${JSON.stringify(cmd)}`);
+      default: throw new CliUsageError(`unknown command ${JSON.stringify(cmd)}`);
     }
-    return 0;
   } catch (e) {
     const err = e as Error & { code?: string };
-    if (e instanceof UsageError || e instanceof CliUsageError || (typeof err.code === 'string' && err.code.startsWith('ERR_PARSE_ARGS'))) {
+    if (e instanceof CliUsageError || (typeof err.code === 'string' && err.code.startsWith('ERR_PARSE_ARGS'))) {
       console.error(`mplus: ${err.message}\n${USAGE}`);
       return 2;
     }

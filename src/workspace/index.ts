@@ -11,6 +11,4 @@ export { WorkspaceWatcher } from './watcher';
 export type { ChangeBatch, WatcherOptions } from './watcher';
 export { planFileUpdate, planFileDeletion } from './planner';
 export type { FileUpdatePlan } from './planner';
-export { benchDiscover, generateTree } from './benchDiscover';
-export type { BenchDiscoverResult } from './benchDiscover';
 export * as defaults from './defaults';

@@ -15,7 +15,7 @@
  *   fsevents and watches files one by one): about N inotify watches and ~6 KiB of RSS per file.
  *   'dirs' holds one non-recursive `fs.watch` per (not ignored) directory, which on Linux inotify
  *   and on macOS/Windows reports changes of the files inside: for 100k files in 2k folders, 2k
- *   watches. Same batches, same filtering; see benchDiscover for the numbers of both.
+ *   watches. Same batches, same filtering; see tools/bench/discover.ts for the numbers of both.
  */
 import * as fs from 'fs';
 import * as path from 'path';

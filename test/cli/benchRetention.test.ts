@@ -5,8 +5,8 @@
  * fact is asked.
  */
 import * as assert from 'assert';
-import { benchRetention } from '../../src/cli/benchRetention';
-import { writeFixture } from '../../src/model/fixture';
+import { benchRetention } from '../../tools/bench/retention';
+import { writeFixture } from '../../tools/fixture';
 import { rmDir, tmpDir } from '../helpers/tmp';
 
 describe('bench retention', function () {

@@ -6,7 +6,7 @@ import * as assert from 'assert';
 import { execFileSync, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { writeFixture } from '../../src/model/fixture';
+import { writeFixture } from '../../tools/fixture';
 import { REPO_ROOT, rmDir, tmpDir } from '../helpers/tmp';
 import { writeFixtureRepo } from '../sidecar/fixtureRepo';
 

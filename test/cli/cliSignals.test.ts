@@ -7,7 +7,7 @@ import { execFileSync, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { ValueFormat, rowBytes } from '../../src/memory/store/codec';
-import { writeFixture } from '../../src/model/fixture';
+import { writeFixture } from '../../tools/fixture';
 import { waitGone } from '../helpers/procs';
 import { REPO_ROOT, rmDir, tmpDir } from '../helpers/tmp';
 import { writeFixtureRepo } from '../sidecar/fixtureRepo';

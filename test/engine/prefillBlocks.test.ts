@@ -6,7 +6,7 @@
  */
 import * as assert from 'assert';
 import { MPlusEngine } from '../../src/engine/mplus';
-import { writeFixture } from '../../src/model/fixture';
+import { writeFixture } from '../../tools/fixture';
 import { rmDir, tmpDir } from '../helpers/tmp';
 
 function relDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {

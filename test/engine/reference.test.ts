@@ -7,10 +7,10 @@
 import * as assert from 'assert';
 import * as path from 'path';
 import { MPlusEngine } from '../../src/engine/mplus';
-import { TraceOp, runTrace } from '../../src/engine/trace';
+import { TraceOp, runTrace } from '../../tools/trace';
 import { randomDrop } from '../../src/memory/drop';
 import { Rng } from '../../src/util/rng';
-import { writeFixture, Preset } from '../../src/model/fixture';
+import { writeFixture, Preset } from '../../tools/fixture';
 import { MPlusReference } from '../reference/mplusRef';
 import { Expected, compareResult } from '../reference/compare';
 import { rmDir, tmpDir } from '../helpers/tmp';

@@ -6,7 +6,7 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import { checkModelFolder } from '../../src/extension/download/modelFolder';
-import { llama31TokenizerDir, writeFixture } from '../../src/model/fixture';
+import { llama31TokenizerDir, writeFixture } from '../../tools/fixture';
 import { rmDir, tmpDir } from '../helpers/tmp';
 
 describe('extension: checking a model folder before using it', () => {

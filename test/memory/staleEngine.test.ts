@@ -5,7 +5,7 @@
  */
 import * as assert from 'assert';
 import { MPlusEngine } from '../../src/engine/mplus';
-import { writeFixture } from '../../src/model/fixture';
+import { writeFixture } from '../../tools/fixture';
 import { Rng } from '../../src/util/rng';
 import { MemoryStore } from '../../src/memory/store/store';
 import { StoredMemory } from '../../src/memory/store/storedMemory';

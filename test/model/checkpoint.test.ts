@@ -6,7 +6,7 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Checkpoint } from '../../src/model/checkpoint';
-import { writeFixture } from '../../src/model/fixture';
+import { writeFixture } from '../../tools/fixture';
 import { CheckpointError } from '../../src/model/safetensors';
 import { rmDir, tmpDir } from '../helpers/tmp';
 

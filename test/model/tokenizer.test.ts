@@ -2,7 +2,7 @@
 import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import { llama31TokenizerDir } from '../../src/model/fixture';
+import { llama31TokenizerDir } from '../../tools/fixture';
 import { CheckpointError } from '../../src/model/safetensors';
 import { TextTokenizer } from '../../src/model/tokenizer';
 import { rmDir, tmpDir } from '../helpers/tmp';

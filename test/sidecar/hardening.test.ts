@@ -8,7 +8,7 @@ import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { ResponseError } from 'vscode-jsonrpc/node';
-import { writeFixture } from '../../src/model/fixture';
+import { writeFixture } from '../../tools/fixture';
 import { initialize, shutdown, spawnSidecar } from '../../src/sidecar/client';
 import { Ask, ErrorCodes, Ingest, InitializeParams, Log, LogParams, Shutdown, Status } from '../../src/sidecar/protocol';
 import { gone, killIfAlive, waitGone } from '../helpers/procs';

@@ -6,7 +6,7 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import { CancellationTokenSource, ResponseError } from 'vscode-jsonrpc/node';
-import { writeFixture } from '../../src/model/fixture';
+import { writeFixture } from '../../tools/fixture';
 import { SidecarHandle, initialize, shutdown, spawnSidecar } from '../../src/sidecar/client';
 import {
   AnswerSources, AnswerToken, Ask, Cancel, ErrorCodes, Fed, FedParams, Forget, Ingest, Initialize, InitializeParams, Log, LogParams, Progress, ProgressParams,

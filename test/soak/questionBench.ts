@@ -5,7 +5,7 @@
  * Prints numbers; asserts nothing (BENCHMARKS.md records them).
  */
 import { MPlusEngine } from '../../src/engine/mplus';
-import { writeFixture } from '../../src/model/fixture';
+import { writeFixture } from '../../tools/fixture';
 import { rmDir, tmpDir } from '../helpers/tmp';
 
 async function main(): Promise<void> {

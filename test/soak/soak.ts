@@ -14,7 +14,7 @@
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { writeFixture } from '../../src/model/fixture';
+import { writeFixture } from '../../tools/fixture';
 import { initialize, shutdown, spawnSidecar } from '../../src/sidecar/client';
 import { InitializeParams, Verify } from '../../src/sidecar/protocol';
 import { findSecret } from '../../src/workspace/secrets';

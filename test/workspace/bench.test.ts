@@ -1,7 +1,7 @@
 import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import { benchDiscover, generateTree } from '../../src/workspace/benchDiscover';
+import { benchDiscover, generateTree } from '../../tools/bench/discover';
 import { discover } from '../../src/workspace/discovery';
 import { rmDir, tmpDir } from '../helpers/tmp';
 

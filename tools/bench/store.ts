@@ -9,12 +9,12 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { randomDrop } from '../drop';
-import { Rng } from '../../util/rng';
-import { SourceTable } from '../provenance';
-import { MemoryState } from '../state';
-import { ValueFormat } from './codec';
-import { MemoryStore } from './store';
+import { randomDrop } from '../../src/memory/drop';
+import { Rng } from '../../src/util/rng';
+import { SourceTable } from '../../src/memory/provenance';
+import { MemoryState } from '../../src/memory/state';
+import { ValueFormat } from '../../src/memory/store/codec';
+import { MemoryStore } from '../../src/memory/store/store';
 
 export interface StoreBenchOptions {
   rows?: number;

@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { Preset, writeFixture } from '../model/fixture';
+import { Preset, writeFixture } from '../fixture';
 
 /** A fixture checkpoint under .bench/ (made once, reused), for benchmarks run from a fresh clone. */
 export function benchFixture(preset: Preset, dtype: 'f32' | 'bf16'): string {

@@ -8,9 +8,9 @@
  *                     cache_ages}],"update_step"}}
  * `state` is the memory after the last injection (generation does not change memory).
  */
-import { MemoryState } from '../memory/state';
-import { MPlusEngine } from './mplus';
-import { argmax } from './sampling';
+import { MemoryState } from '../src/memory/state';
+import { MPlusEngine } from '../src/engine/mplus';
+import { argmax } from '../src/engine/sampling';
 
 export type TraceOp =
   | { op: 'inject'; tokens: number[]; drop?: number[][] }

@@ -11,9 +11,9 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { Rng } from '../util/rng';
-import { DType, DTYPE_BYTES, fromFloat32 } from './dtype';
-import { numel } from './safetensors';
+import { Rng } from '../src/util/rng';
+import { DType, DTYPE_BYTES, fromFloat32 } from '../src/model/dtype';
+import { numel } from '../src/model/safetensors';
 
 export type Preset = 'tiny' | 'small' | 'mplus-8b-shape';
 export const PRESETS: Preset[] = ['tiny', 'small', 'mplus-8b-shape'];

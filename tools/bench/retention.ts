@@ -14,10 +14,10 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { parseArgs } from 'util';
-import { Rng } from '../util/rng';
-import { TextTokenizer } from '../model/tokenizer';
-import { initialize, shutdown, spawnSidecar } from '../sidecar/client';
-import { Ask, Ingest } from '../sidecar/protocol';
+import { Rng } from '../../src/util/rng';
+import { TextTokenizer } from '../../src/model/tokenizer';
+import { initialize, shutdown, spawnSidecar } from '../../src/sidecar/client';
+import { Ask, Ingest } from '../../src/sidecar/protocol';
 
 const SYL = ['ka', 'lo', 'mi', 'ren', 'tor', 'vex', 'sul', 'pha', 'dri', 'nox', 'bel', 'qua', 'zin', 'gor', 'fen', 'wil'];
 // Real code unrelated to the facts; devDependencies included (a development benchmark).

@@ -5,9 +5,9 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { discover } from './discovery';
-import { MultiRootIgnoreMatcher } from './ignore';
-import { WorkspaceWatcher } from './watcher';
+import { discover } from '../../src/workspace/discovery';
+import { MultiRootIgnoreMatcher } from '../../src/workspace/ignore';
+import { WorkspaceWatcher } from '../../src/workspace/watcher';
 
 export interface BenchDiscoverResult {
   /** files discovered (the generated ones that are not ignored) */

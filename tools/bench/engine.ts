@@ -3,11 +3,11 @@
  * each next to the FLOPs it needed and the machine's measured float32 matmul rate on the same
  * executor, so "fraction of the physical floor" can be read off directly.
  */
-import { MPlusConfig } from '../model/config';
-import { Rng } from '../util/rng';
-import { Executor, OrtExecutor } from './executor';
-import { GraphBuilder, OnnxDType } from './onnx/builder';
-import { MPlusEngine } from './mplus';
+import { MPlusConfig } from '../../src/model/config';
+import { Rng } from '../../src/util/rng';
+import { Executor, OrtExecutor } from '../../src/engine/executor';
+import { GraphBuilder, OnnxDType } from '../../src/engine/onnx/builder';
+import { MPlusEngine } from '../../src/engine/mplus';
 
 export interface EngineBenchOptions {
   model: string;

@@ -7,9 +7,9 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { parseArgs } from 'util';
-import { initialize, shutdown, spawnSidecar } from '../sidecar/client';
-import { Ingest } from '../sidecar/protocol';
-import { benchFixture } from './benchFixture';
+import { initialize, shutdown, spawnSidecar } from '../../src/sidecar/client';
+import { Ingest } from '../../src/sidecar/protocol';
+import { benchFixture } from './fixture';
 
 function peakRssMiB(pid: number): number | null {
   try {
