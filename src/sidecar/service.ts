@@ -190,6 +190,11 @@ export class MemoryService implements Service {
     return this.rebuilding;
   }
 
+  /** Requests that use memory wait for a running rebuild (its own caller gets its errors). */
+  private async afterRebuild(): Promise<void> {
+    if (this.rebuilding) await this.rebuilding.then(() => undefined, () => undefined);
+  }
+
   private async onChanges(changed: string[], deleted: string[], ignoreFilesChanged: boolean): Promise<void> {
     if (this.feeder.paused || this.closing || this.rebuilding) return;
     if (ignoreFilesChanged) {
@@ -269,6 +274,7 @@ export class MemoryService implements Service {
   }
 
   async ingest(p: IngestParams, token: { onCancellationRequested: (cb: () => void) => unknown }): Promise<IngestResult> {
+    await this.afterRebuild();
     const flag: CancelFlag = { cancelled: false };
     token.onCancellationRequested(() => {
       flag.cancelled = true;
@@ -279,6 +285,7 @@ export class MemoryService implements Service {
   }
 
   async ask(p: AskParams, token: { onCancellationRequested: (cb: () => void) => unknown }): Promise<AskResult> {
+    await this.afterRebuild();
     const askId = p.askId ?? randomUUID();
     if (this.asks.has(askId)) throw Object.assign(new Error(`an ask with id ${askId} is already running`), { rpcCode: ErrorCodes.Busy });
     const flag: CancelFlag = { cancelled: false };
@@ -303,10 +310,12 @@ export class MemoryService implements Service {
   }
 
   async forget(p: ForgetParams): Promise<ForgetResult> {
+    await this.afterRebuild();
     return this.guarded(() => this.feeder.forget(this.toKeys(p.paths)));
   }
 
   async setPaused(paused: boolean): Promise<StatusResult> {
+    await this.afterRebuild();
     this.feeder.setPaused(paused);
     this.updateState();
     return this.status();
