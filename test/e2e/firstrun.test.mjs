@@ -5,18 +5,14 @@
 // ending with the model path written to the machine's settings and the sidecar starting on it.
 // Run through `bash test/e2e/run.sh` (same environment as mplus.test.mjs); artefacts go to
 // $E2E_OUT/firstrun.
-import { test, before, after } from 'node:test';
+import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { env, harness } from './harness.mjs';
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) throw new Error(`${k} is not set: run this suite through test/e2e/run.sh`);
-  return v;
-};
 const tools = env('MPLUS_E2E_TOOLS');
 const cache = env('CODE_SERVER_E2E_CACHE');
 const outDir = path.join(env('E2E_OUT'), 'firstrun');
@@ -27,54 +23,15 @@ const EXT_ID = 'mplus-dev.mplus-repo-memory';
 const REPO_ID = 'test-org/mplus-small';
 fs.rmSync(outDir, { recursive: true, force: true });
 fs.mkdirSync(outDir, { recursive: true });
-const results = path.join(outDir, 'results.txt');
-fs.writeFileSync(results, '');
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 const { LocalHub } = createRequire(import.meta.url)(path.join(root, 'out', 'test', 'extension', 'localHub.js'));
 const { startSession } = await import(pathToFileURL(path.join(tools, 'smoke.mjs')).href);
 let s;
 let hub;
-let shotNo = 0;
+const { shot, step, waitForStatus, typePath } = harness({ outDir, session: () => s });
 const downloads = path.join(outDir, 'downloads');
 const notAModel = path.join(outDir, 'not-a-model');
-
-async function shot(name) {
-  if (!s) return;
-  await s.screenshot(`${String(++shotNo).padStart(2, '0')}-${name}.png`).catch(() => {});
-}
-
-function step(name, fn, timeout = 120000) {
-  test(name, { timeout }, async () => {
-    try {
-      await fn();
-      fs.appendFileSync(results, `PASS ${name}\n`);
-      console.log(`PASS ${name}`);
-    } catch (e) {
-      fs.appendFileSync(results, `FAIL ${name}: ${String(e.message).split('\n')[0]}\n`);
-      console.log(`FAIL ${name}: ${e.message}`);
-      await shot(`FAIL-${name.replace(/[^\w]+/g, '-')}`);
-      throw e;
-    }
-  });
-}
-
-async function statusText() {
-  const items = s.page.locator('.statusbar-item', { hasText: /M\+ / });
-  if (!(await items.count())) return '';
-  return ((await items.first().textContent()) || '').trim();
-}
-
-async function waitForStatus(re, timeout) {
-  const end = Date.now() + timeout;
-  let last = '';
-  while (Date.now() < end) {
-    last = await statusText();
-    if (re.test(last)) return last;
-    await s.page.waitForTimeout(250);
-  }
-  throw new Error(`status bar never matched ${re} (last: "${last}")`);
-}
 
 const machineSettings = () => path.join(s.userDataDir, 'Machine', 'settings.json');
 
@@ -92,14 +49,7 @@ async function pickFolder(title, dir) {
   const box = widget.locator('.quick-input-box input');
   const end = Date.now() + 20000;
   while (!(await box.inputValue()).startsWith('/') && Date.now() < end) await s.page.waitForTimeout(200);
-  const want = dir.endsWith('/') ? dir : `${dir}/`;
-  // The dialog may set its starting path again after it has listed it: type until the path stays.
-  for (let i = 0; i < 10; i++) {
-    await box.fill(want);
-    await s.page.waitForTimeout(1000);
-    if ((await box.inputValue()) === want) break;
-  }
-  assert.equal(await box.inputValue(), want, 'the folder picker changed the typed path');
+  await typePath(box, dir.endsWith('/') ? dir : `${dir}/`, 'the folder picker changed the typed path');
   await shot('folder-picker');
   await widget.locator('.quick-input-action .monaco-button, .quick-input-ok .monaco-button').first().click();
   await s.page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 10000 });

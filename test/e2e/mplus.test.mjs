@@ -3,18 +3,14 @@
 // environment: MPLUS_E2E_TOOLS (shared code-server-e2e folder), MPLUS_E2E_VSIX, MPLUS_E2E_MODEL
 // (fixture checkpoint), MPLUS_E2E_REPO (fixture repository), E2E_OUT (artefacts),
 // CODE_SERVER_E2E_CACHE. One code-server session is shared by all tests, in order.
-import { test, before, after } from 'node:test';
+import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { env, harness } from './harness.mjs';
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) throw new Error(`${k} is not set: run this suite through test/e2e/run.sh`);
-  return v;
-};
 const tools = env('MPLUS_E2E_TOOLS');
 const cache = env('CODE_SERVER_E2E_CACHE');
 const outDir = env('E2E_OUT');
@@ -22,34 +18,9 @@ const vsix = env('MPLUS_E2E_VSIX');
 const model = env('MPLUS_E2E_MODEL');
 const repo = env('MPLUS_E2E_REPO');
 const EXT_ID = 'mplus-dev.mplus-repo-memory';
-const results = path.join(outDir, 'results.txt');
-fs.writeFileSync(results, '');
-
 const { startSession } = await import(pathToFileURL(path.join(tools, 'smoke.mjs')).href);
 let s;
-let shotNo = 0;
-
-async function shot(name) {
-  if (!s) return;
-  const file = `${String(++shotNo).padStart(2, '0')}-${name}.png`;
-  await s.screenshot(file).catch(() => {});
-}
-
-/** A test that records PASS/FAIL (and a screenshot on failure). */
-function step(name, fn, timeout = 120000) {
-  test(name, { timeout }, async () => {
-    try {
-      await fn();
-      fs.appendFileSync(results, `PASS ${name}\n`);
-      console.log(`PASS ${name}`);
-    } catch (e) {
-      fs.appendFileSync(results, `FAIL ${name}: ${String(e.message).split('\n')[0]}\n`);
-      console.log(`FAIL ${name}: ${e.message}`);
-      await shot(`FAIL-${name.replace(/[^\w]+/g, '-')}`);
-      throw e;
-    }
-  });
-}
+const { shot, step, waitForStatus, typePath } = harness({ outDir, session: () => s });
 
 function userSettingsPath() {
   return path.join(s.userDataDir, 'User', 'settings.json');
@@ -60,23 +31,6 @@ function setUserSetting(key, value) {
   const cur = JSON.parse(fs.readFileSync(f, 'utf8'));
   cur[key] = value;
   fs.writeFileSync(f, JSON.stringify(cur, null, 2));
-}
-
-async function statusText() {
-  const items = s.page.locator('.statusbar-item', { hasText: /M\+ / });
-  if (!(await items.count())) return '';
-  return ((await items.first().textContent()) || '').trim();
-}
-
-async function waitForStatus(re, timeout) {
-  const end = Date.now() + timeout;
-  let last = '';
-  while (Date.now() < end) {
-    last = await statusText();
-    if (re.test(last)) return last;
-    await s.page.waitForTimeout(250);
-  }
-  throw new Error(`status bar never matched ${re} (last: "${last}")`);
 }
 
 async function chatView() {
@@ -336,15 +290,7 @@ step('Forget File/Folder drops a file from memory', async () => {
   // code-server's simple file dialog: a quick input holding a path
   const box = s.page.locator('.quick-input-widget .quick-input-box input');
   await box.waitFor({ timeout: 15000 });
-  // The dialog can set its starting folder after the box appears, overwriting a path typed too
-  // early (then Enter forgets the whole workspace folder): type until the path stays.
-  const want = path.join(repo, 'README.md');
-  for (let i = 0; i < 10; i++) {
-    await box.fill(want);
-    await s.page.waitForTimeout(1000);
-    if ((await box.inputValue()) === want) break;
-  }
-  assert.equal(await box.inputValue(), want, 'the file dialog replaced the typed path');
+  await typePath(box, path.join(repo, 'README.md'), 'the file dialog replaced the typed path');
   await box.press('Enter');
   assert.ok(await s.waitForNotification('M+: forgot README.md', { timeout: 30000 }), 'no "forgot" notification');
   const t = await waitForStatus(/M\+ ready (\d+)\/(\d+)/, 30000);

@@ -1,0 +1,79 @@
+// What every e2e suite needs beside its code-server session: its environment, PASS/FAIL steps with
+// screenshots, the status bar, and typing a path into code-server's simple file dialog. Shared by
+// mplus.test.mjs and firstrun.test.mjs (run through test/e2e/run.sh).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+
+/** A variable run.sh sets; a clear error when the suite was started some other way. */
+export const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`${k} is not set: run this suite through test/e2e/run.sh`);
+  return v;
+};
+
+/**
+ * Helpers for one suite: `outDir` receives results.txt (emptied here), `session()` returns the
+ * suite's code-server session once it has started (screenshots before that are skipped).
+ */
+export function harness({ outDir, session }) {
+  const results = path.join(outDir, 'results.txt');
+  fs.writeFileSync(results, '');
+  let shotNo = 0;
+
+  async function shot(name) {
+    const s = session();
+    if (!s) return;
+    await s.screenshot(`${String(++shotNo).padStart(2, '0')}-${name}.png`).catch(() => {});
+  }
+
+  /** A test that records PASS/FAIL (and a screenshot on failure). */
+  function step(name, fn, timeout = 120000) {
+    test(name, { timeout }, async () => {
+      try {
+        await fn();
+        fs.appendFileSync(results, `PASS ${name}\n`);
+        console.log(`PASS ${name}`);
+      } catch (e) {
+        fs.appendFileSync(results, `FAIL ${name}: ${String(e.message).split('\n')[0]}\n`);
+        console.log(`FAIL ${name}: ${e.message}`);
+        await shot(`FAIL-${name.replace(/[^\w]+/g, '-')}`);
+        throw e;
+      }
+    });
+  }
+
+  async function statusText() {
+    const items = session().page.locator('.statusbar-item', { hasText: /M\+ / });
+    if (!(await items.count())) return '';
+    return ((await items.first().textContent()) || '').trim();
+  }
+
+  async function waitForStatus(re, timeout) {
+    const end = Date.now() + timeout;
+    let last = '';
+    while (Date.now() < end) {
+      last = await statusText();
+      if (re.test(last)) return last;
+      await session().page.waitForTimeout(250);
+    }
+    throw new Error(`status bar never matched ${re} (last: "${last}")`);
+  }
+
+  /**
+   * Types `want` into a file dialog's input box until it stays: the dialog can set its starting
+   * folder after the box appears, overwriting a path typed too early (Enter would then pick the
+   * whole workspace folder).
+   */
+  async function typePath(box, want, message) {
+    for (let i = 0; i < 10; i++) {
+      await box.fill(want);
+      await session().page.waitForTimeout(1000);
+      if ((await box.inputValue()) === want) break;
+    }
+    assert.equal(await box.inputValue(), want, message);
+  }
+
+  return { shot, step, statusText, waitForStatus, typePath };
+}
