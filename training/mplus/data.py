@@ -197,6 +197,7 @@ class Stage:
     max_ctx: int          # longest injected context (bytes = tokens)
     distractors: tuple    # (min, max) unrelated chunks injected after the fact
     use_ltm: bool         # cache/Θ/retrieval on (stage 3)
+    continuation: int = 0  # extra episodes per step: inject code, predict what follows (dense read signal)
 
 
 @dataclass
@@ -246,3 +247,29 @@ def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Ba
         for t in range(qlens[i] - 1, len(s) - 1):
             target[i, t] = s[t + 1]
     return Batch(contexts, tags, tokens, torch.tensor(qlens), target, answers, prompts)
+
+
+@dataclass
+class Continuation:
+    context: torch.Tensor   # [B, n] injected bytes
+    tokens: torch.Tensor    # [B, m] the bytes that follow them in the same file
+    target: torch.Tensor    # [B, m] next-token targets
+    q_len: torch.Tensor     # [B] (1: the first row only scores retrieval; nothing is asked)
+
+
+def sample_continuation(corpus: Corpus, B: int, n: int, m: int, rng: random.Random) -> Continuation:
+    """The authors' stage-1 signal: write n bytes of a file into memory, then predict the next m
+    bytes of the same file through the read path. Code repeats its identifiers, so every
+    predicted token rewards reading memory (the fact questions reward it on ~5 tokens each)."""
+    rows, conts = [], []
+    while len(rows) < B:
+        fi, ci = rng.choice(corpus.chunks)
+        text = corpus.files[fi]['bytes'][ci]
+        if len(text) < n + m + 1:
+            continue
+        s = rng.randint(0, len(text) - n - m - 1)
+        rows.append(list(text[s:s + n]))
+        conts.append(list(text[s + n:s + n + m + 1]))
+    tokens = torch.tensor([c[:m] for c in conts])
+    target = torch.tensor([c[1:m + 1] for c in conts])
+    return Continuation(torch.tensor(rows), tokens, target, torch.ones(B, dtype=torch.long))

@@ -17,6 +17,7 @@ Evaluation: exact answer under greedy decoding, which equals "every answer token
 under teacher forcing" — one forward, no sampling loop.
 """
 import argparse
+import dataclasses
 import json
 import os
 import random
@@ -28,15 +29,15 @@ import torch.nn.functional as F
 
 from . import tokenizer as tok
 from .config import preset
-from .data import Corpus, DataError, Stage, sample_batch
+from .data import Corpus, DataError, Stage, sample_batch, sample_continuation
 from .model import MPlus
 
 CURRICULA = {
     'smoke': [Stage('single', 10_000, 48, (0, 0), False)],
     'small': [
-        Stage('1-single-uncompressed', 5000, 64, (0, 0), False),
-        Stage('2-theta-distractors', 5000, 128, (1, 2), False),
-        Stage('3-ltm-retriever', 30000, 256, (2, 6), True),
+        Stage('1-single-uncompressed', 5000, 64, (0, 0), False, continuation=16),
+        Stage('2-theta-distractors', 5000, 128, (1, 2), False, continuation=8),
+        Stage('3-ltm-retriever', 30000, 256, (2, 6), True, continuation=8),
     ],
 }
 
@@ -68,6 +69,16 @@ def episode_loss(model: MPlus, batch, stage: Stage, gen: torch.Generator):
             ret = ret + 0.001 * l2
     correct = exact(logits, batch.target)
     return lm, ret, correct
+
+
+def continuation_loss(model: MPlus, corpus, stage: Stage, rng, gen: torch.Generator):
+    """Inject K bytes of code (uncompressed), predict the next K through the read path."""
+    K = model.c.num_tokens
+    b = sample_continuation(corpus, stage.continuation, K, K, rng)
+    mem = model.fresh_memory(b.context.shape[0])
+    model.inject(mem, b.context, gen=gen, use_ltm=False)
+    logits, _, _ = model.generate_logits(mem, b.tokens, b.q_len)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), b.target.reshape(-1))
 
 
 def exact(logits, target):
@@ -128,7 +139,8 @@ def main(argv=None):
     os.makedirs(a.run, exist_ok=True)
     state_path = os.path.join(a.run, 'state.pt')
     log_path = os.path.join(a.run, 'log.jsonl')
-    identity = {'preset': a.preset, 'seed': a.seed, 'batch': a.batch, 'lr': a.lr, 'corpus': corpus.manifest['sha256']}
+    identity = {'preset': a.preset, 'seed': a.seed, 'batch': a.batch, 'lr': a.lr, 'corpus': corpus.manifest['sha256'],
+                'curriculum': [dataclasses.astuple(st) for st in stages]}
 
     torch.manual_seed(a.seed)
     model = MPlus(cfg)
@@ -180,7 +192,8 @@ def main(argv=None):
             g['lr'] = lr
         batch = sample_batch(corpus, a.batch, stage, rng)
         lm, ret, ok = episode_loss(model, batch, stage, gen)
-        loss = lm + ret
+        cont = continuation_loss(model, corpus, stage, rng, gen) if stage.continuation else torch.zeros(())
+        loss = lm + ret + cont
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -191,13 +204,13 @@ def main(argv=None):
             el = time.time() - t0
             rate = (step - done0) / el
             rec = {'step': step, 'stage': stage.name, 'loss': round(lm.item(), 4), 'loss_ema': round(ema, 4),
-                   'retriever_loss': round(float(ret), 4), 'train_exact': round(ok.float().mean().item(), 3),
+                   'retriever_loss': round(float(ret), 4), 'continuation_loss': round(float(cont), 4), 'train_exact': round(ok.float().mean().item(), 3),
                    'steps_per_s': round(rate, 3), 'eta_s': int((total - step) / max(rate, 1e-9)), 'time': time.time()}
             log.write(json.dumps(rec) + '\n')
             log.flush()
             if not a.quiet:
                 eta = rec['eta_s']
-                print(f'step {step}/{total} [{stage.name}] loss {lm.item():.3f} (ema {ema:.3f}) ret {float(ret):.3f} '
+                print(f'step {step}/{total} [{stage.name}] loss {lm.item():.3f} (ema {ema:.3f}) ret {float(ret):.3f} cont {float(cont):.3f} '
                       f'exact {rec["train_exact"]:.2f} {rate:.2f} steps/s ETA {eta // 3600}h{eta % 3600 // 60:02d}m', flush=True)
         if a.eval_every and step % a.eval_every == 0:
             acc_now = evaluate(model, corpus, stage, 12345, a.eval_episodes, a.batch)

@@ -6,7 +6,9 @@ import subprocess
 import tempfile
 import unittest
 
-from training.mplus.data import Corpus, DataError
+import random
+
+from training.mplus.data import Corpus, DataError, sample_continuation
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 
@@ -34,6 +36,17 @@ class DataFolderTest(unittest.TestCase):
         c = Corpus(self.good)
         self.assertGreater(len(c.value_facts), 0)
         self.assertGreater(len(c.def_facts), 0)
+
+    def test_continuation_is_what_follows_in_the_file(self):
+        c = Corpus(self.good)
+        b = sample_continuation(c, 6, 32, 24, random.Random(3))
+        self.assertEqual(tuple(b.context.shape), (6, 32))
+        self.assertEqual(tuple(b.tokens.shape), (6, 24))
+        for i in range(6):
+            ctx, cont = bytes(b.context[i].tolist()), bytes(b.tokens[i].tolist())
+            # The injected bytes and the predicted bytes are adjacent in one real chunk.
+            self.assertTrue(any(ctx + cont in f['bytes'][k] for f in c.files for k in range(len(f['bytes']))))
+            self.assertEqual(b.target[i, :-1].tolist(), b.tokens[i, 1:].tolist())
 
     def test_missing_manifest(self):
         d = self.copy('nomanifest')
