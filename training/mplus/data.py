@@ -210,6 +210,10 @@ class Batch:
     answers: List[str]
     prompts: List[List[int]]
 
+    def to(self, dev) -> 'Batch':
+        return Batch([c.to(dev) for c in self.contexts], [t.to(dev) for t in self.tags], self.tokens.to(dev),
+                     self.q_len.to(dev), self.target.to(dev), self.answers, self.prompts)
+
 
 def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Batch:
     items = []
@@ -255,6 +259,9 @@ class Continuation:
     tokens: torch.Tensor    # [B, m] the bytes that follow them in the same file
     target: torch.Tensor    # [B, m] next-token targets
     q_len: torch.Tensor     # [B] (1: the first row only scores retrieval; nothing is asked)
+
+    def to(self, dev) -> 'Continuation':
+        return Continuation(self.context.to(dev), self.tokens.to(dev), self.target.to(dev), self.q_len.to(dev))
 
 
 def sample_continuation(corpus: Corpus, B: int, n: int, m: int, rng: random.Random) -> Continuation:

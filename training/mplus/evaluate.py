@@ -20,6 +20,7 @@ import torch
 
 from . import checkpoint
 from .config import ModelConfig
+from .device import load_state
 from .data import Corpus, Stage, sample_batch
 from .model import MPlus
 from .train import exact
@@ -28,7 +29,7 @@ from .train import exact
 def load_model(a):
     if a.model:
         return checkpoint.load(a.model)
-    s = torch.load(a.state)
+    s = load_state(a.state)
     m = MPlus(ModelConfig.from_hf(s['config']))
     m.load_state_dict(s['model'])
     return m.eval(), None

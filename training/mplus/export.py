@@ -23,13 +23,14 @@ import torch
 from . import checkpoint, tokenizer as tok
 from .config import ModelConfig, preset
 from .data import TEMPLATE
+from .device import load_state
 from .model import MPlus
 from .verify import verify
 
 
 def build(a) -> MPlus:
     if a.state:
-        s = torch.load(a.state)
+        s = load_state(a.state)
         cfg = ModelConfig.from_hf(s['config'])
         model = MPlus(cfg)
         model.load_state_dict(s['model'])

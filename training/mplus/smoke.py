@@ -18,6 +18,7 @@ import tempfile
 import torch
 
 from . import export, train
+from .device import load_state
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 
@@ -56,7 +57,7 @@ def main(argv=None):
     train.main(common + ['--run', r1, '--max-steps', '6'])
     train.main(common + ['--run', r2, '--max-steps', '3'])
     train.main(common + ['--run', r2, '--max-steps', '6'])
-    s1, s2 = torch.load(os.path.join(r1, 'state.pt')), torch.load(os.path.join(r2, 'state.pt'))
+    s1, s2 = load_state(os.path.join(r1, 'state.pt')), load_state(os.path.join(r2, 'state.pt'))
     same = all(torch.equal(s1['model'][k], s2['model'][k]) for k in s1['model'])
     print(f'smoke: resumed run {"matches" if same else "DIFFERS from"} the uninterrupted one at step {s2["step"]}')
     # Export what was trained; export itself refuses a checkpoint the product disagrees with.

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from . import tokenizer as tok
+from .device import load_state, pick
 from .config import preset
 from .data import Corpus, DataError, Stage, sample_batch, sample_continuation
 from .model import MPlus
@@ -74,7 +75,7 @@ def episode_loss(model: MPlus, batch, stage: Stage, gen: torch.Generator):
 def continuation_loss(model: MPlus, corpus, stage: Stage, rng, gen: torch.Generator):
     """Inject K bytes of code (uncompressed), predict the next K through the read path."""
     K = model.c.num_tokens
-    b = sample_continuation(corpus, stage.continuation, K, K, rng)
+    b = sample_continuation(corpus, stage.continuation, K, K, rng).to(model.memory.device)
     mem = model.fresh_memory(b.context.shape[0])
     model.inject(mem, b.context, gen=gen, use_ltm=False)
     logits, _, _ = model.generate_logits(mem, b.tokens, b.q_len)
@@ -95,7 +96,7 @@ def evaluate(model, corpus, stage: Stage, seed: int, episodes: int, batch: int):
     gen = torch.Generator().manual_seed(seed)
     hits = n = 0
     for _ in range(max(1, episodes // batch)):
-        b = sample_batch(corpus, batch, stage, rng)
+        b = sample_batch(corpus, batch, stage, rng).to(model.memory.device)
         _, _, ok = episode_loss(model, b, stage, gen)
         hits += int(ok.sum())
         n += ok.numel()
@@ -121,7 +122,9 @@ def main(argv=None):
     ap.add_argument('--lr', type=float, default=1e-3)
     ap.add_argument('--warmup', type=int, default=200)
     ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--device', default='auto', help='auto (CUDA when torch sees a GPU), cpu, cuda, cuda:N')
     ap.add_argument('--max-steps', type=int, default=0, help='stop after this many steps in all (0: the whole curriculum)')
+    ap.add_argument('--max-seconds', type=float, default=0, help='save and stop after this much wall time (0: no limit); the same command resumes')
     ap.add_argument('--log-every', type=int, default=20)
     ap.add_argument('--eval-every', type=int, default=250)
     ap.add_argument('--eval-episodes', type=int, default=64)
@@ -129,6 +132,12 @@ def main(argv=None):
     ap.add_argument('--quiet', action='store_true')
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
+    try:
+        dev = pick(a.device)
+    except ValueError as e:
+        print(f'train: {e}', file=sys.stderr)
+        return 1
+    torch.backends.cuda.matmul.allow_tf32 = True
     try:
         corpus = Corpus(a.data)
     except DataError as e:
@@ -143,7 +152,7 @@ def main(argv=None):
                 'curriculum': [dataclasses.astuple(st) for st in stages]}
 
     torch.manual_seed(a.seed)
-    model = MPlus(cfg)
+    model = MPlus(cfg).to(dev)
     retr = [p for n, p in model.named_parameters() if 'query_proj' in n or 'key_proj' in n]
     rest = [p for n, p in model.named_parameters() if not ('query_proj' in n or 'key_proj' in n)]
     opt = torch.optim.AdamW([{'params': rest, 'weight_decay': 0.01}, {'params': retr, 'weight_decay': 0.0}], lr=a.lr, betas=(0.9, 0.98))
@@ -152,7 +161,7 @@ def main(argv=None):
     step = 0
     if os.path.exists(state_path):
         try:
-            s = torch.load(state_path)
+            s = load_state(state_path)
         except Exception as e:  # a torn write is impossible (atomic rename); anything else is named
             print(f'train: {state_path}: cannot load ({e}); move it aside to start over', file=sys.stderr)
             return 1
@@ -190,7 +199,7 @@ def main(argv=None):
         lr = a.lr * min(1.0, (step + 1) / a.warmup)
         for g in opt.param_groups:
             g['lr'] = lr
-        batch = sample_batch(corpus, a.batch, stage, rng)
+        batch = sample_batch(corpus, a.batch, stage, rng).to(dev)
         lm, ret, ok = episode_loss(model, batch, stage, gen)
         cont = continuation_loss(model, corpus, stage, rng, gen) if stage.continuation else torch.zeros(())
         loss = lm + ret + cont
@@ -222,6 +231,10 @@ def main(argv=None):
         if time.time() - last_save > a.save_every or step == total or step == acc + stage.steps:
             save()
             last_save = time.time()
+        if a.max_seconds and time.time() - t0 > a.max_seconds:
+            save()
+            print(f'train: stopped after {time.time() - t0:.0f} s at step {step} (--max-seconds); run the same command to go on', flush=True)
+            break
     log.close()
     return 0
 
