@@ -104,6 +104,25 @@ def evaluate(model, corpus, stage: Stage, seed: int, episodes: int, batch: int):
     return hits / max(1, n)
 
 
+@torch.no_grad()
+def memory_gain(model, corpus, seed: int, episodes: int = 32):
+    """Continuation loss with each episode's own memory vs with another episode's memory.
+
+    The gap is how much the read path uses what was written: it opens long before exact recall
+    appears, so a run that will never learn to read memory shows itself early."""
+    model.eval()
+    K = model.c.num_tokens
+    b = sample_continuation(corpus, episodes, K, K, random.Random(seed)).to(model.memory.device)
+    mem = model.fresh_memory(episodes)
+    model.inject(mem, b.context, gen=torch.Generator().manual_seed(seed), use_ltm=False)
+    ce = lambda lg, t: float(F.cross_entropy(lg.reshape(-1, lg.shape[-1]), t.reshape(-1)))
+    own = ce(model.generate_logits(mem, b.tokens, b.q_len)[0], b.target)
+    tokens, target = b.tokens.roll(1, 0), b.target.roll(1, 0)  # episode i reads episode i−1's memory
+    other = ce(model.generate_logits(mem, tokens, b.q_len)[0], target)
+    model.train()
+    return own, other
+
+
 def atomic_save(obj, path):
     tmp = path + '.tmp'
     torch.save(obj, tmp)
@@ -223,11 +242,14 @@ def main(argv=None):
                       f'exact {rec["train_exact"]:.2f} {rate:.2f} steps/s ETA {eta // 3600}h{eta % 3600 // 60:02d}m', flush=True)
         if a.eval_every and step % a.eval_every == 0:
             acc_now = evaluate(model, corpus, stage, 12345, a.eval_episodes, a.batch)
-            rec = {'step': step, 'eval_stage': stage.name, 'eval_exact': acc_now, 'time': time.time()}
+            own, other = memory_gain(model, corpus, 12345)
+            rec = {'step': step, 'eval_stage': stage.name, 'eval_exact': acc_now, 'cont_own_memory': round(own, 4),
+                   'cont_other_memory': round(other, 4), 'time': time.time()}
             log.write(json.dumps(rec) + '\n')
             log.flush()
             if not a.quiet:
-                print(f'eval step {step} [{stage.name}] exact {acc_now:.3f}', flush=True)
+                print(f'eval step {step} [{stage.name}] exact {acc_now:.3f}; continuation loss {own:.3f} with its memory, '
+                      f'{other:.3f} with another\'s', flush=True)
         if time.time() - last_save > a.save_every or step == total or step == acc + stage.steps:
             save()
             last_save = time.time()
