@@ -56,7 +56,7 @@ class Fact:
 class Corpus:
     """files.jsonl + manifest.json, validated: a partial or corrupt folder is refused by name."""
 
-    def __init__(self, folder: str):
+    def __init__(self, folder: str, tokenizer: bool = True):
         self.folder = folder
         fix = f'rebuild it: node training/extract.js --corpus /work/scratch/corpus --out {folder}'
         mpath = os.path.join(folder, 'manifest.json')
@@ -94,6 +94,15 @@ class Corpus:
                 self.chunks.append((fi, ci))
             for x in f['facts']:
                 self.facts.append(Fact(fi, x['chunk'], x['kind'], x['name'], x['nameAt'], x.get('value'), x.get('valueAt', -1)))
+        # The tokenizer: bpe.json beside the data (training.mplus.bpe), else byte-level.
+        self.tok = tok.ByteTokenizer()
+        bpath = os.path.join(folder, 'bpe.json')
+        if tokenizer and os.path.isfile(bpath):
+            try:
+                with open(bpath) as f:
+                    self.tok = tok.from_spec(json.load(f))
+            except (ValueError, KeyError, TypeError) as e:
+                raise DataError(f'{bpath}: not a tokenizer spec ({e}); rebuild it: python3 -m training.mplus.bpe --data {folder}')
         self.value_facts = [x for x in self.facts if x.kind == 'value']
         self.def_facts = [x for x in self.facts if x.kind == 'def']
         if not self.value_facts or not self.def_facts:
@@ -175,19 +184,30 @@ def randomized(corpus: Corpus, fact: Fact, rng: random.Random):
     return text, (at, end), header_len, new_name.decode(), answer
 
 
-def crop(text: bytes, n: int, span, header_len: int, rng: random.Random, keep_header: bool) -> bytes:
-    """A window of exactly n bytes: the header line (when it fits and keep_header, or it is
-    short), then code around span."""
-    if len(text) <= n:
-        return text
-    head = text[:header_len] if header_len < n // 2 or (keep_header and header_len <= n - 8) else b''
-    body = text[len(head):]
+def crop(ids: List[int], n: int, span, head_len: int, rng: random.Random, keep_header: bool) -> List[int]:
+    """A window of exactly n tokens (or all of them when fewer): the header line's tokens (when it
+    fits and keep_header, or it is short), then code around the fact's tokens span [lo, hi)."""
+    if len(ids) <= n:
+        return ids
+    head = ids[:head_len] if head_len < n // 2 or (keep_header and head_len <= n - 8) else []
+    body = ids[len(head):]
     room = n - len(head)
     lo, hi = max(0, span[0] - len(head)), max(0, span[1] - len(head))
     lo_min = max(0, hi - room)
     lo_max = min(lo, len(body) - room)
     start = rng.randint(lo_min, max(lo_min, lo_max))
     return head + body[start:start + room]
+
+
+def token_span(offs: List[int], lo: int, hi: int):
+    """Token indices [a, b) covering bytes [lo, hi), from each token's starting byte offset."""
+    a = max([i for i, o in enumerate(offs) if o <= lo], default=0)
+    b = next((i for i, o in enumerate(offs) if o >= hi), len(offs))
+    return a, max(b, a + 1)
+
+
+def padded(ids: List[int], n: int, pad: int) -> List[int]:
+    return ids + [pad] * (n - len(ids))
 
 
 @dataclass
@@ -216,40 +236,43 @@ class Batch:
 
 
 def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Batch:
+    t = corpus.tok
+    space = t.encode(' ')[0]  # short contexts are padded with spaces, as code is
     items = []
     for _ in range(B):
         fact = rng.choice(corpus.value_facts if rng.random() < 0.5 else corpus.def_facts)
         text, span, hl, name, answer = randomized(corpus, fact, rng)
-        items.append((fact, text, span, hl, name, answer))
-    n0 = min(stage.max_ctx, min(len(t[1]) for t in items))
+        ids, offs = t.encode_offsets(text)
+        items.append((fact, ids, token_span(offs, *span), sum(1 for o in offs if o < hl), name, answer))
+    n0 = min(stage.max_ctx, min(len(x[1]) for x in items))
     n0 = max(n0, 16)  # the authors require chunks of at least 16 tokens
-    contexts = [torch.tensor([list(crop(t[1], n0, t[2], t[3], rng, t[0].kind == 'def').ljust(n0, b' ')) for t in items])]
+    contexts = [torch.tensor([padded(crop(x[1], n0, x[2], x[3], rng, x[0].kind == 'def'), n0, space) for x in items])]
     tags = [torch.zeros(B, dtype=torch.long)]
     nd = rng.randint(*stage.distractors)
     for j in range(nd):
-        picks = [corpus.files[fi]['bytes'][ci] for fi, ci in (rng.choice(corpus.chunks) for _ in range(B))]
+        picks = [t.encode(corpus.files[fi]['bytes'][ci]) for fi, ci in (rng.choice(corpus.chunks) for _ in range(B))]
         n = max(16, min(stage.max_ctx, min(len(p) for p in picks)))
         rows = []
         for p in picks:
-            s = rng.randint(0, max(0, len(p) - n))
-            rows.append(list(p[s:s + n].ljust(n, b' ')))
+            s0 = rng.randint(0, max(0, len(p) - n))
+            rows.append(padded(p[s0:s0 + n], n, space))
         contexts.append(torch.tensor(rows))
         tags.append(torch.full((B,), j + 1, dtype=torch.long))
     seqs, qlens, answers, prompts = [], [], [], []
     for fact, _, _, _, name, answer in items:
-        pr = tok.encode(prompt(question_text(fact.kind, name)))
-        seqs.append(pr + tok.encode(answer) + [tok.EOS])
+        pr = t.encode(prompt(question_text(fact.kind, name)))
+        seqs.append(pr + t.encode(answer) + [t.eos])
         qlens.append(len(pr))
         answers.append(answer)
         prompts.append(pr)
     m = max(len(s) for s in seqs)
-    tokens = torch.full((B, m), tok.PAD, dtype=torch.long)
+    tokens = torch.full((B, m), t.pad, dtype=torch.long)
     target = torch.full((B, m), -100, dtype=torch.long)
     for i, s in enumerate(seqs):
         tokens[i, :len(s)] = torch.tensor(s)
         # Row t predicts token t+1: answer tokens (and the eos) are targets, the prompt is not.
-        for t in range(qlens[i] - 1, len(s) - 1):
-            target[i, t] = s[t + 1]
+        for k in range(qlens[i] - 1, len(s) - 1):
+            target[i, k] = s[k + 1]
     return Batch(contexts, tags, tokens, torch.tensor(qlens), target, answers, prompts)
 
 
@@ -265,13 +288,13 @@ class Continuation:
 
 
 def sample_continuation(corpus: Corpus, B: int, n: int, m: int, rng: random.Random) -> Continuation:
-    """The authors' stage-1 signal: write n bytes of a file into memory, then predict the next m
-    bytes of the same file through the read path. Code repeats its identifiers, so every
+    """The authors' stage-1 signal: write n tokens of a file into memory, then predict the next m
+    tokens of the same file through the read path. Code repeats its identifiers, so every
     predicted token rewards reading memory (the fact questions reward it on ~5 tokens each)."""
     rows, conts = [], []
     while len(rows) < B:
         fi, ci = rng.choice(corpus.chunks)
-        text = corpus.files[fi]['bytes'][ci]
+        text = corpus.tok.encode(corpus.files[fi]['bytes'][ci])
         if len(text) < n + m + 1:
             continue
         s = rng.randint(0, len(text) - n - m - 1)

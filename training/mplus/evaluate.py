@@ -21,7 +21,7 @@ import torch
 from . import checkpoint
 from .config import ModelConfig
 from .device import load_state
-from .data import Corpus, Stage, sample_batch
+from .data import Corpus, Stage, padded, sample_batch
 from .model import MPlus
 from .train import exact
 
@@ -48,9 +48,9 @@ def run(model, shipped, corpus, n_tokens, use_ltm, episodes, batch, seed, ctx=51
         fed = 0
         j = 1
         while fed < n_tokens:
-            picks = [corpus.files[fi]['bytes'][ci] for fi, ci in (rng.choice(corpus.chunks) for _ in range(batch))]
+            picks = [corpus.tok.encode(corpus.files[fi]['bytes'][ci]) for fi, ci in (rng.choice(corpus.chunks) for _ in range(batch))]
             n = max(16, min(ctx, n_tokens - fed, min(len(p) for p in picks)))
-            rows = [list(p[:n].ljust(n, b' ')) for p in picks]
+            rows = [padded(p[:n], n, corpus.tok.encode(' ')[0]) for p in picks]
             model.inject(mem, torch.tensor(rows), tag=torch.full((batch,), j, dtype=torch.long), gen=gen, use_ltm=use_ltm)
             fed += n
             j += 1
@@ -86,6 +86,10 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     model, shipped = load_model(a)
     corpus = Corpus(a.data)
+    if model.c.vocab_size != corpus.tok.vocab_size:
+        print(f'evaluate: the model has {model.c.vocab_size} token ids, the data folder\'s tokenizer '
+              f'{corpus.tok.vocab_size} ({a.data}): evaluate with the data folder the model was trained on', file=sys.stderr)
+        return 1
     rows = []
     print(f'{"N tokens":>9} {"θ-only exact":>13} {"M+ exact":>9} {"fact rows retrieved":>20} {"s":>6}')
     for n in [int(x) for x in a.tokens.split(',')]:

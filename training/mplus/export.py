@@ -14,6 +14,7 @@ and the command exits 1 naming what differed.
 injections, a merged row survives R merges): the weights are the same.
 """
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -28,15 +29,22 @@ from .model import MPlus
 from .verify import verify
 
 
-def build(a) -> MPlus:
+def build(a):
+    """(model, tokenizer): a run's state carries its tokenizer (none: byte-level, older runs);
+    --init takes --bpe SPEC (a data folder's bpe.json) or byte-level."""
     if a.state:
         s = load_state(a.state)
+        t = tok.from_spec(s.get('tokenizer'))
         cfg = ModelConfig.from_hf(s['config'])
         model = MPlus(cfg)
         model.load_state_dict(s['model'])
     else:
+        t = tok.ByteTokenizer()
+        if a.bpe:
+            with open(a.bpe) as f:
+                t = tok.from_spec(json.load(f))
         torch.manual_seed(a.seed)
-        cfg = preset(a.init, tok.VOCAB_SIZE, tok.BOS, tok.EOS)
+        cfg = preset(a.init, t.vocab_size, t.bos, t.eos)
         model = MPlus(cfg)
         with torch.no_grad():  # nonzero adapters so that using the wrong one shows in the check
             for n, p in model.named_parameters():
@@ -50,7 +58,7 @@ def build(a) -> MPlus:
         model.c.update_ltm_frequency = a.ltm_frequency
     if a.initial_rf:
         model.c.initial_rf = a.initial_rf
-    return model.eval()
+    return model.eval(), t
 
 
 def main(argv=None):
@@ -59,17 +67,18 @@ def main(argv=None):
     src.add_argument('--state', help='state.pt of a training run')
     src.add_argument('--init', help='a preset with random weights (tests)')
     ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--bpe', help='with --init: a bpe.json (training.mplus.bpe) instead of the byte-level tokenizer')
     ap.add_argument('--out', required=True)
     ap.add_argument('--ltm-frequency', type=int, default=0)
     ap.add_argument('--initial-rf', type=float, default=0)
     ap.add_argument('--no-verify', action='store_true', help='skip the check against the product (no node)')
     a = ap.parse_args(argv)
-    model = build(a)
+    model, t = build(a)
     out = os.path.abspath(a.out)
     tmp = out + '.partial'
     shutil.rmtree(tmp, ignore_errors=True)
     checkpoint.save(model, tmp, {'source': a.state or f'init:{a.init}:{a.seed}'})
-    tok.write(tmp)
+    tok.write(tmp, t)
     with open(os.path.join(tmp, 'question_template.txt'), 'w') as f:
         f.write(TEMPLATE)
     if not a.no_verify:

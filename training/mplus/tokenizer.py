@@ -36,14 +36,17 @@ def decode(ids) -> str:
     return bytes(i for i in ids if i < 256).decode('utf-8', errors='replace')
 
 
+def special_tokens() -> list:
+    return [{'id': 256 + i, 'content': s, 'single_word': False, 'lstrip': False, 'rstrip': False,
+             'normalized': False, 'special': True} for i, s in enumerate(SPECIALS)]
+
+
 def tokenizer_json() -> dict:
     b2u = bytes_to_unicode()
     vocab = {b2u[b]: b for b in range(256)}
-    added = []
-    for i, s in enumerate(SPECIALS):
-        vocab[s] = 256 + i
-        added.append({'id': 256 + i, 'content': s, 'single_word': False, 'lstrip': False, 'rstrip': False,
-                      'normalized': False, 'special': True})
+    added = special_tokens()
+    for t in added:
+        vocab[t['content']] = t['id']
     return {
         'version': '1.0',
         'truncation': None,
@@ -64,9 +67,43 @@ def tokenizer_config() -> dict:
             'model_max_length': 1 << 20, 'tokenizer_class': 'PreTrainedTokenizerFast'}
 
 
-def write(folder: str) -> None:
+class ByteTokenizer:
+    """The byte-level tokenizer behind the same interface as bpe.BpeTokenizer."""
+    kind = 'byte'
+    vocab_size, bos, eos, pad = VOCAB_SIZE, BOS, EOS, PAD
+
+    def encode(self, text) -> list:
+        return list(text) if isinstance(text, bytes) else encode(text)
+
+    def encode_offsets(self, data: bytes):
+        return list(data), list(range(len(data)))
+
+    def decode(self, ids) -> str:
+        return decode(ids)
+
+    def tokenizer_json(self) -> dict:
+        return tokenizer_json()
+
+    def to_spec(self) -> dict:
+        return {'kind': 'byte'}
+
+    def fingerprint(self) -> str:
+        return 'byte'
+
+
+def from_spec(spec) -> 'ByteTokenizer':
+    """The tokenizer a run state or data folder names (None: byte-level, as runs before BPE)."""
+    if not spec or spec.get('kind') == 'byte':
+        return ByteTokenizer()
+    if spec.get('kind') == 'bpe':
+        from .bpe import BpeTokenizer
+        return BpeTokenizer(spec['merges'])
+    raise ValueError(f'unknown tokenizer kind {spec.get("kind")!r}')
+
+
+def write(folder: str, t=None) -> None:
     import os
     with open(os.path.join(folder, 'tokenizer.json'), 'w') as f:
-        json.dump(tokenizer_json(), f, ensure_ascii=False)
+        json.dump((t or ByteTokenizer()).tokenizer_json(), f, ensure_ascii=False)
     with open(os.path.join(folder, 'tokenizer_config.json'), 'w') as f:
         json.dump(tokenizer_config(), f, indent=1)

@@ -27,7 +27,6 @@ import time
 import torch
 import torch.nn.functional as F
 
-from . import tokenizer as tok
 from .device import load_state, pick
 from .config import preset
 from .data import Corpus, DataError, Stage, sample_batch, sample_continuation
@@ -163,11 +162,12 @@ def main(argv=None):
         print(f'train: {e}', file=sys.stderr)
         return 1
     stages = CURRICULA[a.preset]
-    cfg = preset(a.preset, tok.VOCAB_SIZE, tok.BOS, tok.EOS)
+    t = corpus.tok
+    cfg = preset(a.preset, t.vocab_size, t.bos, t.eos)
     os.makedirs(a.run, exist_ok=True)
     state_path = os.path.join(a.run, 'state.pt')
     log_path = os.path.join(a.run, 'log.jsonl')
-    identity = {'preset': a.preset, 'seed': a.seed, 'batch': a.batch, 'lr': a.lr, 'corpus': corpus.manifest['sha256'],
+    identity = {'preset': a.preset, 'seed': a.seed, 'batch': a.batch, 'lr': a.lr, 'corpus': corpus.manifest['sha256'], 'tokenizer': t.fingerprint(),
                 'curriculum': [dataclasses.astuple(st) for st in stages]}
 
     torch.manual_seed(a.seed)
@@ -200,7 +200,8 @@ def main(argv=None):
 
     def save():
         atomic_save({'identity': identity, 'config': cfg.to_hf(), 'model': model.state_dict(), 'opt': opt.state_dict(),
-                     'rng': rng.getstate(), 'gen': gen.get_state(), 'torch_rng': torch.get_rng_state(), 'step': step}, state_path)
+                     'rng': rng.getstate(), 'gen': gen.get_state(), 'torch_rng': torch.get_rng_state(), 'step': step,
+                     'tokenizer': t.to_spec()}, state_path)
 
     log = open(log_path, 'a')
     model.train()

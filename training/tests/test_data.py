@@ -8,7 +8,8 @@ import unittest
 
 import random
 
-from training.mplus.data import Corpus, DataError, sample_continuation
+from training.mplus import bpe
+from training.mplus.data import Corpus, DataError, Stage, sample_batch, sample_continuation
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 
@@ -36,6 +37,15 @@ class DataFolderTest(unittest.TestCase):
         c = Corpus(self.good)
         self.assertGreater(len(c.value_facts), 0)
         self.assertGreater(len(c.def_facts), 0)
+        # Names are whole identifiers and point at themselves, values at their literal (this
+        # repository's src/ has non-ASCII characters before many facts: byte offsets, not UTF-16).
+        import re
+        for f in c.facts:
+            self.assertRegex(f.name, r'^[A-Za-z_$][A-Za-z0-9_$]*$')
+            text = c.files[f.file]['bytes'][f.chunk]
+            self.assertEqual(text[f.name_at:f.name_at + len(f.name.encode())], f.name.encode())
+            if f.kind == 'value':
+                self.assertRegex(text[:f.value_at].decode(), re.escape(f.name) + r'\s*(:[^=]*)?=\s*$')
 
     def test_continuation_is_what_follows_in_the_file(self):
         c = Corpus(self.good)
@@ -47,6 +57,28 @@ class DataFolderTest(unittest.TestCase):
             # The injected bytes and the predicted bytes are adjacent in one real chunk.
             self.assertTrue(any(ctx + cont in f['bytes'][k] for f in c.files for k in range(len(f['bytes']))))
             self.assertEqual(b.target[i, :-1].tolist(), b.tokens[i, 1:].tolist())
+
+    def test_bpe_episodes_hold_the_fact(self):
+        d = self.copy('bpe')
+        c0 = Corpus(d)
+        merges = bpe.train([x for f in c0.files for x in f['chunks']], 800)
+        with open(os.path.join(d, 'bpe.json'), 'w') as f:
+            json.dump(bpe.BpeTokenizer(merges).to_spec(), f)
+        c = Corpus(d)
+        self.assertEqual(c.tok.kind, 'bpe')
+        rng = random.Random(7)
+        held = total = 0
+        for _ in range(6):
+            b = sample_batch(c, 8, Stage('t', 1, 64, (1, 1), False), rng)
+            self.assertLessEqual(b.contexts[0].shape[1], 64)
+            for i in range(8):
+                ctx = c.tok.decode(b.contexts[0][i].tolist())
+                prompt = c.tok.decode(b.prompts[i])
+                name = prompt.split(' of ')[-1].split('?')[0] if ' of ' in prompt else prompt.split('Where is ')[1].split(' defined')[0]
+                total += 1
+                # The context names the fact, and a value fact's answer is in it (as tokens of its own).
+                held += name in ctx and (b.answers[i] in ctx or 'Where is' in prompt)
+        self.assertGreaterEqual(held / total, 0.9)
 
     def test_missing_manifest(self):
         d = self.copy('nomanifest')
