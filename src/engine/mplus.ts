@@ -377,9 +377,10 @@ export class MPlusEngine {
       delta.push(y.slice((rows - K) * d));
       h = y.slice((rows - n) * d);
     }
+    // θ only keeps nothing it drops: no keys to compute.
     const droppedKeys: Float32Array[] = [];
     for (let l = 0; l < L; l++) {
-      droppedKeys.push((await this.project(l, memory.stmRows(l, drop[l]))).k);
+      droppedKeys.push(memory.thetaOnly ? new Float32Array(0) : (await this.project(l, memory.stmRows(l, drop[l]))).k);
     }
     memory.applyInjection({ drop, delta, droppedKeys, source: opts.source ?? -1 });
     return { delta, drop };

@@ -39,6 +39,11 @@ export interface MemorySnapshot {
 
 export interface Memory {
   readonly dims: MemoryDims;
+  /**
+   * Θ off (MemoryLLM): applyInjection discards dropped tokens, so the engine need not compute
+   * their retriever keys; Θ never grows.
+   */
+  readonly thetaOnly: boolean;
   /** The last K rows of θ_l [K, d], which prefix a chunk during injection. */
   stmTail(l: number): Float32Array;
   /** θ_l rows `idx` in that order [idx.length, d]. */

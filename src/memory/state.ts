@@ -25,6 +25,13 @@ export interface LtmPolicyParams {
    * then the oldest. Decay still runs so frequencies stay comparable.
    */
   maxLtmRows?: number;
+  /**
+   * θ only (MemoryLLM): Θ is off. Tokens dropped from θ are discarded — no dropped-token cache,
+   * no age bookkeeping, no merges — so Θ keeps exactly what it held (in a fresh store, the rows
+   * the checkpoint ships, often none) and a question retrieves only from those, as the trainer's
+   * `use_ltm=False` does. A per-run switch for measuring what Θ adds (`mplus bench retention`).
+   */
+  thetaOnly?: boolean;
 }
 
 /** One injection's effect on memory, computed by the engine. */
@@ -33,7 +40,10 @@ export interface InjectionUpdate {
   drop: number[][];
   /** Per layer, the K new tokens [K, d]. */
   delta: Float32Array[];
-  /** Per layer, key_proj(input_layernorm(θ[drop])) [K, s], rows in `drop` order. */
+  /**
+   * Per layer, key_proj(input_layernorm(θ[drop])) [K, s], rows in `drop` order. Ignored (may be
+   * empty) when the memory is θ only: nothing dropped is kept.
+   */
   droppedKeys: Float32Array[];
   /** Provenance id for the new tokens. */
   source: number;
@@ -91,6 +101,10 @@ export class MemoryState implements Memory {
       out.push(lm);
     }
     return new MemoryState(dims, policy, out);
+  }
+
+  get thetaOnly(): boolean {
+    return !!this.policy.thetaOnly;
   }
 
   // ---- Memory: reads ----
@@ -154,13 +168,10 @@ export class MemoryState implements Memory {
     const { layers: L, stmSize: N, tokensPerInjection: K } = this.dims;
     if (u.drop.length !== L || u.delta.length !== L || u.droppedKeys.length !== L) throw new Error('injection update must cover every layer');
     for (let l = 0; l < L; l++) validateDrop(u.drop[l], N, K, l);
+    if (this.thetaOnly) return this.applyThetaOnly(u);
     for (let l = 0; l < L; l++) {
       const m = this.layers[l];
       const dropped = u.drop[l];
-      const isDropped = new Uint8Array(N);
-      for (const i of dropped) isDropped[i] = 1;
-      const kept: number[] = [];
-      for (let i = 0; i < N; i++) if (!isDropped[i]) kept.push(i);
       // Stale tokens leave θ like any other but are discarded instead of joining the cache.
       const toCache: number[] = [];
       for (let j = 0; j < dropped.length; j++) if (!this.isStale(m.stmSrc.data[dropped[j]])) toCache.push(j);
@@ -171,11 +182,7 @@ export class MemoryState implements Memory {
       const droppedIds = m.stmId.gather(cached);
       const keyRows = toCache.length === dropped.length ? u.droppedKeys[l] : gatherRows(u.droppedKeys[l], this.dims.keyDim, toCache);
 
-      keepPart(m, 'stm', kept);
-      m.stm.append(u.delta[l]);
-      m.stmAges.append(Array.from({ length: K }, (_, i) => K - 1 - i));
-      m.stmSrc.append(new Float64Array(K).fill(u.source));
-      m.stmId.append(Float64Array.from({ length: K }, () => this.nextId++));
+      this.replaceInStm(m, dropped, u.delta[l], u.source);
 
       // Ages first grow for everything already in Θ and the cache, then the new drops join.
       addInPlace(m.ltmAges.data, K);
@@ -188,6 +195,25 @@ export class MemoryState implements Memory {
     }
     this.updateStep += K;
     if (this.updateStep >= this.policy.updateLtmFrequency * K) this.merge();
+  }
+
+  /** θ only: drop and append; what was dropped is gone (MemoryLLM), Θ and the cache untouched. */
+  private applyThetaOnly(u: InjectionUpdate): void {
+    u.drop.forEach((dropped, l) => this.replaceInStm(this.layers[l], dropped, u.delta[l], u.source));
+  }
+
+  /** θ ← [θ[kept] ; delta] with the new rows' ages (K−1 … 0), source and identities. */
+  private replaceInStm(m: LayerMemory, dropped: readonly number[], delta: Float32Array, source: number): void {
+    const { stmSize: N, tokensPerInjection: K } = this.dims;
+    const isDropped = new Uint8Array(N);
+    for (const i of dropped) isDropped[i] = 1;
+    const kept: number[] = [];
+    for (let i = 0; i < N; i++) if (!isDropped[i]) kept.push(i);
+    keepPart(m, 'stm', kept);
+    m.stm.append(delta);
+    m.stmAges.append(Array.from({ length: K }, (_, i) => K - 1 - i));
+    m.stmSrc.append(new Float64Array(K).fill(source));
+    m.stmId.append(Float64Array.from({ length: K }, () => this.nextId++));
   }
 
   /** Θ ← [Θ ; cache] with fresh frequencies, decay, expiry of the forgotten when over R. */

@@ -11,9 +11,10 @@ import { StoredMemory } from '../memory/store/storedMemory';
 import { TextTokenizer } from '../model/tokenizer';
 import { loadQuestionTemplate, questionPrompt } from '../model/questionTemplate';
 import { attributeSources } from './attribution';
+import { retrievalReport } from './retrievalReport';
 import { CancelFlag } from './feeder';
 import { WorkspacePaths } from './paths';
-import { AskParams, ErrorCodes, Source } from './protocol';
+import { AskParams, ErrorCodes, LayerRetrieval, Source } from './protocol';
 import { DeviceScheduler } from './scheduler';
 
 export interface AnswerDeps {
@@ -56,7 +57,7 @@ function boundedPrompt(d: AnswerDeps, p: AskParams): number[] {
   return prompt;
 }
 
-export async function answer(d: AnswerDeps, p: AskParams, flag: CancelFlag, sink: AnswerSink): Promise<{ answer: string; tokens: number; sources: Source[] }> {
+export async function answer(d: AnswerDeps, p: AskParams, flag: CancelFlag, sink: AnswerSink): Promise<{ answer: string; tokens: number; sources: Source[]; retrieval?: LayerRetrieval[] }> {
   const prompt = boundedPrompt(d, p);
   return d.scheduler.with('ask', async () => {
     const q = await d.engine.prefill(d.memory, prompt);
@@ -68,6 +69,8 @@ export async function answer(d: AnswerDeps, p: AskParams, flag: CancelFlag, sink
         return r && !r.stale ? { path: r.file, startLine: r.startLine, endLine: r.endLine } : null;
       },
     ).map((s) => ({ ...s, absPath: d.paths.abs(s.path) }));
+    // Counted now: memory may change once the lease is released.
+    const retrieval = p.retrieval ? retrievalReport(q, d.memory, (id) => d.memory.sources.get(id)?.file ?? null) : undefined;
     const stop = new Set([...d.tokenizer.eosIds, ...d.engine.config.eosTokenIds]);
     const dec = d.tokenizer.streamDecoder({ skipSpecial: true });
     let text = '';
@@ -89,6 +92,6 @@ export async function answer(d: AnswerDeps, p: AskParams, flag: CancelFlag, sink
       sink.token(rest);
     }
     sink.sources(sources);
-    return { answer: text, tokens: n, sources };
+    return { answer: text, tokens: n, sources, retrieval };
   });
 }

@@ -68,6 +68,13 @@ export interface InitializeParams {
   /** Disk budget for the store in bytes; 0 or absent = the spec's recall-frequency expiry only. */
   storeBudgetBytes?: number;
   /**
+   * θ only (Θ off, MemoryLLM): tokens dropped from θ are discarded, never merged into Θ, and a
+   * question retrieves only what the store's Θ already held (in a fresh store, what the checkpoint
+   * ships). A per-run switch for benchmarks (`mplus bench retention`), not a user setting; a store
+   * fed one way is refused (BadStore) by a run the other way.
+   */
+  thetaOnly?: boolean;
+  /**
    * Open only an existing store: when `storeDir` holds none, fail with NoStore before loading the
    * model. For an untrusted workspace, which may answer from memory built earlier but must not
    * have its files read.
@@ -117,6 +124,29 @@ export interface AskParams {
   topP?: number;
   /** Client-chosen id echoed in token/sources notifications. */
   askId?: string;
+  /** Also return which memory rows the question read, by file (AskResult.retrieval; benchmarks). */
+  retrieval?: boolean;
+}
+
+/** Memory rows of one file, counted in one layer. */
+export interface FileRows {
+  /** Workspace-relative path; "(checkpoint)" for rows the checkpoint shipped, "(forgotten)" for provenance no longer kept. */
+  path: string;
+  rows: number;
+}
+
+/** What one question read from memory in one layer, by the file that wrote each row (provenance). */
+export interface LayerRetrieval {
+  /** Whether retrieval scored the candidates (|Θ| ≥ R) or repeat-filled Θ (the cache ignored). */
+  scored: boolean;
+  /** Distinct Θ/cache rows retrieved (a repeat-filled layer retrieves fewer than R distinct rows). */
+  retrieved: number;
+  /** Rows retrieval chose from: Θ, plus the dropped-token cache when it scored. */
+  candidates: number;
+  retrievedByFile: FileRows[];
+  candidatesByFile: FileRows[];
+  /** θ by file (a question reads all of θ). */
+  stmByFile: FileRows[];
 }
 
 export interface Source {
@@ -138,6 +168,8 @@ export interface AskResult {
   cancelled: boolean;
   /** How much of the workspace memory covered when the question was asked. */
   coverage: Coverage;
+  /** Per layer, when AskParams.retrieval was set. */
+  retrieval?: LayerRetrieval[];
 }
 
 export interface Coverage {

@@ -66,7 +66,9 @@ export async function openService(p: InitializeParams, conn: MessageConnection):
   const modelPolicy = engine.memoryPolicy();
   const budget = p.storeBudgetBytes ?? 0;
   const rowCost = dims.layers * (rowBytes(valueFormat, dims.hidden) + 4 * dims.keyDim + 28);
-  const policy = budget > 0 ? { ...modelPolicy, maxLtmRows: Math.max(dims.retrieveSize, Math.floor(budget / rowCost)) } : modelPolicy;
+  const budgeted = budget > 0 ? { ...modelPolicy, maxLtmRows: Math.max(dims.retrieveSize, Math.floor(budget / rowCost)) } : modelPolicy;
+  const policy = p.thetaOnly ? { ...budgeted, thetaOnly: true } : budgeted;
+  if (p.thetaOnly) log('info', 'θ only (Θ off, MemoryLLM): tokens dropped from θ are discarded, nothing is merged into Θ');
   const storeOpts = { identity: engine.checkpoint.identity(), dims, policy, valueFormat, thetaFormat: valueFormat } as const;
   let opened: OpenResult;
   let storeNotice: string | undefined;
@@ -84,6 +86,12 @@ export async function openService(p: InitializeParams, conn: MessageConnection):
     await engine.close();
     throw coded(e, e instanceof StoreLockedError ? ErrorCodes.Busy : ErrorCodes.BadStore);
   }
+  const mismatch = modeMismatch(p.storeDir, opened, !!p.thetaOnly);
+  if (mismatch) {
+    opened.store.close();
+    await engine.close();
+    throw coded(mismatch, ErrorCodes.BadStore);
+  }
   const service = new MemoryService(p, conn, engine, tokenizer, storeOpts, new StoredMemory(opened), opened.extra, dev.info, log);
   try {
     await service.start(await Chunker.create());
@@ -100,6 +108,16 @@ export async function openService(p: InitializeParams, conn: MessageConnection):
       storeNotice,
     },
   };
+}
+
+/**
+ * A store fed θ only has discarded what it dropped, so Θ on would silently miss it; a store fed
+ * with Θ on would make a θ-only run retrieve. Each is refused by a run the other way.
+ */
+function modeMismatch(storeDir: string, opened: OpenResult, thetaOnly: boolean): Error | null {
+  if (opened.created || !!opened.extra.thetaOnly === thetaOnly) return null;
+  const was = opened.extra.thetaOnly ? 'θ only (Θ off)' : 'with Θ on';
+  return new Error(`${storeDir}: this memory store was fed ${was}; open it the same way, or use another store folder (--store) for this run`);
 }
 
 export class MemoryService implements Service {
@@ -302,7 +320,7 @@ export class MemoryService implements Service {
           sources: (sources) => notify(this.conn, AnswerSources, { askId, sources }),
         },
       ));
-      return { askId, answer: r.answer, tokens: r.tokens, sources: r.sources, cancelled: flag.cancelled, coverage };
+      return { askId, answer: r.answer, tokens: r.tokens, sources: r.sources, cancelled: flag.cancelled, coverage, ...(r.retrieval ? { retrieval: r.retrieval } : {}) };
     } finally {
       this.asks.delete(askId);
       this.updateState();

@@ -117,7 +117,10 @@ export class MemoryStore {
       const m = readManifest(dir, opts.identity, opts.dims);
       if (!m) {
         collectGarbage(dir, new Set());
-        const state = initial();
+        // The caller's policy (budget, θ only) governs from the first injection, as after a reopen;
+        // the checkpoint's initial state carries the model's.
+        const shipped = initial();
+        const state = new MemoryState(shipped.dims, opts.policy, shipped.layers);
         store.adopt(state);
         const sources = new SourceTable();
         state.isStale = sources.isStale;

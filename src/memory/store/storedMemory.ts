@@ -38,6 +38,10 @@ export class StoredMemory implements Memory {
     return this.state.policy;
   }
 
+  get thetaOnly(): boolean {
+    return this.state.thetaOnly;
+  }
+
   // ---- Memory ----
 
   stmTail(l: number): Float32Array {
@@ -80,9 +84,10 @@ export class StoredMemory implements Memory {
 
   // ---- durability and provenance ----
 
-  /** Durable commit of memory, provenance and the caller's small `extra` (see MemoryStore.commit). */
+  /** Durable commit of memory, provenance and the caller's small `extra` (see MemoryStore.commit); θ-only stores add `thetaOnly: true`. */
   commit(extra: Record<string, unknown>, opts: { rewrite?: boolean } = {}): CommitInfo {
-    return this.store.commit(this.state, this.sources, extra, opts);
+    // The mode travels with the store: a θ-only store has discarded what Θ on would have kept.
+    return this.store.commit(this.state, this.sources, this.thetaOnly ? { ...extra, thetaOnly: true } : extra, opts);
   }
 
   /**
