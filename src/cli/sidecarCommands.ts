@@ -10,6 +10,7 @@ import * as path from 'path';
 import { parseArgs } from 'util';
 import { CancellationTokenSource, ResponseError } from 'vscode-jsonrpc/node';
 import { SidecarHandle, initialize, shutdown, spawnSidecar } from '../sidecar/client';
+import { resolveModel } from '../sidecar/defaultModel';
 import { defaultStoreParent, storeDirUnder } from '../sidecar/storeDir';
 import {
   AnswerSources, AnswerToken, Ask, AskResult, DEVICE_REQUESTS, DeviceRequest, Forget, Ingest, IngestResult, InitializeResult, Log, Progress,
@@ -27,6 +28,8 @@ export interface CommonFlags {
   seed?: number;
   /** Move a damaged or foreign store aside and start an empty one. */
   rebuild: boolean;
+  /** The checkpoint's label (the bundled one: "a small model for lookup questions"), or null. */
+  modelLabel: string | null;
 }
 
 const COMMON = {
@@ -48,8 +51,10 @@ export function defaultStoreDir(repo: string): string {
 }
 
 function common(values: Record<string, unknown>, repo: string): CommonFlags {
-  const model = (values.model as string | undefined) ?? process.env.MPLUS_MODEL;
-  if (!model) throw new CliUsageError('--model DIR is required (or set MPLUS_MODEL): a checkpoint folder (see README, "Using a real checkpoint")');
+  // --model, then MPLUS_MODEL, then the checkpoint bundled in models/mplus-lookup/.
+  const resolved = resolveModel([values.model as string | undefined, process.env.MPLUS_MODEL]);
+  if (!resolved) throw new CliUsageError('--model DIR is required (or set MPLUS_MODEL): a checkpoint folder (see README, "Using a real checkpoint")');
+  const model = resolved.dir;
   const device = (values.device as string | undefined) ?? 'auto';
   if (!isDeviceRequest(device)) throw new CliUsageError(`--device must be ${DEVICE_REQUESTS.join(', ')}, got ${device}`);
   const seed = values.seed === undefined ? undefined : Number(values.seed);
@@ -62,6 +67,7 @@ function common(values: Record<string, unknown>, repo: string): CommonFlags {
     repo: path.resolve(repo),
     seed,
     rebuild: !!values.rebuild,
+    modelLabel: resolved.label,
   };
 }
 
@@ -91,6 +97,7 @@ async function connect(f: CommonFlags, out: Output, verbose = false): Promise<{ 
       watch: false, rebuildStore: f.rebuild,
     });
     out.event('initialized', init);
+    out.info(`model: ${f.model}${f.modelLabel ? ` (${f.modelLabel})` : ''}`);
     out.info(`device: ${init.device.description}`);
     if (init.storeNotice) out.info(`store: ${init.storeNotice}`);
     return { h, init };

@@ -8,6 +8,7 @@ import * as vscode from 'vscode';
 import type { MessageConnection } from 'vscode-jsonrpc';
 import { SidecarHandle, initialize, shutdown, spawnSidecar } from '../sidecar/client';
 import { ErrorCodes, InitializeResult } from '../sidecar/protocol';
+import { withDefaultModel } from './defaultModel';
 import { resolveRuntime } from './runtime';
 import { Settings, readSettings, storeDirFor } from './settings';
 import { UiStateAdapter } from './uiState';
@@ -77,7 +78,7 @@ export class SidecarSupervisor implements vscode.Disposable {
   async start(): Promise<void> {
     if (this.disposed || this.handle) return;
     const gen = ++this.generation;
-    const s: Settings = readSettings();
+    const s: Settings = withDefaultModel(readSettings(), this.log);
     const folders = this.folders();
     if (!folders.length) return this.blocked('off', 'no folder is open', 'open a folder first');
     if (!s.modelPath) {

@@ -35,7 +35,7 @@ fs.mkdirSync(stage, { recursive: true });
 try {
   const { files: _files, ...manifest } = pkg;
   fs.writeFileSync(path.join(stage, 'package.json'), JSON.stringify(manifest, null, 2) + '\n');
-  for (const p of ['out', 'media', 'syntaxes', 'language-configuration', 'bin', 'node_modules', 'package-lock.json', '.vscodeignore', 'LICENSE', 'CHANGELOG.md']) {
+  for (const p of ['out', 'models', 'media', 'syntaxes', 'language-configuration', 'bin', 'node_modules', 'package-lock.json', '.vscodeignore', 'LICENSE', 'CHANGELOG.md']) {
     if (!fs.existsSync(path.join(root, p))) continue;
     // hard links: fast and no extra disk (same file system: the stage is inside the checkout)
     execFileSync('cp', ['-al', path.join(root, p), path.join(stage, p)]);
