@@ -1,28 +1,64 @@
 /**
- * `mplus bench retention` drives a real sidecar: facts first, then N tokens of real code, then
- * every fact asked. On a random fixture the hit rate means nothing; what is checked here is that
- * each N gets its own fresh memory holding the facts plus at least N more tokens, and that every
- * fact is asked.
+ * `mplus bench retention` drives a real sidecar per N and memory mode: facts first, then N tokens
+ * of real code, then every fact asked with the retrieval report. On a random fixture the hit rate
+ * means nothing; what is checked is the harness: each (N, mode) gets its own fresh memory holding
+ * the facts plus at least N more tokens, θ only never grows Θ while M+ does, the fact's rows are
+ * found among M+'s candidates by provenance, and the written table/plot/JSON resume a run.
  */
 import * as assert from 'assert';
+import * as fs from 'fs';
+import * as path from 'path';
 import { benchRetention } from '../../tools/bench/retention';
 import { writeFixture } from '../../tools/fixture';
 import { rmDir, tmpDir } from '../helpers/tmp';
 
+const SHIPPED_LTM = 96; // the small fixture's ltm_initial_size
+
 describe('bench retention', function () {
   this.timeout(300000);
+  let root: string;
   let model: string;
   before(() => {
-    model = tmpDir('retention-model');
+    root = tmpDir('retention');
+    model = path.join(root, 'model');
     writeFixture({ out: model, preset: 'small', seed: 3, dtype: 'f32' });
   });
-  after(() => rmDir(model));
+  after(() => rmDir(root));
 
-  it('feeds the facts, then N tokens of unrelated code, then asks every fact, per N', async () => {
-    const rows = await benchRetention({ model, tokens: [0, 2048], facts: 3, seed: 2 });
-    assert.deepStrictEqual(rows.map((r) => [r.tokens, r.facts]), [[0, 3], [2048, 3]]);
+  it('θ only and M+ per N: facts, then N tokens of unrelated code, then every fact asked; written and resumable', async () => {
+    const out = path.join(root, 'ret');
+    const lines: string[] = [];
+    const run = await benchRetention({ model, tokens: [0, 2048], facts: 3, seed: 2, out, log: (s) => lines.push(s) });
+    const rows = run.rows;
+    assert.deepStrictEqual(rows.map((r) => [r.tokens, r.mode, r.facts]), [[0, 'theta', 3], [0, 'mplus', 3], [2048, 'theta', 3], [2048, 'mplus', 3]]);
+    for (const n of [0, 2048]) {
+      const [t, m] = rows.filter((r) => r.tokens === n);
+      assert.strictEqual(t.tokensFed, m.tokensFed, 'both modes are fed the same');
+      assert.strictEqual(t.ltmRows, SHIPPED_LTM, `θ only: Θ stays as shipped (N = ${n})`);
+      assert.strictEqual(t.factRowsRetrieved, null, 'θ only: no fact row ever reaches Θ');
+      assert.strictEqual(t.factShareOfRetrieved, 0, 'θ only retrieves shipped rows only');
+    }
     assert.ok(rows[0].tokensFed > 0 && rows[0].tokensFed < 2048, `N = 0 feeds only the facts (${rows[0].tokensFed})`);
-    assert.ok(rows[1].tokensFed >= 2048 + rows[0].tokensFed * 0.5, `N = 2048 feeds the facts and ≥ 2048 more (${rows[1].tokensFed})`);
-    for (const r of rows) assert.ok(r.hits >= 0 && r.hits <= r.facts && r.exact === r.hits / r.facts);
+    assert.ok(rows[2].tokensFed >= 2048 + rows[0].tokensFed * 0.5, `N = 2048 feeds the facts and ≥ 2048 more (${rows[2].tokensFed})`);
+    assert.ok(rows[3].ltmRows > rows[1].ltmRows && rows[1].ltmRows >= SHIPPED_LTM, `M+ Θ grows with N (${rows[1].ltmRows} → ${rows[3].ltmRows})`);
+    assert.ok(rows[3].factRowsRetrieved !== null && rows[3].factRowsRetrieved >= 0 && rows[3].factRowsRetrieved <= 1, 'M+: the facts\' rows are among the candidates, found by provenance');
+    assert.ok(rows[0].factShareOfStm > 0, 'at N = 0 θ holds the facts');
+    for (const r of rows) {
+      assert.ok(r.hits >= 0 && r.hits <= r.facts && r.exact === r.hits / r.facts);
+      assert.ok(r.seconds > 0 && r.feedTokensPerS > 0 && r.askMs > 0, 'each row measures its cost');
+    }
+    assert.strictEqual(lines.filter((l) => /exact \d+\/3/.test(l)).length, 4, 'one progress line per (N, mode)');
+
+    const md = fs.readFileSync(`${out}.md`, 'utf8');
+    assert.strictEqual(md.split('\n').filter((l) => /^\| (0|2k) \|/.test(l)).length, 4, md);
+    const svg = fs.readFileSync(`${out}.svg`, 'utf8');
+    assert.strictEqual((svg.match(/<polyline /g) ?? []).length, 2, 'two lines: θ only and M+');
+    assert.match(svg, /θ only \(MemoryLLM\)/);
+
+    // Resume: the same --out with one more N measures only the new rows.
+    const again: string[] = [];
+    const more = await benchRetention({ model, tokens: [0, 2048], facts: 3, seed: 2, out, modes: ['theta'], log: (s) => again.push(s) });
+    assert.deepStrictEqual(more.rows, rows, 'nothing re-measured');
+    assert.strictEqual(again.filter((l) => /skipped/.test(l)).length, 2);
   });
 });

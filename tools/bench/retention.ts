@@ -1,14 +1,21 @@
 /**
- * `mplus bench retention --model DIR [--tokens 0,8192,32768] [--facts 16] [--seed 1] [--json]`:
- * knowledge retention through the real sidecar, as the authors' test_qa_memory.py measures it.
- * Per N: a fresh repository and store; F constants with freshly drawn names and values are fed
- * first (one file each), then N tokens of unrelated real code (JavaScript from this install's
- * node_modules, in ~4k-token files), then every fact is asked ("What is the value of NAME?",
- * greedy, 24 tokens); exact hit = the value appears in the answer.
+ * `mplus bench retention [--model DIR] [--tokens 0,8192,32768] [--facts 16] [--seed 1]
+ *  [--modes theta,mplus] [--out BASE] [--json]`: knowledge retention through the real sidecar, as
+ * the authors' test_qa_memory.py measures it, for θ only (Θ off: MemoryLLM, `initialize.thetaOnly`)
+ * and for M+. Per N and mode: a fresh repository and store; F constants with freshly drawn names
+ * and values (never from training data) are fed first (one file each), then N tokens of
+ * unrelated real code (JavaScript from this install's node_modules, in ~4k-token files), then
+ * every fact is asked ("What is the value of NAME?", greedy); exact hit = the value appears in the
+ * answer. Both modes see the same facts, code and drop seed.
  *
- * This measures M+ (Θ on) as the product runs it. θ only (Θ off, MemoryLLM) has no switch in the
- * engine; `python3 -m training.mplus.evaluate` measures both with the trainer's forward, which
- * `training.mplus.verify` shows computes what the product computes.
+ * Retrieval is measured from provenance (`ask.retrieval`): per fact and layer, the share of the
+ * fact file's memory rows among the candidates that were retrieved (the paper's figure), and the
+ * fact's share of what was retrieved and of θ.
+ *
+ * --out BASE writes BASE.md (table), BASE.svg (exact hit vs N, two lines) and BASE.json after
+ * every (N, mode); a rerun with the same --out, model, facts and seed resumes after the last one
+ * finished. Each row records its own cost (seconds, feed tokens/s, ms per question, sidecar peak
+ * memory).
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -17,14 +24,14 @@ import { parseArgs } from 'util';
 import { Rng } from '../../src/util/rng';
 import { TextTokenizer } from '../../src/model/tokenizer';
 import { initialize, shutdown, spawnSidecar } from '../../src/sidecar/client';
-import { Ask, Ingest } from '../../src/sidecar/protocol';
+import { resolveModel } from '../../src/sidecar/defaultModel';
+import { Ask, Ingest, LayerRetrieval, Progress } from '../../src/sidecar/protocol';
+import { MODE_NAMES, RetentionMode, RetentionRow, RetentionRun, kTokens, readResumable, writeRun } from './retentionReport';
 
 const SYL = ['ka', 'lo', 'mi', 'ren', 'tor', 'vex', 'sul', 'pha', 'dri', 'nox', 'bel', 'qua', 'zin', 'gor', 'fen', 'wil'];
 // Real code unrelated to the facts; devDependencies included (a development benchmark).
 const DISTRACTOR_PACKAGES = ['markdown-it', 'protobufjs', 'vscode-jsonrpc', 'mocha', 'typescript'];
 const PART_TOKENS = 4096;
-
-export interface RetentionRow { tokens: number; tokensFed: number; facts: number; hits: number; exact: number; seconds: number }
 
 interface Fact { name: string; value: string; file: string }
 
@@ -57,83 +64,197 @@ function* distractorTexts(): Generator<string> {
   }
 }
 
-/** Writes ≈ n tokens of real code as files under dir/vendor; returns the tokens written. */
-function writeDistractors(dir: string, n: number, tok: TextTokenizer): number {
-  if (n <= 0) return 0;
-  fs.mkdirSync(path.join(dir, 'vendor'), { recursive: true });
-  let total = 0;
-  let part: string[] = [];
-  let partTokens = 0;
-  let k = 0;
-  const flush = () => {
-    fs.writeFileSync(path.join(dir, 'vendor', `part-${String(k++).padStart(4, '0')}.js`), part.join('\n'));
-    part = [];
-    partTokens = 0;
-  };
-  for (const text of distractorTexts()) {
-    for (const line of text.split('\n')) {
-      const t = tok.countTokens(line + '\n');
-      part.push(line);
+/**
+ * Writes real code as ~PART_TOKENS-token files under dir/vendor, continuing where the last call
+ * stopped: discovery may keep some parts out (minified lines, a secret-looking string), so the
+ * caller writes more until the sidecar has really injected N tokens.
+ */
+class DistractorWriter {
+  private readonly lines: Generator<string>;
+  private k = 0;
+  constructor(private readonly dir: string, private readonly tok: TextTokenizer) {
+    this.lines = (function* () {
+      for (const text of distractorTexts()) yield* text.split('\n');
+    })();
+  }
+
+  /** Writes ≈ n more tokens; returns the tokens written (fewer only when the sources run out). */
+  write(n: number): number {
+    fs.mkdirSync(path.join(this.dir, 'vendor'), { recursive: true });
+    let total = 0;
+    let part: string[] = [];
+    let partTokens = 0;
+    const flush = () => {
+      if (part.length) fs.writeFileSync(path.join(this.dir, 'vendor', `part-${String(this.k++).padStart(5, '0')}.js`), part.join('\n'));
+      part = [];
+      partTokens = 0;
+    };
+    while (total < n) {
+      const next = this.lines.next();
+      if (next.done) break;
+      const t = this.tok.countTokens(next.value + '\n');
+      part.push(next.value);
       partTokens += t;
       total += t;
       if (partTokens >= PART_TOKENS) flush();
-      if (total >= n) {
-        flush();
-        return total;
-      }
     }
+    flush();
+    return total;
   }
-  if (part.length) flush();
-  if (total < n) throw new Error(`only ${total} tokens of distractor code found in ${DISTRACTOR_PACKAGES.join(', ')} (asked ${n})`);
-  return total;
 }
 
-export async function benchRetention(opts: { model: string; tokens: number[]; facts: number; seed: number; log?: (s: string) => void }): Promise<RetentionRow[]> {
+export interface RetentionOptions {
+  model: string;
+  tokens: number[];
+  facts: number;
+  seed: number;
+  modes?: RetentionMode[];
+  maxTokens?: number;
+  /** Write BASE.md/.svg/.json after each row and resume from BASE.json. */
+  out?: string;
+  log?: (s: string) => void;
+}
+
+/** Per-fact retrieval figures from one question's per-layer report. */
+function factFigures(file: string, layers: LayerRetrieval[], N: number) {
+  const rows = (xs: Array<{ path: string; rows: number }>) => xs.find((f) => f.path === file)?.rows ?? 0;
+  const recall: number[] = [];
+  const share: number[] = [];
+  const stm: number[] = [];
+  for (const l of layers) {
+    const have = rows(l.candidatesByFile);
+    const got = rows(l.retrievedByFile);
+    if (have > 0) recall.push(got / have);
+    if (l.retrieved > 0) share.push(got / l.retrieved);
+    stm.push(rows(l.stmByFile) / N);
+  }
+  return { recall, share, stm };
+}
+
+const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
+
+/** Peak resident memory of a process in MiB (Linux), or null. */
+function peakMiB(pid: number | undefined): number | null {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : null;
+  } catch {
+    return null; // not Linux, or the process is gone
+  }
+}
+
+async function measure(opts: RetentionOptions, tok: TextTokenizer, n: number, mode: RetentionMode): Promise<RetentionRow> {
+  const t0 = performance.now();
+  const log = opts.log ?? (() => undefined);
+  const facts = drawFacts(new Rng(opts.seed * 7919 + n), opts.facts);
+  const repo = fs.mkdtempSync(path.join(os.tmpdir(), 'mplus-retention-repo-'));
+  const store = fs.mkdtempSync(path.join(os.tmpdir(), 'mplus-retention-store-'));
+  const h = spawnSidecar({ onStderr: () => undefined });
+  let lastProgress = Date.now();
+  h.connection.onNotification(Progress, (p) => {
+    if (Date.now() - lastProgress < 15000) return;
+    lastProgress = Date.now();
+    log(`    ${MODE_NAMES[mode]}, N = ${kTokens(n)}: ${p.chunksDone}/${p.chunksTotal} chunks, ${p.tokensPerSecond.toFixed(0)} tok/s${p.etaSeconds === null ? '' : `, ETA ${Math.ceil(p.etaSeconds)} s`}`);
+  });
+  try {
+    for (const f of facts) {
+      fs.mkdirSync(path.dirname(path.join(repo, f.file)), { recursive: true });
+      fs.writeFileSync(path.join(repo, f.file), `export const ${f.name} = ${f.value};\n`);
+    }
+    const init = await initialize(h.connection, { modelDir: opts.model, storeDir: store, device: 'auto', workspaceFolders: [repo], watch: false, seed: opts.seed, thetaOnly: mode === 'theta' });
+    // Facts first, then the distractors: the second ingest feeds only the new files.
+    const tf = performance.now();
+    const first = await h.connection.sendRequest(Ingest, { paths: 'all' });
+    let feedSeconds = (performance.now() - tf) / 1000;
+    // N tokens really injected: parts discovery keeps out are replaced by more code.
+    const writer = new DistractorWriter(repo, tok);
+    let codeFed = 0;
+    while (codeFed < n) {
+      if (writer.write(n - codeFed) === 0) throw new Error(`only ${codeFed} tokens of distractor code could be fed from ${DISTRACTOR_PACKAGES.join(', ')} (asked ${n})`);
+      const tg = performance.now();
+      codeFed += (await h.connection.sendRequest(Ingest, { paths: ['vendor'] })).tokensInjected;
+      feedSeconds += (performance.now() - tg) / 1000;
+    }
+    const tokensFed = first.tokensInjected + codeFed;
+    let hits = 0;
+    const recall: number[] = [];
+    const share: number[] = [];
+    const stm: number[] = [];
+    let ltmRows = 0;
+    const ta = performance.now();
+    for (const f of facts) {
+      const r = await h.connection.sendRequest(Ask, { question: `What is the value of ${f.name}?`, maxTokens: opts.maxTokens ?? 24, temperature: 0, retrieval: true });
+      if (r.answer.includes(f.value)) hits++;
+      const fig = factFigures(f.file, r.retrieval ?? [], init.model.stmTokens);
+      recall.push(...fig.recall);
+      share.push(...fig.share);
+      stm.push(...fig.stm);
+      ltmRows = r.retrieval?.[0]?.candidatesByFile.reduce((a, x) => a + x.rows, 0) ?? 0;
+    }
+    const askMs = (performance.now() - ta) / facts.length;
+    const sidecarPeakMiB = peakMiB(h.process.pid);
+    await shutdown(h);
+    return {
+      mode, tokens: n, tokensFed, facts: facts.length, hits, exact: hits / facts.length,
+      factRowsRetrieved: mean(recall), factShareOfRetrieved: mean(share), factShareOfStm: mean(stm) ?? 0, ltmRows,
+      seconds: (performance.now() - t0) / 1000, feedTokensPerS: tokensFed / Math.max(feedSeconds, 1e-9), askMs, sidecarPeakMiB,
+    };
+  } finally {
+    h.process.kill('SIGKILL');
+    fs.rmSync(repo, { recursive: true, force: true });
+    fs.rmSync(store, { recursive: true, force: true });
+  }
+}
+
+export async function benchRetention(opts: RetentionOptions): Promise<RetentionRun> {
   const tok = await TextTokenizer.fromDir(opts.model);
-  const rows: RetentionRow[] = [];
+  const config = { model: opts.model, facts: opts.facts, seed: opts.seed, maxTokens: opts.maxTokens ?? 24 };
+  const run: RetentionRun = { config, rows: opts.out ? readResumable(opts.out, config) : [] };
+  const title = `Retention through the sidecar: ${path.basename(opts.model)}, ${opts.facts} facts, seed ${opts.seed}`;
   for (const n of opts.tokens) {
-    const t0 = performance.now();
-    const facts = drawFacts(new Rng(opts.seed * 7919 + n), opts.facts);
-    const repo = fs.mkdtempSync(path.join(os.tmpdir(), 'mplus-retention-repo-'));
-    const store = fs.mkdtempSync(path.join(os.tmpdir(), 'mplus-retention-store-'));
-    const h = spawnSidecar({ onStderr: () => undefined });
-    try {
-      for (const f of facts) {
-        fs.mkdirSync(path.dirname(path.join(repo, f.file)), { recursive: true });
-        fs.writeFileSync(path.join(repo, f.file), `export const ${f.name} = ${f.value};\n`);
+    for (const mode of opts.modes ?? ['theta', 'mplus']) {
+      if (run.rows.some((r) => r.tokens === n && r.mode === mode)) {
+        opts.log?.(`  N = ${kTokens(n)}, ${MODE_NAMES[mode]}: done in an earlier run (${opts.out}.json), skipped`);
+        continue;
       }
-      await initialize(h.connection, { modelDir: opts.model, storeDir: store, device: 'auto', workspaceFolders: [repo], watch: false, seed: opts.seed });
-      // Facts first, then the distractors: the second ingest feeds only the new files.
-      const first = await h.connection.sendRequest(Ingest, { paths: 'all' });
-      writeDistractors(repo, n, tok);
-      const second = await h.connection.sendRequest(Ingest, { paths: ['vendor'] });
-      let hits = 0;
-      for (const f of facts) {
-        const r = await h.connection.sendRequest(Ask, { question: `What is the value of ${f.name}?`, maxTokens: 24, temperature: 0 });
-        if (r.answer.includes(f.value)) hits++;
-      }
-      const row = { tokens: n, tokensFed: first.tokensInjected + second.tokensInjected, facts: facts.length, hits, exact: hits / facts.length, seconds: (performance.now() - t0) / 1000 };
-      rows.push(row);
-      opts.log?.(`${String(n).padStart(9)} ${String(row.tokensFed).padStart(10)} ${`${hits}/${facts.length}`.padStart(7)} ${(100 * row.exact).toFixed(1).padStart(6)}% ${row.seconds.toFixed(0).padStart(6)}`);
-      await shutdown(h);
-    } finally {
-      h.process.kill('SIGKILL');
-      fs.rmSync(repo, { recursive: true, force: true });
-      fs.rmSync(store, { recursive: true, force: true });
+      opts.log?.(`  N = ${kTokens(n)}, ${MODE_NAMES[mode]}: feeding ${opts.facts} facts and ${n} tokens of code…`);
+      const row = await measure(opts, tok, n, mode);
+      run.rows.push(row);
+      if (opts.out) writeRun(opts.out, run, title);
+      const pct = (x: number | null) => (x === null ? '–' : `${(100 * x).toFixed(1)}%`);
+      opts.log?.(`  N = ${kTokens(n)}, ${MODE_NAMES[mode]}: exact ${row.hits}/${row.facts} (${pct(row.exact)}), fact rows retrieved ${pct(row.factRowsRetrieved)}, ` +
+        `fact share of retrieved ${pct(row.factShareOfRetrieved)}, of θ ${pct(row.factShareOfStm)}; Θ ${row.ltmRows} rows/layer; ` +
+        `${row.tokensFed} tokens fed at ${row.feedTokensPerS.toFixed(0)} tok/s, ${row.askMs.toFixed(0)} ms/question, ${row.seconds.toFixed(0)} s`);
     }
   }
-  return rows;
+  return run;
 }
 
 export async function benchRetentionCmd(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { model: { type: 'string' }, tokens: { type: 'string' }, facts: { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' } } });
-  const model = values.model ?? process.env.MPLUS_MODEL;
-  if (!model) throw new Error('bench retention needs --model DIR (or MPLUS_MODEL): a trained checkpoint');
+  const { values } = parseArgs({
+    args,
+    options: {
+      model: { type: 'string' }, tokens: { type: 'string' }, facts: { type: 'string' }, seed: { type: 'string' },
+      modes: { type: 'string' }, out: { type: 'string' }, 'max-tokens': { type: 'string' }, json: { type: 'boolean' },
+    },
+  });
+  const resolved = resolveModel([values.model, process.env.MPLUS_MODEL]);
+  if (!resolved) throw new Error('bench retention needs a checkpoint: --model DIR, MPLUS_MODEL, or the bundled models/mplus-lookup/');
   const tokens = (values.tokens ?? '0,8192,32768').split(',').map(Number);
   if (!tokens.every((t) => Number.isInteger(t) && t >= 0)) throw new Error(`--tokens must be a comma-separated list of token counts, got ${values.tokens}`);
-  const facts = Number(values.facts ?? 16);
-  const seed = Number(values.seed ?? 1);
-  if (!values.json) console.log(`${'N tokens'.padStart(9)} ${'fed'.padStart(10)} ${'hits'.padStart(7)} ${'exact'.padStart(7)} ${'s'.padStart(6)}   (M+, through the sidecar; model ${model})`);
-  const rows = await benchRetention({ model: path.resolve(model), tokens, facts, seed, log: values.json ? undefined : (s) => console.log(s) });
-  if (values.json) console.log(JSON.stringify({ model, rows }));
+  const modes = (values.modes ?? 'theta,mplus').split(',') as RetentionMode[];
+  if (!modes.length || !modes.every((m) => m in MODE_NAMES)) throw new Error(`--modes must be theta, mplus or both (comma-separated), got ${values.modes}`);
+  const num = (v: string | undefined, name: string, def: number) => {
+    const x = Number(v ?? def);
+    if (!Number.isInteger(x) || x < 1) throw new Error(`--${name} must be a positive integer, got ${v}`);
+    return x;
+  };
+  const log = values.json ? undefined : (s: string) => console.log(s);
+  log?.(`bench retention: model ${resolved.dir}${resolved.label ? ` (${resolved.label})` : ''}; N = ${tokens.join(', ')}; ${modes.map((m) => MODE_NAMES[m]).join(' and ')}, through the real sidecar`);
+  const run = await benchRetention({
+    model: resolved.dir, tokens, modes, facts: num(values.facts, 'facts', 16), seed: num(values.seed, 'seed', 1),
+    maxTokens: num(values['max-tokens'], 'max-tokens', 24), out: values.out && path.resolve(values.out), log,
+  });
+  if (values.json) console.log(JSON.stringify(run));
+  else if (values.out) console.log(`wrote ${values.out}.md, ${values.out}.svg, ${values.out}.json`);
 }

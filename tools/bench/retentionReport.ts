@@ -1,0 +1,109 @@
+/**
+ * The written result of `mplus bench retention --out BASE`: BASE.md (the table), BASE.svg (exact
+ * hits vs N, one line per memory mode) and BASE.json (the rows, also the resume point).
+ */
+import * as fs from 'fs';
+
+export type RetentionMode = 'theta' | 'mplus';
+export const MODE_NAMES: Record<RetentionMode, string> = { theta: 'θ only (MemoryLLM)', mplus: 'M+' };
+
+export interface RetentionRow {
+  mode: RetentionMode;
+  /** Tokens of unrelated code fed after the facts (asked). */
+  tokens: number;
+  /** Tokens actually injected: facts and code (chunks are whole). */
+  tokensFed: number;
+  facts: number;
+  hits: number;
+  exact: number;
+  /**
+   * Over facts and layers where the fact's file has rows among the retrieval candidates (Θ and,
+   * when retrieval scores, the cache): the share of those rows retrieved — the trainer's and the
+   * paper's "fact rows retrieved". Null when no fact had a candidate row (θ only, or fact expired).
+   */
+  factRowsRetrieved: number | null;
+  /** Over facts and layers: the fact's rows among the rows retrieved (precision). */
+  factShareOfRetrieved: number | null;
+  /** Over facts and layers: the fact's rows still in θ, as a share of θ. */
+  factShareOfStm: number;
+  /** Θ rows per layer when the facts were asked. */
+  ltmRows: number;
+  seconds: number;
+  /** Injection throughput while feeding (facts and code), tokens/s. */
+  feedTokensPerS: number;
+  /** Mean time per question (prefill and up to maxTokens of decoding). */
+  askMs: number;
+  /** Peak resident memory of the sidecar process (Linux VmHWM), MiB; null elsewhere. */
+  sidecarPeakMiB: number | null;
+}
+
+export interface RetentionRun {
+  /** What the rows were measured with; a resumed run must match it. */
+  config: { model: string; facts: number; seed: number; maxTokens: number };
+  rows: RetentionRow[];
+}
+
+const pct = (x: number | null) => (x === null ? '–' : `${(100 * x).toFixed(1)}%`);
+export const kTokens = (n: number) => (n >= 1_000_000 ? `${n / 1_000_000}M` : n >= 1000 ? `${Math.round(n / 1024)}k` : String(n));
+
+export function markdownTable(run: RetentionRun): string {
+  const head = '| N | memory | exact hit | fact rows retrieved | fact share of retrieved | fact share of θ | Θ rows/layer | tokens fed | feed tok/s | ask ms | sidecar peak MiB | s |';
+  const sep = '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|';
+  const lines = [...run.rows].sort((a, b) => a.tokens - b.tokens || a.mode.localeCompare(b.mode) * -1).map((r) =>
+    `| ${kTokens(r.tokens)} | ${MODE_NAMES[r.mode]} | ${r.hits}/${r.facts} (${pct(r.exact)}) | ${pct(r.factRowsRetrieved)} | ${pct(r.factShareOfRetrieved)} | ` +
+    `${pct(r.factShareOfStm)} | ${r.ltmRows} | ${r.tokensFed} | ${r.feedTokensPerS.toFixed(0)} | ${r.askMs.toFixed(0)} | ${r.sidecarPeakMiB?.toFixed(0) ?? '–'} | ${r.seconds.toFixed(0)} |`);
+  return [head, sep, ...lines].join('\n');
+}
+
+/** Exact hit vs N: N on evenly spaced ticks (the N asked are roughly geometric), one line per mode. */
+export function svgPlot(run: RetentionRun, title: string): string {
+  const W = 640, H = 360, L = 60, R = 170, T = 40, B = 50;
+  const ns = [...new Set(run.rows.map((r) => r.tokens))].sort((a, b) => a - b);
+  const x = (n: number) => L + (ns.length > 1 ? (ns.indexOf(n) / (ns.length - 1)) * (W - L - R) : (W - L - R) / 2);
+  const y = (v: number) => T + (1 - v) * (H - T - B);
+  const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${L}" y="${T - 18}" font-size="14">${esc(title)}</text>`,
+  ];
+  for (let v = 0; v <= 1.0001; v += 0.2) {
+    out.push(`<line x1="${L}" x2="${W - R}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/>`, `<text x="${L - 8}" y="${y(v) + 4}" text-anchor="end">${Math.round(v * 100)}%</text>`);
+  }
+  for (const n of ns) out.push(`<text x="${x(n)}" y="${H - B + 18}" text-anchor="middle">${kTokens(n)}</text>`);
+  out.push(`<text x="${(L + W - R) / 2}" y="${H - 10}" text-anchor="middle">N: tokens of unrelated code fed after the facts</text>`);
+  out.push(`<text transform="translate(16 ${(T + H - B) / 2}) rotate(-90)" text-anchor="middle">exact hit</text>`);
+  out.push(`<line x1="${L}" x2="${L}" y1="${T}" y2="${H - B}" stroke="black"/>`, `<line x1="${L}" x2="${W - R}" y1="${H - B}" y2="${H - B}" stroke="black"/>`);
+  const colours: Record<RetentionMode, string> = { theta: '#d95f02', mplus: '#1b9e77' };
+  (['theta', 'mplus'] as const).forEach((mode, i) => {
+    const pts = run.rows.filter((r) => r.mode === mode).sort((a, b) => a.tokens - b.tokens);
+    if (!pts.length) return;
+    out.push(`<polyline fill="none" stroke="${colours[mode]}" stroke-width="2" points="${pts.map((r) => `${x(r.tokens)},${y(r.exact)}`).join(' ')}"/>`);
+    for (const r of pts) out.push(`<circle cx="${x(r.tokens)}" cy="${y(r.exact)}" r="3.5" fill="${colours[mode]}"/>`);
+    const ly = T + 10 + i * 20;
+    out.push(`<line x1="${W - R + 15}" x2="${W - R + 35}" y1="${ly}" y2="${ly}" stroke="${colours[mode]}" stroke-width="2"/>`, `<text x="${W - R + 40}" y="${ly + 4}">${esc(MODE_NAMES[mode])}</text>`);
+  });
+  out.push('</svg>');
+  return out.join('\n') + '\n';
+}
+
+/** The rows of an earlier run with the same config (to resume), or none. */
+export function readResumable(base: string, config: RetentionRun['config']): RetentionRow[] {
+  let prev: RetentionRun;
+  try {
+    prev = JSON.parse(fs.readFileSync(`${base}.json`, 'utf8'));
+  } catch {
+    return []; // nothing to resume (or unreadable: measured afresh and overwritten)
+  }
+  return JSON.stringify(prev.config) === JSON.stringify(config) && Array.isArray(prev.rows) ? prev.rows : [];
+}
+
+export function writeRun(base: string, run: RetentionRun, title: string): void {
+  const put = (file: string, text: string) => {
+    fs.writeFileSync(`${file}.tmp`, text);
+    fs.renameSync(`${file}.tmp`, file); // a kill leaves the previous complete file
+  };
+  put(`${base}.json`, JSON.stringify(run, null, 1) + '\n');
+  put(`${base}.svg`, svgPlot(run, title));
+  put(`${base}.md`, `${title}\n\n${markdownTable(run)}\n\n![exact hit vs N](${base.split('/').pop()}.svg)\n`);
+}
