@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // Entry point of the `mplus` command: the compiled CLI in out/ (run `npm run build` first).
-// fixture/trace/bench are developer tools with their own entry point (out/tools/main.js); every
+// fixture/trace/bench/lookup are developer tools with their own entry point (out/tools/main.js); every
 // other command is the product's CLI (out/src/cli/main.js), a client of the sidecar's protocol.
 'use strict';
 const path = require('path');
-const TOOLS = ['fixture', 'trace', 'bench'];
+const TOOLS = ['fixture', 'trace', 'bench', 'lookup'];
 const argv = process.argv.slice(2);
 const entry = TOOLS.includes(argv[0]) ? ['tools', 'main.js'] : ['src', 'cli', 'main.js'];
 let cli;

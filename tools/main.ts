@@ -16,6 +16,7 @@ import { benchEngine } from './bench/engine';
 import { benchFixture } from './bench/fixture';
 import { benchIngestCmd } from './bench/ingest';
 import { benchRetentionCmd } from './bench/retention';
+import { lookupCmd } from './lookup';
 import { benchSaveCommit, benchStore } from './bench/store';
 import { PRESETS, Preset, writeFixture } from './fixture';
 import { parseOps, runTrace } from './trace';
@@ -23,7 +24,7 @@ import { parseOps, runTrace } from './trace';
 export class UsageError extends Error {}
 
 /** The commands this entry point serves. */
-export const TOOL_COMMANDS = ['fixture', 'trace', 'bench'];
+export const TOOL_COMMANDS = ['fixture', 'trace', 'bench', 'lookup'];
 
 const USAGE = `usage: mplus <tool> [options]
   fixture --out DIR --preset ${PRESETS.join('|')} --seed S [--dtype f32|bf16]
@@ -41,6 +42,8 @@ const USAGE = `usage: mplus <tool> [options]
   bench retention [--model DIR] [--tokens 0,8192,32768] [--facts 16] [--seed 1] [--modes theta,mplus] [--out BASE]
           facts fed, then N tokens of unrelated code, then each asked: exact hits and fact rows
           retrieved, θ only (MemoryLLM) vs M+, real sidecar; BASE.md/.svg/.json, resumable
+  lookup  [--repo .] [--model DIR] [--store DIR] [--seed S] [--json]
+          ask a lookup model the value of one of the repository's constants and check the answer
 exit codes: 0 ok, 1 failure, 2 usage`;
 
 function int(v: string | undefined, name: string, def?: number): number {
@@ -159,6 +162,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'fixture': await cmdFixture(rest); break;
       case 'trace': await cmdTrace(rest); break;
       case 'bench': await cmdBench(rest); break;
+      case 'lookup': await lookupCmd(rest); break;
       case undefined: case 'help': case '--help': case '-h':
         console.log(USAGE);
         return cmd === undefined ? 2 : 0;

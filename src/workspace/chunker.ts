@@ -444,6 +444,21 @@ export class Chunker {
     }
   }
 
+  /**
+   * Runs `visit` on the syntax tree of a file in a loaded language (the tree is freed after);
+   * returns undefined when the path has no grammar.
+   */
+  withTree<T>(file: { rel: string; text: string }, visit: (root: Node, lang: string) => T): T | undefined {
+    const lang = this.languageOf(file.rel);
+    const tree = lang ? (this.parsers.get(lang) as Parser).parse(file.text) : null;
+    if (!lang || !tree) return undefined;
+    try {
+      return visit(tree.rootNode, lang);
+    } finally {
+      tree.delete();
+    }
+  }
+
   /** Frees the parsers. */
   dispose(): void {
     for (const p of this.parsers.values()) p.delete();

@@ -12,3 +12,5 @@ export type { ChangeBatch, WatcherOptions } from './watcher';
 export { planFileUpdate, planFileDeletion } from './planner';
 export type { FileUpdatePlan } from './planner';
 export * as defaults from './defaults';
+export { valueConstants } from './constants';
+export type { ValueConstant } from './constants';

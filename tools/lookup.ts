@@ -1,0 +1,79 @@
+/**
+ * `mplus lookup [--repo .] [--model DIR] [--store DIR] [--seed S] [--json]`: the checkable
+ * question `npm start` asks a lookup model (one whose checkpoint has question_template.txt).
+ * Picks a constant of the repository with tree-sitter (src/workspace/constants.ts; UPPER_CASE
+ * names defined once, values of 3+ characters, seeded choice), feeds the repository into its
+ * memory store (files already fed are skipped), asks "What is the value of NAME?" greedily, and
+ * says whether the answer contains the literal — the exact-hit rule of `mplus bench retention`.
+ * Exit 0 whether the answer is right or wrong (the verdict is the output); 1 when it cannot run.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { parseArgs } from 'util';
+import { defaultStoreDir } from '../src/cli/sidecarCommands';
+import { resolveModel } from '../src/sidecar/defaultModel';
+import { initialize, shutdown, spawnSidecar } from '../src/sidecar/client';
+import { Ask, Ingest } from '../src/sidecar/protocol';
+import { Chunker, discover, valueConstants } from '../src/workspace';
+import { Rng } from '../src/util/rng';
+
+export interface LookupQuestion {
+  name: string;
+  value: string;
+  file: string;
+  line: number;
+}
+
+/**
+ * A shorter literal ("1", "42") turns up in a wrong answer by chance often enough that a hit
+ * would prove nothing.
+ */
+const MIN_VALUE_CHARS = 3;
+
+/** UPPER_CASE constants defined exactly once in the repository, in path/line order, with checkable values. */
+export async function lookupCandidates(repo: string): Promise<LookupQuestion[]> {
+  const chunker = await Chunker.create({ languages: ['typescript', 'tsx', 'javascript', 'python'] });
+  try {
+    const { files } = await discover([repo]);
+    const seen = new Map<string, LookupQuestion[]>();
+    for (const f of files.sort((a, b) => (a.rel < b.rel ? -1 : 1))) {
+      if (!chunker.languageOf(f.rel)) continue;
+      for (const c of valueConstants(chunker, { rel: f.rel, text: fs.readFileSync(f.abs, 'utf8') })) {
+        if (!/^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$/.test(c.name)) continue;
+        seen.set(c.name, [...(seen.get(c.name) ?? []), { name: c.name, value: c.value, file: f.rel, line: c.line }]);
+      }
+    }
+    return [...seen.values()].filter((xs) => xs.length === 1 && xs[0].value.length >= MIN_VALUE_CHARS).map((xs) => xs[0]);
+  } finally {
+    chunker.dispose();
+  }
+}
+
+export async function lookupCmd(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { repo: { type: 'string' }, model: { type: 'string' }, store: { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' } } });
+  const repo = path.resolve(values.repo ?? '.');
+  const model = resolveModel([values.model, process.env.MPLUS_MODEL]);
+  if (!model) throw new Error('lookup needs a checkpoint: --model DIR, MPLUS_MODEL, or the bundled models/mplus-lookup/');
+  const seed = Number(values.seed ?? 1);
+  if (!Number.isInteger(seed)) throw new Error(`--seed must be an integer, got ${values.seed}`);
+  const all = await lookupCandidates(repo);
+  if (!all.length) throw new Error(`${repo}: no UPPER_CASE constant with a literal value (TypeScript, JavaScript, Python) to ask about`);
+  const q = all[new Rng(seed).int(all.length)];
+  const question = `What is the value of ${q.name}?`;
+  const h = spawnSidecar({ onStderr: () => undefined });
+  try {
+    await initialize(h.connection, { modelDir: model.dir, storeDir: path.resolve(values.store ?? defaultStoreDir(repo)), device: 'auto', workspaceFolders: [repo], watch: false, rebuildStore: true });
+    await h.connection.sendRequest(Ingest, { paths: 'all' });
+    const r = await h.connection.sendRequest(Ask, { question, maxTokens: Math.max(24, q.value.length + 8), temperature: 0 });
+    await shutdown(h);
+    const right = r.answer.includes(q.value);
+    if (values.json) return void console.log(JSON.stringify({ ...q, question, answer: r.answer, right, model: model.dir }));
+    console.log(`model:    ${model.dir}${model.label ? ` (${model.label})` : ''}`);
+    console.log(`question: ${question}   (${q.file}:${q.line}, one of ${all.length} constants)`);
+    console.log(`answer:   ${JSON.stringify(r.answer.trim())}`);
+    console.log(`expected: ${q.value}`);
+    console.log(right ? 'right: the answer contains the value' : 'WRONG: the answer does not contain the value');
+  } finally {
+    h.process.kill('SIGKILL');
+  }
+}
