@@ -115,7 +115,8 @@ export async function openService(p: InitializeParams, conn: MessageConnection):
  * with Θ on would make a θ-only run retrieve. Each is refused by a run the other way.
  */
 function modeMismatch(storeDir: string, opened: OpenResult, thetaOnly: boolean): Error | null {
-  if (opened.created || !!opened.extra.thetaOnly === thetaOnly) return null;
+  // Nothing fed yet (the commit that created the store carries no mode): either way is fine.
+  if (opened.created || opened.sources.injections === 0 || !!opened.extra.thetaOnly === thetaOnly) return null;
   const was = opened.extra.thetaOnly ? 'θ only (Θ off)' : 'with Θ on';
   return new Error(`${storeDir}: this memory store was fed ${was}; open it the same way, or use another store folder (--store) for this run`);
 }
