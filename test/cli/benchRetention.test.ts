@@ -34,13 +34,13 @@ describe('bench retention', function () {
     for (const n of [0, 2048]) {
       const [t, m] = rows.filter((r) => r.tokens === n);
       assert.strictEqual(t.tokensFed, m.tokensFed, 'both modes are fed the same');
-      assert.strictEqual(t.ltmRows, SHIPPED_LTM, `θ only: Θ stays as shipped (N = ${n})`);
+      assert.strictEqual(t.candidateRows, SHIPPED_LTM, `θ only: Θ stays as shipped, nothing cached (N = ${n})`);
       assert.strictEqual(t.factRowsRetrieved, null, 'θ only: no fact row ever reaches Θ');
       assert.strictEqual(t.factShareOfRetrieved, 0, 'θ only retrieves shipped rows only');
     }
     assert.ok(rows[0].tokensFed > 0 && rows[0].tokensFed < 2048, `N = 0 feeds only the facts (${rows[0].tokensFed})`);
     assert.ok(rows[2].tokensFed >= 2048 + rows[0].tokensFed * 0.5, `N = 2048 feeds the facts and ≥ 2048 more (${rows[2].tokensFed})`);
-    assert.ok(rows[3].ltmRows > rows[1].ltmRows && rows[1].ltmRows >= SHIPPED_LTM, `M+ Θ grows with N (${rows[1].ltmRows} → ${rows[3].ltmRows})`);
+    assert.ok(rows[3].candidateRows > rows[1].candidateRows && rows[1].candidateRows > SHIPPED_LTM, `M+ Θ + cache grow with N (${rows[1].candidateRows} → ${rows[3].candidateRows})`);
     assert.ok(rows[3].factRowsRetrieved !== null && rows[3].factRowsRetrieved >= 0 && rows[3].factRowsRetrieved <= 1, 'M+: the facts\' rows are among the candidates, found by provenance');
     assert.ok(rows[0].factShareOfStm > 0, 'at N = 0 θ holds the facts');
     for (const r of rows) {

@@ -180,7 +180,7 @@ async function measure(opts: RetentionOptions, tok: TextTokenizer, n: number, mo
     const recall: number[] = [];
     const share: number[] = [];
     const stm: number[] = [];
-    let ltmRows = 0;
+    let candidateRows = 0;
     const ta = performance.now();
     for (const f of facts) {
       const r = await h.connection.sendRequest(Ask, { question: `What is the value of ${f.name}?`, maxTokens: opts.maxTokens ?? 24, temperature: 0, retrieval: true });
@@ -189,14 +189,14 @@ async function measure(opts: RetentionOptions, tok: TextTokenizer, n: number, mo
       recall.push(...fig.recall);
       share.push(...fig.share);
       stm.push(...fig.stm);
-      ltmRows = r.retrieval?.[0]?.candidatesByFile.reduce((a, x) => a + x.rows, 0) ?? 0;
+      candidateRows = r.retrieval?.[0]?.candidates ?? 0;
     }
     const askMs = (performance.now() - ta) / facts.length;
     const sidecarPeakMiB = peakMiB(h.process.pid);
     await shutdown(h);
     return {
       mode, tokens: n, tokensFed, facts: facts.length, hits, exact: hits / facts.length,
-      factRowsRetrieved: mean(recall), factShareOfRetrieved: mean(share), factShareOfStm: mean(stm) ?? 0, ltmRows,
+      factRowsRetrieved: mean(recall), factShareOfRetrieved: mean(share), factShareOfStm: mean(stm) ?? 0, candidateRows,
       seconds: (performance.now() - t0) / 1000, feedTokensPerS: tokensFed / Math.max(feedSeconds, 1e-9), askMs, sidecarPeakMiB,
     };
   } finally {
@@ -223,10 +223,11 @@ export async function benchRetention(opts: RetentionOptions): Promise<RetentionR
       if (opts.out) writeRun(opts.out, run, title);
       const pct = (x: number | null) => (x === null ? '–' : `${(100 * x).toFixed(1)}%`);
       opts.log?.(`  N = ${kTokens(n)}, ${MODE_NAMES[mode]}: exact ${row.hits}/${row.facts} (${pct(row.exact)}), fact rows retrieved ${pct(row.factRowsRetrieved)}, ` +
-        `fact share of retrieved ${pct(row.factShareOfRetrieved)}, of θ ${pct(row.factShareOfStm)}; Θ ${row.ltmRows} rows/layer; ` +
+        `fact share of retrieved ${pct(row.factShareOfRetrieved)}, of θ ${pct(row.factShareOfStm)}; ${row.candidateRows} candidate rows/layer (Θ + cache); ` +
         `${row.tokensFed} tokens fed at ${row.feedTokensPerS.toFixed(0)} tok/s, ${row.askMs.toFixed(0)} ms/question, ${row.seconds.toFixed(0)} s`);
     }
   }
+  if (opts.out) writeRun(opts.out, run, title); // also when every row was resumed: the files follow the code
   return run;
 }
 

@@ -26,8 +26,11 @@ export interface RetentionRow {
   factShareOfRetrieved: number | null;
   /** Over facts and layers: the fact's rows still in θ, as a share of θ. */
   factShareOfStm: number;
-  /** Θ rows per layer when the facts were asked. */
-  ltmRows: number;
+  /**
+   * Rows per layer retrieval chose from when the facts were asked (layer 0): Θ and, when it
+   * scores, the dropped-token cache — merged or about to be.
+   */
+  candidateRows: number;
   seconds: number;
   /** Injection throughput while feeding (facts and code), tokens/s. */
   feedTokensPerS: number;
@@ -47,11 +50,11 @@ const pct = (x: number | null) => (x === null ? '–' : `${(100 * x).toFixed(1)}
 export const kTokens = (n: number) => (n >= 1_000_000 ? `${n / 1_000_000}M` : n >= 1000 ? `${Math.round(n / 1024)}k` : String(n));
 
 export function markdownTable(run: RetentionRun): string {
-  const head = '| N | memory | exact hit | fact rows retrieved | fact share of retrieved | fact share of θ | Θ rows/layer | tokens fed | feed tok/s | ask ms | sidecar peak MiB | s |';
+  const head = '| N | memory | exact hit | fact rows retrieved | fact share of retrieved | fact share of θ | candidates/layer (Θ + cache) | tokens fed | feed tok/s | ask ms | sidecar peak MiB | s |';
   const sep = '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|';
   const lines = [...run.rows].sort((a, b) => a.tokens - b.tokens || a.mode.localeCompare(b.mode) * -1).map((r) =>
     `| ${kTokens(r.tokens)} | ${MODE_NAMES[r.mode]} | ${r.hits}/${r.facts} (${pct(r.exact)}) | ${pct(r.factRowsRetrieved)} | ${pct(r.factShareOfRetrieved)} | ` +
-    `${pct(r.factShareOfStm)} | ${r.ltmRows} | ${r.tokensFed} | ${r.feedTokensPerS.toFixed(0)} | ${r.askMs.toFixed(0)} | ${r.sidecarPeakMiB?.toFixed(0) ?? '–'} | ${r.seconds.toFixed(0)} |`);
+    `${pct(r.factShareOfStm)} | ${r.candidateRows} | ${r.tokensFed} | ${r.feedTokensPerS.toFixed(0)} | ${r.askMs.toFixed(0)} | ${r.sidecarPeakMiB?.toFixed(0) ?? '–'} | ${r.seconds.toFixed(0)} |`);
   return [head, sep, ...lines].join('\n');
 }
 
