@@ -23,6 +23,9 @@ import { LtmPolicyParams, MemoryDims, MemoryState } from '../memory/state';
 import { Executor, GraphSession, HostTensor, OrtExecutor, Device } from './executor';
 import { buildLmHeadGraph, buildRetrieverGraph, buildScoresGraph } from './graphs/heads';
 import { buildLayerGraph } from './graphs/layer';
+import type { WeightSource } from './graphs/common';
+import { BLOCK_SIZES, DEFAULT_BLOCK, PRECISIONS, Precision, isPrecision } from './quant/precision';
+import { QuantLog, QuantizedWeights, linearWeightNames, loadQuantizedWeights } from './quant/weightCache';
 import { ropeInvFreq, ropeTables } from './rope';
 import { SamplingOptions, sampleToken } from './sampling';
 
@@ -36,6 +39,14 @@ export interface EngineOptions {
   bf16Rope?: boolean;
   /** Scratch bound of one prefill block (default SCRATCH_BYTES); tests make it small. */
   scratchBytes?: number;
+  /** Precision of the linear layers (default f32; see quant/precision.ts). */
+  precision?: Precision;
+  /** Weights per quantization scale (default DEFAULT_BLOCK). */
+  quantBlock?: number;
+  /** Folder of the quantized-weights cache (default: defaultQuantCacheRoot()). */
+  quantCacheDir?: string;
+  /** Where quantization progress and per-tensor fallbacks are reported (default: stderr). */
+  log?: QuantLog;
 }
 
 /**
@@ -132,6 +143,9 @@ export class MPlusEngine {
   private readonly posEmb: Float32Array;
   private readonly rng: Rng;
   private readonly scratchBytes: number;
+  /** Quantized linear weights; undefined at f32 (graphs read the checkpoint directly). */
+  readonly quant?: QuantizedWeights;
+  readonly precision: Precision;
 
   private constructor(readonly checkpoint: Checkpoint, readonly executor: Executor, opts: EngineOptions) {
     const cfg = checkpoint.config;
@@ -149,6 +163,18 @@ export class MPlusEngine {
     this.posEmb = checkpoint.files.readF32(w.newMemoryPosEmb);
     this.rng = new Rng(opts.seed ?? crypto.randomInt(2 ** 31));
     this.scratchBytes = opts.scratchBytes ?? SCRATCH_BYTES;
+    this.precision = opts.precision ?? 'f32';
+    if (!isPrecision(this.precision)) throw new Error(`precision must be one of ${PRECISIONS.join(', ')}, got ${String(this.precision)}`);
+    const block = opts.quantBlock ?? DEFAULT_BLOCK;
+    if (!BLOCK_SIZES.includes(block)) throw new Error(`quantization block must be one of ${BLOCK_SIZES.join(', ')}, got ${block}`);
+    // bf16 of a checkpoint whose linear weights are all bf16 already is the f32 path's graphs.
+    const alreadyBf16 = this.precision === 'bf16' && linearWeightNames(checkpoint).every((n) => checkpoint.files.info(n).dtype === 'BF16');
+    if (this.precision !== 'f32' && !alreadyBf16) {
+      this.quant = loadQuantizedWeights(checkpoint, {
+        precision: this.precision, block, root: opts.quantCacheDir,
+        log: opts.log ?? ((level, msg) => process.stderr.write(`mplus engine ${level}: ${msg}\n`)),
+      });
+    }
   }
 
   static async load(dir: string, opts: EngineOptions = {}): Promise<MPlusEngine> {
@@ -201,18 +227,20 @@ export class MPlusEngine {
 
   // ---- sessions (built lazily, once) ----
 
-  private get src() {
-    return { dir: this.checkpoint.dir, info: (n: string) => this.checkpoint.files.info(n) };
+  private get src(): WeightSource {
+    const files = this.checkpoint.files;
+    if (!this.quant) return { dir: this.checkpoint.dir, info: (n: string) => files.info(n) };
+    return { dir: this.quant.dir, info: (n: string) => files.info(n), quant: this.quant, readF32: (n: string) => files.readF32(n) };
   }
 
   private layer(l: number): Promise<GraphSession> {
     return (this.layerSessions[l] ??= this.executor.createSession(
-      `layer ${l}`, buildLayerGraph(this.config, this.src, this.checkpoint.weights.layers[l], l), this.checkpoint.dir));
+      `layer ${l}`, buildLayerGraph(this.config, this.src, this.checkpoint.weights.layers[l], l), this.src.dir));
   }
 
   private retriever(l: number): Promise<GraphSession> {
     return (this.retrieverSessions[l] ??= this.executor.createSession(
-      `retriever ${l}`, buildRetrieverGraph(this.config, this.src, this.checkpoint.weights.layers[l], l), this.checkpoint.dir));
+      `retriever ${l}`, buildRetrieverGraph(this.config, this.src, this.checkpoint.weights.layers[l], l), this.src.dir));
   }
 
   private scores(): Promise<GraphSession> {
@@ -221,7 +249,7 @@ export class MPlusEngine {
 
   private head(): Promise<GraphSession> {
     return (this.headSession ??= this.executor.createSession(
-      'lm head', buildLmHeadGraph(this.config, this.src, this.checkpoint.weights), this.checkpoint.dir));
+      'lm head', buildLmHeadGraph(this.config, this.src, this.checkpoint.weights), this.src.dir));
   }
 
   /** Builds every session now (otherwise they are built on first use). */

@@ -3,16 +3,27 @@
  * safetensors (cast to float32 in-graph when stored as bf16/f16: ORT folds the cast once at
  * session creation), RMSNorm exactly as Llama computes it, and Linear layers with the two
  * LoRA adapters selected by a runtime input.
+ *
+ * With quantized weights (`WeightSource.quant`), a graph's external data is the quantization
+ * cache file instead (ORT only reads external data under one folder, and the cache lives outside
+ * the checkpoint): linear weights come from there — block-quantized through MatMulNBits, or raw
+ * floats where a tensor could not be quantized — and the small rest (norms, LoRA) is inlined.
  */
 import * as path from 'path';
 import { TensorInfo } from '../../model/safetensors';
 import { LinearWeights } from '../../model/tensorNames';
 import { GraphBuilder, OnnxDType } from '../onnx/builder';
+import type { QuantizedWeights } from '../quant/weightCache';
 
 /** Resolves checkpoint tensor names to their file locations. */
 export interface WeightSource {
+  /** The folder the graph's external data lies under (session option). */
   dir: string;
   info(name: string): TensorInfo;
+  /** Present when linear weights are quantized; then `dir` is quant.dir. */
+  quant?: QuantizedWeights;
+  /** A checkpoint tensor as float32 (inlined into quantized graphs). */
+  readF32?(name: string): Float32Array;
 }
 
 const ONNX_DTYPE: Record<string, OnnxDType> = { F32: OnnxDType.FLOAT, BF16: OnnxDType.BFLOAT16, F16: OnnxDType.FLOAT16 };
@@ -20,6 +31,10 @@ const ONNX_DTYPE: Record<string, OnnxDType> = { F32: OnnxDType.FLOAT, BF16: Onnx
 /** A float32 value for checkpoint tensor `name`, read from its file by ORT. */
 export function weight(g: GraphBuilder, src: WeightSource, name: string, hint: string): string {
   const t = src.info(name);
+  if (src.quant) {
+    if (!src.readF32) throw new Error('a quantized WeightSource needs readF32');
+    return g.constF32(hint, src.readF32(name), t.shape);
+  }
   const dt = ONNX_DTYPE[t.dtype];
   if (dt === undefined) throw new Error(`${t.file}: tensor ${name} has dtype ${t.dtype}; weights must be F32, BF16 or F16`);
   const w = g.external(hint, {
@@ -31,6 +46,35 @@ export function weight(g: GraphBuilder, src: WeightSource, name: string, hint: s
   });
   return dt === OnnxDType.FLOAT ? w : g.op('Cast', [w], { to: OnnxDType.FLOAT }, `${hint}_f32`);
 }
+
+/**
+ * x · Wᵀ for a [out, in] weight `name`: a plain Gemm on float weights, MatMulNBits on
+ * block-quantized ones (accuracy_level 0: activations stay float32, weights are dequantized
+ * block by block inside the kernel, never as a whole).
+ */
+export function matmulWeight(g: GraphBuilder, src: WeightSource, x: string, name: string, hint: string): string {
+  const e = src.quant?.entry(name);
+  if (!e || !src.quant) return g.op('Gemm', [x, weight(g, src, name, `${hint}_w`)], { transB: 1 }, hint);
+  const location = src.quant.location;
+  if (e.kind === 'raw') {
+    const dt = ONNX_DTYPE[e.dtype];
+    const w = g.external(`${hint}_w`, { location, offset: e.data[0], byteLength: e.data[1], dtype: dt, dims: e.dims });
+    const wf = dt === OnnxDType.FLOAT ? w : g.op('Cast', [w], { to: OnnxDType.FLOAT }, `${hint}_w_f32`);
+    return g.op('Gemm', [x, wf], { transB: 1 }, hint);
+  }
+  const nb = e.k / e.block;
+  const b = g.external(`${hint}_q`, {
+    location, offset: e.blob[0], byteLength: e.blob[1], dtype: OnnxDType.UINT8, dims: [e.n, nb, (e.block * e.bits) / 8],
+  });
+  const s = g.external(`${hint}_scales`, { location, offset: e.scales[0], byteLength: e.scales[1], dtype: OnnxDType.FLOAT, dims: [e.n * nb] });
+  return g.msOp('MatMulNBits', [x, b, s], { K: e.k, N: e.n, bits: e.bits, block_size: e.block, accuracy_level: ACCURACY_LEVEL }, hint);
+}
+
+/**
+ * MatMulNBits' accuracy_level: 0 keeps activations in float32; 4 would quantize them to int8
+ * per block as well (faster kernels, more error) — measured in BENCHMARKS.md, "Precision".
+ */
+export const ACCURACY_LEVEL = Number(process.env.MPLUS_NBITS_ACCURACY_LEVEL ?? 0);
 
 /** weight · (x · rsqrt(mean(x²) + eps)), row-wise over the last axis, in float32. */
 export function rmsNorm(g: GraphBuilder, x: string, w: string, eps: number, hint: string): string {
@@ -53,7 +97,7 @@ export function linear(
   adapters: { sel: string[]; scaling: number } | null,
   hint: string,
 ): string {
-  const base = g.op('Gemm', [x, weight(g, src, lw.base, `${hint}_w`)], { transB: 1 }, hint);
+  const base = matmulWeight(g, src, x, lw.base, hint);
   if (!adapters) return base;
   const terms: string[] = [];
   (['default', 'decoder_adapter'] as const).forEach((ad, i) => {

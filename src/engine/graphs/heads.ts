@@ -8,7 +8,7 @@
 import { MPlusConfig } from '../../model/config';
 import { LayerWeights, ModelWeights } from '../../model/tensorNames';
 import { GraphBuilder, OnnxDType } from '../onnx/builder';
-import { WeightSource, rmsNorm, silu, weight } from './common';
+import { WeightSource, matmulWeight, rmsNorm, silu, weight } from './common';
 
 const F = OnnxDType.FLOAT;
 
@@ -18,10 +18,8 @@ export function buildRetrieverGraph(cfg: MPlusConfig, src: WeightSource, lw: Lay
   const x = g.input('x', F, ['n', cfg.hiddenSize]);
   const nx = rmsNorm(g, x, weight(g, src, lw.inputNorm, 'input_layernorm'), cfg.rmsNormEps, 'norm_x');
   const proj = (names: string[], hint: string) => {
-    let h = g.op('Gemm', [nx, weight(g, src, names[0], `${hint}_0`)], { transB: 1 }, `${hint}_h0`);
-    if (names.length === 2) {
-      h = g.op('Gemm', [silu(g, h, `${hint}_act`), weight(g, src, names[1], `${hint}_2`)], { transB: 1 }, `${hint}_h2`);
-    }
+    let h = matmulWeight(g, src, nx, names[0], `${hint}_h0`);
+    if (names.length === 2) h = matmulWeight(g, src, silu(g, h, `${hint}_act`), names[1], `${hint}_h2`);
     return h;
   };
   g.output(proj(lw.queryProj, 'query_proj'), 'q', F, ['n', cfg.selectorHiddenDim]);
@@ -43,6 +41,6 @@ export function buildLmHeadGraph(cfg: MPlusConfig, src: WeightSource, w: ModelWe
   const g = new GraphBuilder('mplus_lm_head');
   const x = g.input('x', F, ['n', cfg.hiddenSize]);
   const nx = rmsNorm(g, x, weight(g, src, w.norm, 'norm'), cfg.rmsNormEps, 'final_norm');
-  g.output(g.op('Gemm', [nx, weight(g, src, w.lmHead, 'lm_head')], { transB: 1 }, 'logits'), 'logits', F, ['n', cfg.vocabSize]);
+  g.output(matmulWeight(g, src, nx, w.lmHead, 'logits'), 'logits', F, ['n', cfg.vocabSize]);
   return g.toBytes();
 }

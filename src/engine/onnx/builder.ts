@@ -2,7 +2,7 @@
  * A small, typed builder for ONNX ModelProto graphs. It names every intermediate value uniquely,
  * records initializers either inline (small constants) or as *external data* pointing into the
  * checkpoint's safetensors files (so weights are never copied into the model bytes), and encodes
- * the result with protobufjs. Opset 17 of the default domain.
+ * the result with protobufjs. Opset 17 of the default domain; com.microsoft v1 for contrib ops.
  */
 import { AttrType, ModelProto, OnnxDType } from './proto';
 
@@ -25,6 +25,7 @@ export interface ExternalTensor {
 export type Dim = number | string;
 
 export const OPSET = 17;
+export const MS_DOMAIN = 'com.microsoft';
 
 interface ValueInfo {
   name: string;
@@ -60,6 +61,7 @@ export class GraphBuilder {
   private readonly inputs: ValueInfo[] = [];
   private readonly outputs: ValueInfo[] = [];
   private readonly used = new Set<string>();
+  private readonly domains = new Set<string>();
   private counter = 0;
 
   constructor(readonly name: string) {}
@@ -123,12 +125,19 @@ export class GraphBuilder {
     return this.opN(opType, inputs, 1, attrs, hint)[0];
   }
 
+  /** Adds one node of ONNX Runtime's contrib domain (com.microsoft, version 1); returns its output. */
+  msOp(opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}, hint?: string): string {
+    this.domains.add(MS_DOMAIN);
+    return this.opN(opType, inputs, 1, attrs, hint, MS_DOMAIN)[0];
+  }
+
   /** Adds one node with `nOut` outputs. */
-  opN(opType: string, inputs: string[], nOut: number, attrs: Record<string, AttrValue> = {}, hint?: string): string[] {
+  opN(opType: string, inputs: string[], nOut: number, attrs: Record<string, AttrValue> = {}, hint?: string, domain = ''): string[] {
     const base = hint ?? opType.toLowerCase();
     const outs = Array.from({ length: nOut }, (_, i) => this.fresh(nOut === 1 ? base : `${base}_${i}`));
     this.nodes.push({
       opType,
+      domain,
       input: inputs,
       output: outs,
       name: this.fresh(`n_${base}`),
@@ -142,7 +151,7 @@ export class GraphBuilder {
       irVersion: 8,
       producerName: 'mplus-repo-memory',
       producerVersion: '1',
-      opsetImport: [{ domain: '', version: OPSET }],
+      opsetImport: [{ domain: '', version: OPSET }, ...[...this.domains].map((domain) => ({ domain, version: 1 }))],
       graph: {
         name: this.name,
         node: this.nodes,

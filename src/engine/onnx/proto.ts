@@ -8,6 +8,7 @@ import * as protobuf from 'protobufjs';
 /** ONNX TensorProto.DataType values we use. */
 export const enum OnnxDType {
   FLOAT = 1,
+  UINT8 = 2,
   INT32 = 6,
   INT64 = 7,
   BOOL = 9,

@@ -1,0 +1,177 @@
+/**
+ * The on-disk format of a quantized-weights cache, and its validation. One file:
+ *   "MPQUANT1" · u32 LE header length H · H bytes of JSON header · zero padding to 4096 · data
+ * The header names what the file was built from (checkpoint identity and the stats of its tensor
+ * files), how (precision, block), where every tensor lies (spans relative to the data start), the
+ * data's exact length and its SHA-256. Files are written under a temporary name, fsynced, then
+ * renamed, so a crash leaves no file under the final name; a file that was truncated or altered
+ * anyway fails the size or checksum check and is rebuilt — never handed to ONNX Runtime.
+ */
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+
+const MAGIC = Buffer.from('MPQUANT1', 'latin1');
+const FORMAT_VERSION = 1;
+const DATA_ALIGN = 4096;
+const SEGMENT_ALIGN = 64;
+const HASH_CHUNK = 16 * 2 ** 20;
+
+/** [offset from the data start, byte length] */
+export type Span = [number, number];
+
+export type CacheEntry =
+  | { kind: 'nbits'; bits: 4 | 8; block: number; n: number; k: number; blob: Span; scales: Span }
+  | { kind: 'raw'; dtype: 'F32' | 'BF16' | 'F16'; dims: number[]; data: Span; reason?: string };
+
+/** What a cache must match to be used: any difference means it belongs to another build. */
+export interface CacheKey {
+  configHash: string;
+  weightFingerprint: string;
+  /** Tensor files of the checkpoint: base name, size and mtime (a re-export changes them). */
+  files: Array<{ name: string; size: number; mtimeMs: number }>;
+  precision: string;
+  block: number;
+}
+
+export interface CacheHeader extends CacheKey {
+  version: number;
+  tensors: Record<string, CacheEntry>;
+  dataBytes: number;
+  sha256: string;
+}
+
+/** One piece of data: its length, and a producer that emits exactly that many bytes in order. */
+export interface Segment {
+  length: number;
+  produce(emit: (bytes: Uint8Array) => void): void;
+}
+
+function align(n: number, a: number): number {
+  return Math.ceil(n / a) * a;
+}
+
+function headerBytes(h: CacheHeader): Buffer {
+  const json = Buffer.from(JSON.stringify(h), 'utf8');
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(json.length);
+  return Buffer.concat([MAGIC, len, json]);
+}
+
+/** Byte offset of the data in a file with this header. */
+export function dataStart(h: CacheHeader): number {
+  return align(headerBytes(h).length, DATA_ALIGN);
+}
+
+/**
+ * Lays `segments` out (each at a 64-byte boundary), lets `describe` turn their spans into the
+ * tensor table, and writes the file atomically. Returns the header written.
+ */
+export function writeCacheFile(
+  file: string,
+  key: CacheKey,
+  segments: Segment[],
+  describe: (spans: Span[]) => Record<string, CacheEntry>,
+): CacheHeader {
+  const spans: Span[] = [];
+  let pos = 0;
+  for (const s of segments) {
+    pos = align(pos, SEGMENT_ALIGN);
+    spans.push([pos, s.length]);
+    pos += s.length;
+  }
+  // The checksum is a fixed-length hex string, so the final header has the placeholder's length.
+  const header: CacheHeader = { version: FORMAT_VERSION, ...key, tensors: describe(spans), dataBytes: pos, sha256: '0'.repeat(64) };
+  const start = dataStart(header);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    const hash = crypto.createHash('sha256');
+    let at = 0;
+    const put = (b: Uint8Array) => {
+      hash.update(b);
+      let done = 0;
+      while (done < b.length) done += fs.writeSync(fd, b, done, b.length - done, start + at + done);
+      at += b.length;
+    };
+    const zeros = new Uint8Array(SEGMENT_ALIGN);
+    segments.forEach((s, i) => {
+      if (spans[i][0] > at) put(zeros.subarray(0, spans[i][0] - at));
+      const before = at;
+      s.produce(put);
+      if (at - before !== s.length) throw new Error(`quantized weights cache: segment ${i} produced ${at - before} bytes, planned ${s.length}`);
+    });
+    header.sha256 = hash.digest('hex');
+    const hb = headerBytes(header);
+    if (align(hb.length, DATA_ALIGN) !== start) throw new Error('quantized weights cache: header length changed while writing');
+    fs.writeSync(fd, hb, 0, hb.length, 0);
+    if (start > hb.length) fs.writeSync(fd, Buffer.alloc(start - hb.length), 0, start - hb.length, hb.length);
+    fs.fsyncSync(fd);
+  } catch (e) {
+    fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  fs.closeSync(fd);
+  fs.renameSync(tmp, file);
+  return header;
+}
+
+function sameKey(a: CacheKey, b: CacheKey): string | null {
+  if (a.configHash !== b.configHash) return 'it was built for another config.json';
+  if (a.weightFingerprint !== b.weightFingerprint) return 'it was built for other weights';
+  if (a.precision !== b.precision || a.block !== b.block) return `it holds ${a.precision}/block ${a.block}, not ${b.precision}/block ${b.block}`;
+  if (JSON.stringify(a.files) !== JSON.stringify(b.files)) return 'the checkpoint\'s tensor files changed (size or modification time) since it was built';
+  return null;
+}
+
+/**
+ * Reads and checks a cache file against `key`: header, sizes, and the SHA-256 of all its data
+ * (which also brings it into the page cache ONNX Runtime reads it from). Returns the header, or
+ * the reason it cannot be used.
+ */
+export function readCacheFile(file: string, key: CacheKey): { header: CacheHeader; dataStart: number } | { reason: string } {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    return { reason: (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'none yet' : (e as Error).message };
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    const pre = Buffer.alloc(12);
+    if (fs.readSync(fd, pre, 0, 12, 0) !== 12 || !pre.subarray(0, 8).equals(MAGIC)) return { reason: 'not a quantized-weights cache (bad magic)' };
+    const hlen = pre.readUInt32LE(8);
+    if (hlen > 64 * 2 ** 20 || 12 + hlen > size) return { reason: `header length ${hlen} does not fit the ${size}-byte file (truncated?)` };
+    const hb = Buffer.alloc(hlen);
+    fs.readSync(fd, hb, 0, hlen, 12);
+    let header: CacheHeader;
+    try {
+      header = JSON.parse(hb.toString('utf8')) as CacheHeader;
+    } catch {
+      return { reason: 'its header is not valid JSON' };
+    }
+    if (header.version !== FORMAT_VERSION) return { reason: `format version ${header.version}, expected ${FORMAT_VERSION}` };
+    const mismatch = sameKey(header, key);
+    if (mismatch) return { reason: mismatch };
+    const start = align(12 + hlen, DATA_ALIGN);
+    if (size !== start + header.dataBytes) return { reason: `${size} bytes, expected ${start + header.dataBytes} (truncated or extended)` };
+    for (const [name, e] of Object.entries(header.tensors)) {
+      const spans = e.kind === 'nbits' ? [e.blob, e.scales] : [e.data];
+      if (spans.some(([o, l]) => o < 0 || l < 0 || o + l > header.dataBytes)) return { reason: `tensor ${name} lies outside the data` };
+    }
+    const hash = crypto.createHash('sha256');
+    const buf = Buffer.allocUnsafe(Math.min(HASH_CHUNK, Math.max(1, header.dataBytes)));
+    for (let at = 0; at < header.dataBytes;) {
+      const n = fs.readSync(fd, buf, 0, Math.min(buf.length, header.dataBytes - at), start + at);
+      if (n <= 0) return { reason: 'short read' };
+      hash.update(buf.subarray(0, n));
+      at += n;
+    }
+    if (hash.digest('hex') !== header.sha256) return { reason: 'its data does not match its checksum' };
+    return { header, dataStart: start };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
