@@ -15,8 +15,8 @@ import { Rng } from '../src/util/rng';
 import { DType, DTYPE_BYTES, fromFloat32 } from '../src/model/dtype';
 import { numel } from '../src/model/safetensors';
 
-export type Preset = 'tiny' | 'small' | 'mplus-8b-shape';
-export const PRESETS: Preset[] = ['tiny', 'small', 'mplus-8b-shape'];
+export type Preset = 'tiny' | 'small' | 'medium' | 'mplus-8b-shape';
+export const PRESETS: Preset[] = ['tiny', 'small', 'medium', 'mplus-8b-shape'];
 
 interface PresetShape {
   vocab: number; d: number; L: number; H: number; KV: number; ff: number;
@@ -34,6 +34,11 @@ const SHAPES: Record<Preset, PresetShape> = {
   // Llama-3.1 vocabulary (the real tokenizer works), small everything else: K 32, N 256, R 64.
   small: {
     vocab: 128256, d: 256, L: 4, H: 8, KV: 2, ff: 768, K: 32, blocks: 10, ltmBlocks: 2, s: 64, ltmInit: 96,
+    r: 8, alpha: 16, updateFreq: 4, initialRf: 3, origCtx: 8192, maxPos: 131072, bos: 128000, eos: [128001, 128008, 128009],
+  },
+  // The speed comparison's "bench-medium" (issue 15): d 512, 8 layers, K 64, N 512, R 128.
+  medium: {
+    vocab: 128256, d: 512, L: 8, H: 8, KV: 2, ff: 1536, K: 64, blocks: 10, ltmBlocks: 2, s: 64, ltmInit: 192,
     r: 8, alpha: 16, updateFreq: 4, initialRf: 3, origCtx: 8192, maxPos: 131072, bos: 128000, eos: [128001, 128008, 128009],
   },
   // mplus-8b as shipped: Llama-3.1-8B, K 256, N 10,240, R 2,560, s 256, LoRA r 16 / alpha 32.

@@ -14,6 +14,8 @@ import { VALUE_FORMATS, ValueFormat } from '../src/memory/store/codec';
 import { benchDiscover } from './bench/discover';
 import { benchEngine } from './bench/engine';
 import { benchFixture } from './bench/fixture';
+import { benchPrecisionCmd } from './bench/precision';
+import { PRECISIONS, Precision, isPrecision } from '../src/engine/quant/precision';
 import { benchIngestCmd } from './bench/ingest';
 import { benchRetentionCmd } from './bench/retention';
 import { lookupCmd } from './lookup';
@@ -31,8 +33,11 @@ const USAGE = `usage: mplus <tool> [options]
           write a deterministic random M+ checkpoint in the Hugging Face layout
   trace   --model DIR --ops OPS.json --out RESULT.json [--seed S]
           run a script of inject/generate ops and write every intermediate a checker needs
-  bench engine (--preset small|tiny | --model DIR) [--dtype f32|bf16] [--json]
+  bench engine (--preset small|tiny|medium | --model DIR) [--dtype f32|bf16] [--json]
+          [--precision f32|bf16|int8|int4] [--block 32] [--injections N] [--decode-tokens N]
           injection tokens/s, prefill ms, decode tokens/s, peak RSS, vs measured matmul rate
+  bench precision (--preset tiny|small|medium | --model DIR) [--precisions bf16,int8,int4] [--block 32]
+          logits error, greedy-token agreement and retrieved top-R overlap of each precision vs f32
   bench store [--rows 150000] [--format bf16|f32|q8] [--save-ltm-rows 0]
           commit MB/s, open ms, gather of R=2560 rows at mplus-8b row size
   bench ingest [--repo .] [--model DIR | --preset small]
@@ -64,6 +69,11 @@ function need(v: string | undefined, name: string): string {
 function dtypeOf(v: string | undefined): 'f32' | 'bf16' {
   if (v === undefined || v === 'f32' || v === 'bf16') return v ?? 'f32';
   throw new UsageError(`--dtype must be f32 or bf16, got ${v}`);
+}
+
+function precisionOf(v: string | undefined): Precision | undefined {
+  if (v === undefined || isPrecision(v)) return v;
+  throw new UsageError(`--precision must be one of ${PRECISIONS.join(', ')}, got ${v}`);
 }
 
 function presetOf(v: string | undefined): Preset {
@@ -103,13 +113,23 @@ async function cmdBench(args: string[]): Promise<void> {
   if (what === 'ingest') return void (await benchIngestCmd(rest));
   if (what === 'discover') return benchDiscoverCmd(rest);
   if (what === 'retention') return benchRetentionCmd(rest);
+  if (what === 'precision') return benchPrecisionCmd(rest);
   const { values } = parseArgs({
     args: rest,
-    options: { preset: { type: 'string' }, model: { type: 'string' }, dtype: { type: 'string' }, json: { type: 'boolean' } },
+    options: {
+      preset: { type: 'string' }, model: { type: 'string' }, dtype: { type: 'string' }, json: { type: 'boolean' },
+      injections: { type: 'string' }, 'decode-tokens': { type: 'string' }, precision: { type: 'string' }, block: { type: 'string' },
+    },
   });
-  if (what !== 'engine') throw new UsageError(`unknown benchmark ${JSON.stringify(what)} (engine, store, ingest, discover, retention)`);
+  if (what !== 'engine') throw new UsageError(`unknown benchmark ${JSON.stringify(what)} (engine, store, ingest, discover, retention, precision)`);
   const model = values.model ?? benchFixture(presetOf(values.preset ?? 'small'), dtypeOf(values.dtype));
-  const r = await benchEngine({ model });
+  const r = await benchEngine({
+    model,
+    injections: values.injections === undefined ? undefined : int(values.injections, 'injections'),
+    decodeTokens: values['decode-tokens'] === undefined ? undefined : int(values['decode-tokens'], 'decode-tokens'),
+    precision: precisionOf(values.precision),
+    quantBlock: values.block === undefined ? undefined : int(values.block, 'block'),
+  });
   if (values.json) {
     console.log(JSON.stringify({ model, ...r }));
     return;
@@ -117,6 +137,8 @@ async function cmdBench(args: string[]): Promise<void> {
   const f = (x: number, d = 1) => x.toFixed(d);
   console.log(`model            ${model}`);
   console.log(`executor         ${r.executor}`);
+  console.log(`precision        ${r.precision}${r.quantizedWeightMiB === null ? '' : ` (${f(r.quantizedWeightMiB)} MiB of linear weights${r.quantizedThisRun ? ', quantized in this run' : ', from the cache'})`}`);
+  console.log(`engine load      ${f(r.loadMs, 0)} ms`);
   console.log(`matmul rate      ${f(r.matmulGflops)} GFLOP/s (float32, measured on this executor)`);
   console.log(`session setup    ${f(r.sessionSetupMs, 0)} ms`);
   console.log(`injection        ${f(r.injectTokensPerS)} tokens/s  (${f(r.injectGflopsPerChunk, 3)} GFLOP per chunk, ${f(100 * r.injectFractionOfMatmul)}% of matmul rate)`);

@@ -8,6 +8,7 @@ import { Rng } from '../../src/util/rng';
 import { Executor, OrtExecutor } from '../../src/engine/executor';
 import { GraphBuilder, OnnxDType } from '../../src/engine/onnx/builder';
 import { MPlusEngine } from '../../src/engine/mplus';
+import { Precision } from '../../src/engine/quant/precision';
 
 export interface EngineBenchOptions {
   model: string;
@@ -18,6 +19,9 @@ export interface EngineBenchOptions {
   questionTokens?: number;
   decodeTokens?: number;
   seed?: number;
+  precision?: Precision;
+  quantBlock?: number;
+  quantCacheDir?: string;
 }
 
 export interface EngineBenchResult {
@@ -38,6 +42,12 @@ export interface EngineBenchResult {
   sessionSetupMs: number;
   peakRssMiB: number;
   ltmRowsPerLayer: number;
+  precision: Precision;
+  /** Bytes of the linear weights as the graphs hold them (quantized file; null at f32/bf16-as-shipped). */
+  quantizedWeightMiB: number | null;
+  /** Time to load the engine: quantization (first run) or cache check included. */
+  loadMs: number;
+  quantizedThisRun: boolean;
 }
 
 function median(xs: number[]): number {
@@ -89,7 +99,11 @@ export async function measureMatmulGflops(executor: Executor, m = 512, k = 1024,
 export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchResult> {
   const executor = o.executor ?? new OrtExecutor();
   const matmulGflops = await measureMatmulGflops(executor);
-  const engine = await MPlusEngine.load(o.model, { executor, seed: o.seed ?? 1 });
+  const tl = performance.now();
+  const engine = await MPlusEngine.load(o.model, {
+    executor, seed: o.seed ?? 1, precision: o.precision, quantBlock: o.quantBlock, quantCacheDir: o.quantCacheDir,
+  });
+  const loadMs = performance.now() - tl;
   try {
     const c = engine.config;
     const rng = new Rng(o.seed ?? 1);
@@ -102,7 +116,9 @@ export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchRes
     const n = o.chunkTokens ?? Math.min(512, 4 * c.numTokens);
     // Enough injections to merge into Θ at least once, so retrieval scores real candidates.
     const injections = o.injections ?? Math.max(8, c.updateLtmFrequency + 1);
-    await engine.inject(memory, tok(n)); // first-run allocations out of the timing
+    if (injections < 1) throw new Error('--injections must be at least 1');
+    // First-run allocations out of the timing, unless a single injection is all that was asked.
+    if (injections > 1) await engine.inject(memory, tok(n));
     // Medians of per-unit times: this VM's neighbours make single timings swing ±40%.
     const injTimes: number[] = [];
     for (let i = 0; i < injections; i++) {
@@ -118,10 +134,11 @@ export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchRes
 
     const m = o.questionTokens ?? 32;
     const q = tok(m);
-    await engine.prefill(memory, q);
     const preTimes: number[] = [];
     let question = await engine.prefill(memory, q);
-    for (let i = 0; i < 5; i++) {
+    // A full-size run keeps to one timed prefill (each is seconds); small ones take the median of 5.
+    const prefills = injections >= 8 ? 5 : 1;
+    for (let i = 0; i < prefills; i++) {
       const tp = performance.now();
       question = await engine.prefill(memory, q);
       preTimes.push(performance.now() - tp);
@@ -131,6 +148,7 @@ export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchRes
     const prefillFlops = c.numLayers * layerFlops(c, m, P + m, P + m) + 2 * c.hiddenSize * c.vocabSize;
 
     const steps = o.decodeTokens ?? 32;
+    if (steps < 1) throw new Error('--decode-tokens must be at least 1');
     const decTimes: number[] = [];
     for (let i = 0; i < steps; i++) {
       const td = performance.now();
@@ -158,6 +176,10 @@ export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchRes
       sessionSetupMs,
       peakRssMiB: process.resourceUsage().maxRSS / 1024,
       ltmRowsPerLayer: memory.counts().ltm,
+      precision: engine.precision,
+      quantizedWeightMiB: engine.quant ? engine.quant.bytes / 2 ** 20 : null,
+      loadMs,
+      quantizedThisRun: engine.quant?.built ?? false,
     };
   } finally {
     await engine.close();
