@@ -10,6 +10,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs } from 'util';
 import { MPlusEngine } from '../src/engine/mplus';
+import { OrtExecutor } from '../src/engine/executor';
 import { VALUE_FORMATS, ValueFormat } from '../src/memory/store/codec';
 import { benchDiscover } from './bench/discover';
 import { benchEngine } from './bench/engine';
@@ -34,9 +35,9 @@ const USAGE = `usage: mplus <tool> [options]
   trace   --model DIR --ops OPS.json --out RESULT.json [--seed S]
           run a script of inject/generate ops and write every intermediate a checker needs
   bench engine (--preset small|tiny|medium | --model DIR) [--dtype f32|bf16] [--json]
-          [--precision f32|bf16|int8|int4] [--block 32] [--injections N] [--decode-tokens N]
+          [--precision f32|bf16|int8|int4] [--block 32] [--injections N] [--decode-tokens N] [--device cpu|cuda]
           injection tokens/s, prefill ms, decode tokens/s, peak RSS, vs measured matmul rate
-  bench precision (--preset tiny|small|medium | --model DIR) [--precisions bf16,int8,int4] [--block 32]
+  bench precision (--preset tiny|small|medium | --model DIR) [--precisions bf16,int8,int4] [--block 32] [--lora]
           logits error, greedy-token agreement and retrieved top-R overlap of each precision vs f32
   bench store [--rows 150000] [--format bf16|f32|q8] [--save-ltm-rows 0]
           commit MB/s, open ms, gather of R=2560 rows at mplus-8b row size
@@ -119,12 +120,16 @@ async function cmdBench(args: string[]): Promise<void> {
     options: {
       preset: { type: 'string' }, model: { type: 'string' }, dtype: { type: 'string' }, json: { type: 'boolean' },
       injections: { type: 'string' }, 'decode-tokens': { type: 'string' }, precision: { type: 'string' }, block: { type: 'string' },
+      device: { type: 'string' },
     },
   });
   if (what !== 'engine') throw new UsageError(`unknown benchmark ${JSON.stringify(what)} (engine, store, ingest, discover, retention, precision)`);
   const model = values.model ?? benchFixture(presetOf(values.preset ?? 'small'), dtypeOf(values.dtype));
+  const device = values.device ?? 'cpu';
+  if (device !== 'cpu' && device !== 'cuda' && device !== 'webgpu') throw new UsageError(`--device must be cpu, cuda or webgpu, got ${device}`);
   const r = await benchEngine({
     model,
+    executor: new OrtExecutor({ device }),
     injections: values.injections === undefined ? undefined : int(values.injections, 'injections'),
     decodeTokens: values['decode-tokens'] === undefined ? undefined : int(values['decode-tokens'], 'decode-tokens'),
     precision: precisionOf(values.precision),

@@ -14,6 +14,7 @@ import { DEFAULT_BLOCK, PRECISIONS, Precision, isPrecision } from '../../src/eng
 import { argmax } from '../../src/engine/sampling';
 import { Rng } from '../../src/util/rng';
 import { benchFixture } from './fixture';
+import { loraMergeError } from './loraMerge';
 import { PRESETS, Preset } from '../fixture';
 
 export interface PrecisionBenchOptions {
@@ -126,7 +127,7 @@ export async function benchPrecisionCmd(args: string[]): Promise<void> {
     args,
     options: {
       preset: { type: 'string' }, model: { type: 'string' }, precisions: { type: 'string' }, block: { type: 'string' },
-      seed: { type: 'string' }, json: { type: 'boolean' },
+      seed: { type: 'string' }, json: { type: 'boolean' }, lora: { type: 'boolean' },
     },
   });
   const preset = (values.preset ?? 'tiny') as Preset;
@@ -135,6 +136,13 @@ export async function benchPrecisionCmd(args: string[]): Promise<void> {
   const precisions = (values.precisions ?? 'bf16,int8,int4').split(',');
   for (const p of precisions) if (!isPrecision(p) || p === 'f32') throw new Error(`--precisions: ${p} is not one of ${PRECISIONS.filter((x) => x !== 'f32').join(', ')}`);
   const block = values.block === undefined ? DEFAULT_BLOCK : Number(values.block);
+  if (values.lora) {
+    for (const bits of [8, 4] as const) {
+      const m = loraMergeError(model, bits, block);
+      console.log(`LoRA at ${bits} bits, block ${block}, ${m.linears} adapted linears: relative weight error unmerged ${m.unmerged.toExponential(3)}, merged ${m.merged.toExponential(3)}`);
+    }
+    return;
+  }
   const r = await benchPrecision({ model, precisions: precisions as Precision[], block, seed: values.seed === undefined ? 1 : Number(values.seed) });
   if (values.json) return void console.log(JSON.stringify({ model, block, ...r }));
   console.log(`model ${model}, block ${block}; each row against f32 on the same tokens and drops`);

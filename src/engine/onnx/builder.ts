@@ -113,6 +113,12 @@ export class GraphBuilder {
     return n;
   }
 
+  constU8(name: string, data: Uint8Array, dims: number[]): string {
+    const n = this.fresh(name);
+    this.initializers.push({ name: n, dims, dataType: OnnxDType.UINT8, rawData: data });
+    return n;
+  }
+
   constI64(name: string, data: number[], dims: number[] = [data.length]): string {
     const n = this.fresh(name);
     const b = new BigInt64Array(data.map((x) => BigInt(x)));
