@@ -154,6 +154,17 @@ describe('quantized weights cache', function () {
     for (let i = 0; i < f32.logits.length; i++) assert.ok(relError(r.logits[i], f32.logits[i]) < 0.1);
   });
 
+  it('bf16 of a bf16 checkpoint runs the f32 path\'s graphs on the checkpoint itself (no cache)', async () => {
+    const bf = path.join(root, 'bf16');
+    writeFixture({ out: bf, preset: 'tiny', seed: 11, dtype: 'bf16' });
+    const own = path.join(root, 'cache-bf16');
+    const a = await run(bf, 'bf16', own);
+    const b = await run(bf, 'f32', own);
+    assert.strictEqual(a.built, false);
+    assert.ok(!fs.existsSync(own));
+    assert.deepStrictEqual(a.logits, b.logits);
+  });
+
   it('refuses a cache folder inside the checkpoint', async () => {
     await assert.rejects(MPlusEngine.load(ckpt, { precision: 'int8', quantCacheDir: path.join(ckpt, 'q') }), /inside the checkpoint folder/);
   });

@@ -49,8 +49,7 @@ export function weight(g: GraphBuilder, src: WeightSource, name: string, hint: s
 
 /**
  * x · Wᵀ for a [out, in] weight `name`: a plain Gemm on float weights, MatMulNBits on
- * block-quantized ones (accuracy_level 0: activations stay float32, weights are dequantized
- * block by block inside the kernel, never as a whole).
+ * block-quantized ones (the weights stay packed; see accuracyLevel for the activations).
  */
 export function matmulWeight(g: GraphBuilder, src: WeightSource, x: string, name: string, hint: string): string {
   const e = src.quant?.entry(name);
@@ -67,14 +66,22 @@ export function matmulWeight(g: GraphBuilder, src: WeightSource, x: string, name
     location, offset: e.blob[0], byteLength: e.blob[1], dtype: OnnxDType.UINT8, dims: [e.n, nb, (e.block * e.bits) / 8],
   });
   const s = g.external(`${hint}_scales`, { location, offset: e.scales[0], byteLength: e.scales[1], dtype: OnnxDType.FLOAT, dims: [e.n * nb] });
-  return g.msOp('MatMulNBits', [x, b, s], { K: e.k, N: e.n, bits: e.bits, block_size: e.block, accuracy_level: ACCURACY_LEVEL }, hint);
+  return g.msOp('MatMulNBits', [x, b, s], { K: e.k, N: e.n, bits: e.bits, block_size: e.block, accuracy_level: accuracyLevel(e.bits) }, hint);
 }
 
 /**
- * MatMulNBits' accuracy_level: 0 keeps activations in float32; 4 would quantize them to int8
- * per block as well (faster kernels, more error) — measured in BENCHMARKS.md, "Precision".
+ * MatMulNBits' accuracy_level per bit width. 0 keeps activations float32; 4 quantizes them to
+ * int8 per block too and runs integer dot products. Measured on the medium fixture (BENCHMARKS.md,
+ * "Precision"): for 8-bit weights ORT 1.30's CPU kernel at level 0 is a slow fallback that also
+ * takes more memory than f32 (RSS 716 vs 650 MiB, decode 0.6 tokens/s), while level 4 holds the
+ * int8 weights as they are (428 MiB); 4-bit weights have a float32-activation kernel (level 0).
+ * MPLUS_NBITS_ACCURACY_LEVEL overrides both, for measuring.
  */
-export const ACCURACY_LEVEL = Number(process.env.MPLUS_NBITS_ACCURACY_LEVEL ?? 0);
+export function accuracyLevel(bits: number): number {
+  const env = process.env.MPLUS_NBITS_ACCURACY_LEVEL;
+  if (env !== undefined && env !== '') return Number(env);
+  return bits === 8 ? 4 : 0;
+}
 
 /** weight · (x · rsqrt(mean(x²) + eps)), row-wise over the last axis, in float32. */
 export function rmsNorm(g: GraphBuilder, x: string, w: string, eps: number, hint: string): string {
