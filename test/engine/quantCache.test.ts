@@ -5,6 +5,7 @@
  * within a measured tolerance of f32.
  */
 import * as assert from 'assert';
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { MPlusEngine } from '../../src/engine/mplus';
@@ -95,6 +96,23 @@ describe('quantized weights cache', function () {
     assert.strictEqual(r.built, true);
     assert.ok(r.log.some((l) => /truncated/.test(l)), r.log.join('\n'));
     assert.deepStrictEqual(r.logits, int8.logits);
+  });
+
+  it('the temporary file of a crashed build is removed by the next build; a running build\'s is left alone', async () => {
+    const file = cacheFile('int8');
+    // What a build killed mid-write leaves: a partial temporary file of a process that is gone.
+    const dead = spawnSync(process.execPath, ['-e', 'process.pid']).pid;
+    const tmp = `${file}.tmp-${dead}-deadbeef`;
+    fs.writeFileSync(tmp, fs.readFileSync(file).subarray(0, 10000));
+    const live = `${file}.tmp-${process.pid}-0badf00d`; // a build still running (this process)
+    fs.writeFileSync(live, 'partial');
+    fs.rmSync(file);
+    const r = await run(ckpt, 'int8', cache);
+    assert.strictEqual(r.built, true);
+    assert.deepStrictEqual(r.logits, int8.logits);
+    assert.ok(!fs.existsSync(tmp), 'the dead build\'s temporary file is removed');
+    assert.ok(fs.existsSync(live), 'a running build\'s temporary file is left alone');
+    fs.rmSync(live);
   });
 
   it('a cache whose data was altered (same size) fails its checksum and is rebuilt', async () => {

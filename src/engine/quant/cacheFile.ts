@@ -84,6 +84,7 @@ export function writeCacheFile(
   const header: CacheHeader = { version: FORMAT_VERSION, ...key, tensors: describe(spans), dataBytes: pos, sha256: '0'.repeat(64) };
   const start = dataStart(header);
   fs.mkdirSync(path.dirname(file), { recursive: true });
+  removeStaleTemps(file);
   const tmp = `${file}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
   const fd = fs.openSync(tmp, 'w');
   try {
@@ -116,6 +117,39 @@ export function writeCacheFile(
   fs.closeSync(fd);
   fs.renameSync(tmp, file);
   return header;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Deletes temporary files of `file` left by builds that crashed (their process is gone): at full
+ * size each is gigabytes. Files of a build still running in another process are left alone.
+ */
+export function removeStaleTemps(file: string): string[] {
+  const dir = path.dirname(file);
+  const prefix = `${path.basename(file)}.tmp-`;
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return removed;
+  }
+  for (const n of names) {
+    if (!n.startsWith(prefix)) continue;
+    const pid = Number(n.slice(prefix.length).split('-')[0]);
+    if (!Number.isInteger(pid) || pid <= 0 || alive(pid)) continue;
+    fs.rmSync(path.join(dir, n), { force: true });
+    removed.push(n);
+  }
+  return removed;
 }
 
 function sameKey(a: CacheKey, b: CacheKey): string | null {
