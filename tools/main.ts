@@ -149,7 +149,7 @@ async function cmdBench(args: string[]): Promise<void> {
   console.log(`injection        ${f(r.injectTokensPerS)} tokens/s  (${f(r.injectGflopsPerChunk, 3)} GFLOP per chunk, ${f(100 * r.injectFractionOfMatmul)}% of matmul rate)`);
   console.log(`question prefill ${f(r.prefillMs)} ms  (${f(r.prefillGflops, 3)} GFLOP, ${f(100 * r.prefillFractionOfMatmul)}% of matmul rate)`);
   console.log(`decode           ${f(r.decodeTokensPerS)} tokens/s  (${f(r.decodeGflopsPerToken, 3)} GFLOP per token, ${f(100 * r.decodeFractionOfMatmul)}% of matmul rate)`);
-  console.log(`                 ${f(r.decodeWeightMiB)} MiB of float32 weights per token → ${f(r.decodeImpliedGBps)} GB/s streamed (decode is bandwidth-bound)`);
+  console.log(`                 ${f(r.decodeWeightMiB)} MiB of ${r.quantizedWeightMiB === null ? 'float32' : r.precision} weights per token → ${f(r.decodeImpliedGBps)} GB/s streamed (decode is bandwidth-bound)`);
   console.log(`Θ rows per layer ${r.ltmRowsPerLayer}`);
   console.log(`peak RSS         ${f(r.peakRssMiB)} MiB`);
 }

@@ -37,6 +37,7 @@ export interface EngineBenchResult {
   decodeGflopsPerToken: number;
   decodeFractionOfMatmul: number;
   /** float32 weight bytes one decode step streams (every layer + lm_head): the bandwidth floor. */
+  /** Weight bytes one decode step streams, at the run's precision (f32 layout at f32/bf16: ORT widens bf16 on the CPU). */
   decodeWeightMiB: number;
   decodeImpliedGBps: number;
   sessionSetupMs: number;
@@ -74,6 +75,12 @@ export function decodeWeightBytes(c: MPlusConfig): number {
   const lin = (i: number, o: number) => i * o + 2 * r * (i + o);
   const layer = lin(d, H * hd) + 2 * lin(d, KV * hd) + H * hd * d + 2 * lin(d, f) + lin(f, d) + 2 * d;
   return 4 * (c.numLayers * layer + V * d + d);
+}
+
+/** float32 bytes of the base linear weights of all layers and lm_head (what quantization replaces). */
+export function linearBaseBytesF32(c: MPlusConfig): number {
+  const { hiddenSize: d, numHeads: H, numKvHeads: KV, headDim: hd, intermediateSize: f, vocabSize: V } = c;
+  return 4 * (c.numLayers * (2 * d * H * hd + 2 * d * KV * hd + 3 * d * f) + V * d);
 }
 
 /** Measures the executor's float32 GEMM rate on an [m,k]·[k,n] product. */
@@ -159,6 +166,9 @@ export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchRes
     const decFlops = c.numLayers * layerFlops(c, 1, 1, P + m + steps / 2) + 2 * c.hiddenSize * c.vocabSize;
 
     const rate = matmulGflops * 1e9;
+    // Quantized: the base linears and lm_head come from the quantized file (which also holds the
+    // retriever projections decode does not read: under 2% of it at these shapes); LoRA and norms stay f32.
+    const decodeBytes = engine.quant ? decodeWeightBytes(c) - linearBaseBytesF32(c) + engine.quant.bytes : decodeWeightBytes(c);
     return {
       executor: executor.description,
       matmulGflops,
@@ -171,8 +181,8 @@ export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchRes
       decodeTokensPerS: steps / decSec,
       decodeGflopsPerToken: decFlops / 1e9,
       decodeFractionOfMatmul: (decFlops * steps) / decSec / rate,
-      decodeWeightMiB: decodeWeightBytes(c) / 2 ** 20,
-      decodeImpliedGBps: (decodeWeightBytes(c) * steps) / decSec / 1e9,
+      decodeWeightMiB: decodeBytes / 2 ** 20,
+      decodeImpliedGBps: (decodeBytes * steps) / decSec / 1e9,
       sessionSetupMs,
       peakRssMiB: process.resourceUsage().maxRSS / 1024,
       ltmRowsPerLayer: memory.counts().ltm,
