@@ -13,7 +13,7 @@ const USAGE = `usage: mplus <command> [options]
   ingest [REPO]        feed a repository into memory (progress bar on a TTY; resumes after a crash)
   ask "QUESTION"       stream an answer from memory, then its sources as path:line-line
   status [REPO]        memory coverage, sizes, state and secrets kept out; --verify reads every stored row
-  forget PATH…         mark files' memory stale (removed at the next compaction)
+  forget PATH…         drop files' or folders' memory; they stay out of memory (across restarts) until re-added from the editor
   serve                run the sidecar on stdin/stdout (what the extension spawns)
      common flags: --model DIR (or MPLUS_MODEL; default: the bundled models/mplus-lookup/ when present) --store DIR --device auto|cuda|webgpu|cpu --json --repo DIR
                   --rebuild (move a damaged or other-model store aside and start empty)

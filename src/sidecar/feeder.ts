@@ -20,6 +20,7 @@ import { DiscoveryOptions, WorkspaceFile, discover } from '../workspace/discover
 import { orderFiles } from '../workspace/order';
 import { planFileUpdate } from '../workspace/planner';
 import { GateReason, ReadGate } from '../workspace/readGate';
+import { ForgottenPaths } from './forgotten';
 import { WorkspacePaths } from './paths';
 import { IngestResult, LogParams, ProgressParams } from './protocol';
 import { DeviceScheduler } from './scheduler';
@@ -58,6 +59,8 @@ export interface FeederDeps {
   onFeeding: (feeding: boolean) => void;
   /** Committed bookkeeping from the store's manifest: key → [size, mtimeMs] of fully fed files. */
   fed: Record<string, [number, number]>;
+  /** What the user told memory to forget (committed with the store; see forgotten.ts). */
+  forgotten: ForgottenPaths;
 }
 
 /** Refusals that are the workspace's rules (not I/O trouble): the file is not one to feed. */
@@ -75,6 +78,10 @@ export class Feeder {
   paused = false;
   focus: string[] = [];
   feeding = false;
+  /** Work left in the running feeding job (status's `queue`): files and estimated chunks. */
+  pending = { pendingFiles: 0, pendingChunks: 0 };
+  /** The file being fed now (for progress), or null. */
+  private current: string | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   private active: CancelFlag | null = null;
   private resume: (() => void) | null = null;
@@ -136,11 +143,19 @@ export class Feeder {
     if (!p) this.resume?.();
   }
 
-  /** Feeds `which` (keys or folder prefixes, or 'all'); stale memory of deleted files goes too. */
+  /** Files memory is to hold: discovered and not forgotten by the user. */
+  wantedKeys(): string[] {
+    return [...this.files.keys()].filter((k) => !this.d.forgotten.has(k));
+  }
+
+  /**
+   * Feeds `which` (keys or folder prefixes, or 'all'); stale memory of deleted files goes too.
+   * Files the user forgot are skipped: only `readd` brings them back.
+   */
   ingest(which: string[] | 'all', flag: CancelFlag, rediscover = true): Promise<IngestResult> {
     return this.serial(async () => {
       if (rediscover) await this.rediscover();
-      const keys = [...this.files.keys()].filter((k) => which === 'all' || which.some((p) => WorkspacePaths.within(k, p)));
+      const keys = this.wantedKeys().filter((k) => which === 'all' || which.some((p) => WorkspacePaths.within(k, p)));
       const result = await this.feedKeys(keys, flag);
       // Files memory knows that the workspace no longer has (deleted, now ignored).
       const gone = this.d.memory.sources.liveFiles().filter((k) => !this.files.has(k) && (which === 'all' || which.some((p) => WorkspacePaths.within(k, p))));
@@ -165,7 +180,8 @@ export class Feeder {
       // by extension, …): what memory has of them goes.
       const dropped = changed.filter((k) => !this.files.has(k) && this.d.memory.sources.liveChunks(k).size > 0);
       if (dropped.length) this.forgetNow(dropped);
-      const known = changed.filter((k) => this.files.has(k));
+      // A forgotten file stays forgotten when it changes (re-adding it is the user's call).
+      const known = changed.filter((k) => this.files.has(k) && !this.d.forgotten.has(k));
       return this.feedKeys(known, flag);
     });
   }
@@ -175,9 +191,27 @@ export class Feeder {
     return this.d.fed[key]?.[1];
   }
 
-  /** Marks files' (or folders') memory stale now and compacts. */
+  /**
+   * The user's Forget: marks files' (or folders') memory stale now, compacts, and records them so
+   * that no later feeding (a restart, resume, save or rebuild) brings them back until `readd`.
+   */
   forget(keys: string[]): Promise<{ filesForgotten: number; tokensMarkedStale: number }> {
-    return this.serial(async () => this.forgetNow(keys));
+    return this.serial(async () => {
+      this.d.forgotten.add(keys);
+      return this.forgetNow(keys); // commits, with the forgotten list
+    });
+  }
+
+  /** The user re-adds files or folders they forgot: recorded, then fed like any ingest. */
+  async readd(keys: string[], flag: CancelFlag): Promise<IngestResult> {
+    await this.serial(async () => {
+      await this.rediscover();
+      if (this.d.forgotten.readd(keys, this.files.keys())) {
+        this.commit();
+        this.d.log('info', `re-added to memory: ${keys.join(', ')}`);
+      }
+    });
+    return this.ingest(keys, flag, false);
   }
 
   private forgetNow(keys: string[]): { filesForgotten: number; tokensMarkedStale: number } {
@@ -211,7 +245,7 @@ export class Feeder {
 
   /** Durable commit of memory, provenance and the fed-file index. */
   commit(rewrite = false): void {
-    const info = this.d.memory.commit({ fed: this.d.fed }, { rewrite });
+    const info = this.d.memory.commit({ fed: this.d.fed, forgotten: this.d.forgotten.list() }, { rewrite });
     this.sinceCommit = 0;
     this.lastCommit = Date.now();
     this.d.log('debug', `commit ${info.seq}: ${(info.bytesWritten / 1048576).toFixed(1)} MiB in ${info.ms.toFixed(0)} ms`);
@@ -237,6 +271,8 @@ export class Feeder {
     const files = orderFiles(keys.map((k) => this.files.get(k)!), { focus: this.focus });
     const totalBytes = files.reduce((a, f) => a + f.size, 0);
     let bytesDone = 0;
+    /** Bytes of files actually read and fed: the measured rate (skipped files cost nothing). */
+    let bytesFed = 0;
     let chunksPlanned = 0;
     const t0 = Date.now();
     let lastProgress = 0;
@@ -250,12 +286,16 @@ export class Feeder {
       if (!force && now - lastProgress < PROGRESS_MS) return;
       lastProgress = now;
       const secs = (now - t0) / 1000;
-      const rate = bytesDone > 0 ? bytesDone / Math.max(secs, 1e-3) : 0;
-      const chunksTotal = bytesDone > 0 ? Math.max(chunksPlanned, Math.round((chunksPlanned / bytesDone) * totalBytes)) : chunksPlanned;
+      const rate = bytesFed > 0 ? bytesFed / Math.max(secs, 1e-3) : 0;
+      const chunksDone = res.chunksInjected + res.chunksSkipped;
+      const chunksTotal = Math.max(chunksDone, bytesDone > 0 ? Math.max(chunksPlanned, Math.round((chunksPlanned / bytesDone) * totalBytes)) : chunksPlanned);
+      const finished = !this.feeding;
+      this.pending = finished ? { pendingFiles: 0, pendingChunks: 0 } : { pendingFiles: files.length - res.filesDone, pendingChunks: chunksTotal - chunksDone };
       this.d.progress({
-        kind: 'ingest', filesDone: res.filesDone, filesTotal: files.length, chunksDone: res.chunksInjected + res.chunksSkipped,
+        kind: 'ingest', filesDone: res.filesDone, filesTotal: files.length, chunksDone,
         chunksTotal, tokensPerSecond: secs > 0 ? res.tokensInjected / secs : 0,
-        etaSeconds: rate > 0 ? Math.max(0, (totalBytes - bytesDone) / rate) : null,
+        etaSeconds: finished ? 0 : rate > 0 ? Math.max(0, (totalBytes - bytesDone) / rate) : null,
+        currentFile: finished ? undefined : this.current ?? undefined,
       });
     };
     try {
@@ -264,6 +304,7 @@ export class Feeder {
         await this.waitWhilePaused(flag);
         if (flag.cancelled || this.closed) break;
         const key = this.d.paths.key(f.root, f.rel);
+        this.current = key;
         const fed = this.d.fed[key];
         const liveCount = fed && fed[0] === f.size && fed[1] === f.mtimeMs ? this.d.memory.sources.liveChunks(key).size : 0;
         if (liveCount > 0) {
@@ -337,6 +378,7 @@ export class Feeder {
           if (this.sinceCommit >= COMMIT_EVERY || Date.now() - this.lastCommit > COMMIT_SECONDS * 1000) this.commit();
         }
         bytesDone += f.size;
+        bytesFed += f.size;
         if (!complete) break;
         this.d.fed[key] = [f.size, f.mtimeMs];
         res.filesDone++;
@@ -350,6 +392,7 @@ export class Feeder {
       else if (this.d.memory.staleTokens(['ltm', 'cache']) > 0) this.compact();
       else this.commit();
       this.feeding = false;
+      this.current = null;
       this.d.onFeeding(false);
       report(true);
     }

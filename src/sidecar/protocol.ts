@@ -102,7 +102,10 @@ export interface InitializeResult {
 }
 
 export interface IngestParams {
-  /** Workspace-relative or absolute paths (files or folders), or "all". */
+  /**
+   * Workspace-relative or absolute paths (files or folders), or "all". Naming paths re-adds those
+   * the user forgot (Re-add to Memory); "all" skips forgotten files.
+   */
   paths: string[] | 'all';
 }
 
@@ -201,6 +204,7 @@ export interface StatusResult {
     /** Store size by part, bytes (cacheAndBookkeeping: the dropped-token cache, ages, recall frequencies, row references). */
     storeParts: { theta: number; cacheAndBookkeeping: number; ltmValues: number; ltmKeys: number; ltmRowChecksums: number; provenance: number };
   };
+  /** What the running feeding job has left (files, and chunks as estimated from the bytes fed). */
   queue: { pendingFiles: number; pendingChunks: number };
   device: DeviceInfo | null;
   /**
@@ -211,6 +215,11 @@ export interface StatusResult {
   secretsKeptOut: { count: number; files: Array<{ path: string; reason: string }> };
   /** Set once a damaged part of the store was found (a Θ row failing its checksum): rebuild. */
   storeDamage?: string;
+  /**
+   * Files and folders the user told memory to forget (workspace keys, the first 50): never fed
+   * again, across restarts and rebuilds, until re-added with `mplus/ingest` naming them.
+   */
+  forgotten: { count: number; paths: string[] };
 }
 
 export interface VerifyResult {
@@ -246,7 +255,10 @@ export interface ProgressParams {
   chunksDone: number;
   chunksTotal: number;
   tokensPerSecond: number;
+  /** Seconds left at the rate measured so far (bytes fed per second); 0 when done, null before any. */
   etaSeconds: number | null;
+  /** The file being fed now (workspace key). */
+  currentFile?: string;
   /** Set after a restart: the ingest resumed from the last commit. */
   resumed?: boolean;
 }

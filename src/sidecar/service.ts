@@ -18,6 +18,7 @@ import { WorkspaceWatcher } from '../workspace/watcher';
 import { answer } from './answer';
 import { DeviceUnavailableError, selectDevice } from './device';
 import { CancelFlag, Feeder } from './feeder';
+import { ForgottenPaths } from './forgotten';
 import { WorkspacePaths } from './paths';
 import {
   AnswerSources, AnswerToken, AskParams, AskResult, CancelParams, Coverage, DeviceInfo, ErrorCodes, ForgetParams, ForgetResult,
@@ -134,6 +135,8 @@ export class MemoryService implements Service {
   private storeDamage: string | null = null;
   private rebuilding: Promise<RebuildResult> | null = null;
   private chunker!: Chunker;
+  /** The user's Forget list; outlives a rebuild (forgetting was a choice about files, not memory). */
+  private forgotten!: ForgottenPaths;
 
   constructor(
     private readonly p: InitializeParams,
@@ -151,6 +154,7 @@ export class MemoryService implements Service {
 
   async start(chunker: Chunker): Promise<void> {
     this.chunker = chunker;
+    this.forgotten = new ForgottenPaths(this.committedExtra.forgotten);
     this.feeder = this.newFeeder((this.committedExtra.fed ?? {}) as Record<string, [number, number]>);
     this.feeder.paused = !!this.p.paused;
     await this.feeder.rediscover();
@@ -181,6 +185,7 @@ export class MemoryService implements Service {
       progress: (pr) => notify(this.conn, Progress, pr),
       onFeeding: () => this.updateState(),
       fed,
+      forgotten: this.forgotten,
     });
   }
 
@@ -279,9 +284,10 @@ export class MemoryService implements Service {
 
   private coverage(): Coverage {
     const live = new Set(this.memory.sources.liveFiles());
+    const wanted = this.feeder.wantedKeys();
     let fed = 0;
-    for (const k of this.feeder.files.keys()) if (live.has(k)) fed++;
-    return { filesFed: fed, filesKnown: this.feeder.files.size, feeding: this.feeder.feeding };
+    for (const k of wanted) if (live.has(k)) fed++;
+    return { filesFed: fed, filesKnown: wanted.length, feeding: this.feeder.feeding };
   }
 
   private toKeys(paths: string[]): string[] {
@@ -299,8 +305,10 @@ export class MemoryService implements Service {
       flag.cancelled = true;
       this.feeder.cancel();
     });
-    const which = p.paths === 'all' ? 'all' : this.toKeys(p.paths);
-    return this.guarded(() => this.feeder.ingest(which, flag));
+    // Naming files is the user's explicit choice: forgotten ones among them are re-added.
+    if (p.paths === 'all') return this.guarded(() => this.feeder.ingest('all', flag));
+    const keys = this.toKeys(p.paths);
+    return this.guarded(() => this.feeder.readd(keys, flag));
   }
 
   async ask(p: AskParams, token: { onCancellationRequested: (cb: () => void) => unknown }): Promise<AskResult> {
@@ -358,9 +366,10 @@ export class MemoryService implements Service {
         storeBytes: sz.totalBytes,
         storeParts: { theta: sz.thetaBytes, cacheAndBookkeeping: sz.cacheBytes, ltmValues: sz.ltmValueBytes, ltmKeys: sz.ltmKeyBytes, ltmRowChecksums: sz.ltmMetaBytes, provenance: sz.sourcesBytes },
       },
-      queue: { pendingFiles: 0, pendingChunks: 0 },
+      queue: { ...this.feeder.pending },
       device: this.device,
       secretsKeptOut: this.feeder.secretsKeptOut(),
+      forgotten: { count: this.forgotten.size, paths: this.forgotten.list().slice(0, 50) },
       storeDamage: this.storeDamage ?? undefined,
     };
   }

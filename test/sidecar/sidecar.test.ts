@@ -231,6 +231,55 @@ describe('sidecar process over the protocol (small fixture model, real repositor
     }
   });
 
+  it('Forget sticks: a forgotten file or folder is not fed again after a restart, a save or a full ingest, until re-added', async () => {
+    const feedLog = path.join(store, '..', path.basename(store) + '-feed.jsonl');
+    const feedLog2 = feedLog.replace(/\.jsonl$/, '-2.jsonl');
+    cleanup.push(feedLog, feedLog2);
+    const r = start({ MPLUS_FEED_LOG: feedLog });
+    try {
+      await initialize(r.h.connection, params);
+      await r.h.connection.sendRequest(Ingest, { paths: 'all' });
+      const fg = await r.h.connection.sendRequest(Forget, { paths: ['src/stock.ts', path.join(repo, 'lib')] });
+      assert.strictEqual(fg.filesForgotten, 2);
+      const st = await r.h.connection.sendRequest(Status);
+      assert.deepStrictEqual(st.forgotten, { count: 2, paths: ['lib', 'src/stock.ts'] });
+      assert.deepStrictEqual(st.coverage, { filesFed: 4, filesKnown: 4, feeding: false }, 'forgotten files are not counted as missing');
+      await shutdown(r.h);
+    } finally {
+      r.h.process.kill('SIGKILL');
+    }
+    // Changed since: without the record, a restart would see it as new and feed it.
+    fs.appendFileSync(path.join(repo, 'src/stock.ts'), '\nexport const RESTOCK_DAYS = 3;\n');
+    const r2 = start({ MPLUS_FEED_LOG: feedLog2 });
+    try {
+      const init = await initialize(r2.h.connection, { ...params, watch: true });
+      assert.deepStrictEqual(init.status.forgotten.paths, ['lib', 'src/stock.ts'], 'the forgotten list was committed with the store');
+      const ing = await r2.h.connection.sendRequest(Ingest, { paths: 'all' });
+      assert.strictEqual(ing.chunksInjected, 0, 'nothing to feed: the rest is unchanged, the forgotten files stay out');
+      // a save of the forgotten file, then of a remembered one: only the latter is fed
+      fs.appendFileSync(path.join(repo, 'src/stock.ts'), '\nexport const RESTOCK_HOURS = 72;\n');
+      fs.appendFileSync(path.join(repo, 'README.md'), '\nReorders go out daily.\n');
+      await waitFor(r2, () => r2.fed.some((p) => p.files.some((f) => f.absPath === path.join(repo, 'README.md'))), 'the README refresh', 30000);
+      const fed = fs.existsSync(feedLog2) ? fedRecords(feedLog2) : [];
+      assert.deepStrictEqual([...new Set(fed.map((f) => f.file))], ['README.md'], 'only the remembered file was fed');
+      let st = await r2.h.connection.sendRequest(Status);
+      assert.deepStrictEqual([st.coverage.filesFed, st.coverage.filesKnown], [4, 4]);
+      // Re-add one file of the forgotten folder, then the forgotten file: both fed, the list empties.
+      const back = await r2.h.connection.sendRequest(Ingest, { paths: ['lib/src/lib.rs'] });
+      assert.ok(back.chunksInjected > 0);
+      st = await r2.h.connection.sendRequest(Status);
+      assert.deepStrictEqual(st.forgotten.paths, ['src/stock.ts']);
+      await r2.h.connection.sendRequest(Ingest, { paths: [path.join(repo, 'src/stock.ts')] });
+      st = await r2.h.connection.sendRequest(Status);
+      assert.deepStrictEqual(st.forgotten, { count: 0, paths: [] });
+      assert.deepStrictEqual(st.coverage, { filesFed: 6, filesKnown: 6, feeding: false });
+      assert.ok(fedRecords(feedLog2).some((f) => f.file === 'src/stock.ts' && f.text.includes('RESTOCK_HOURS')), 're-added as it is now');
+      await shutdown(r2.h);
+    } finally {
+      r2.h.process.kill('SIGKILL');
+    }
+  });
+
   it('kill -9 mid-ingest: a new sidecar reopens the last commit and resumes without refeeding it', async () => {
     writeFixtureRepo(repo, 40);
     const r = start({ MPLUS_COMMIT_EVERY: '4' });
