@@ -11,6 +11,7 @@
   const stopBtn = document.getElementById('stop');
   const header = document.getElementById('header');
   const coverage = document.getElementById('coverage');
+  const actions = document.getElementById('actions');
   /** askId -> { root, answer, sources, status } */
   const entries = new Map();
   let running = null;
@@ -22,19 +23,26 @@
     return e;
   }
 
-  function entryFor(askId, q) {
+  function entryFor(askId, q, quoteHtml) {
     let e = entries.get(askId);
     if (!e) {
       const root = el('section', 'entry');
       root.dataset.askId = askId;
       const qEl = el('div', 'question', q || '');
+      root.append(qEl);
+      if (quoteHtml) {
+        const quote = el('blockquote', 'quote');
+        quote.innerHTML = quoteHtml; // rendered and escaped by the extension host
+        root.append(quote);
+      }
       const answer = el('div', 'answer');
       answer.setAttribute('aria-live', 'polite');
       const status = el('div', 'status');
+      const note = el('div', 'note');
       const sources = el('div', 'sources');
-      root.append(qEl, answer, status, sources);
+      root.append(answer, status, note, sources);
       log.append(root);
-      e = { root, answer, sources, status };
+      e = { root, answer, sources, status, note };
       entries.set(askId, e);
     }
     return e;
@@ -78,9 +86,16 @@
       case 'header':
         coverage.textContent = m.text;
         header.dataset.phase = m.phase;
+        actions.textContent = '';
+        (m.actions || []).forEach((title, i) => {
+          const b = el('button', i ? 'secondary' : '', title);
+          b.type = 'button';
+          b.addEventListener('click', () => vscode.postMessage({ type: 'action', index: i }));
+          actions.append(b);
+        });
         break;
       case 'start': {
-        const e = entryFor(m.askId, m.question);
+        const e = entryFor(m.askId, m.question, m.quote);
         e.status.textContent = 'Thinking…';
         setRunning(m.askId);
         scroll();
@@ -97,9 +112,10 @@
         renderSources(entryFor(m.askId), m.askId, m.sources);
         break;
       case 'entry': {
-        const e = entryFor(m.askId, m.question);
+        const e = entryFor(m.askId, m.question, m.quote);
         e.answer.innerHTML = m.html;
-        e.status.textContent = m.error ? `Error: ${m.error}` : m.cancelled ? 'Stopped.' : m.done ? '' : 'Answering…';
+        e.status.textContent = m.error ? m.error : m.cancelled ? 'Stopped.' : m.done ? '' : 'Answering…';
+        e.note.textContent = m.note || '';
         e.root.classList.toggle('error', !!m.error);
         e.root.classList.toggle('cancelled', !!m.cancelled);
         renderSources(e, m.askId, m.sources);

@@ -6,10 +6,18 @@
 import * as vscode from 'vscode';
 import type { Source } from '../sidecar/protocol';
 import { SidecarManager } from './sidecarManager';
+import { partialNote } from './answerText';
+import { Situation, situationOf } from './situation';
 import { sourceLabel, sourceRange, sourceUri } from './sources';
 import { ViewStateStore, coverageLine } from './viewState';
 
 export const PARTICIPANT_ID = 'mplus.participant';
+
+/** A situation in the reply: its words, then its actions as buttons. */
+function showSituation(stream: vscode.ChatResponseStream, sit: Situation): void {
+  stream.markdown(untrusted(sit.message));
+  for (const a of [sit.action, sit.secondary]) if (a) stream.button({ command: a.command, title: a.title, arguments: a.args });
+}
 
 function untrusted(text: string): vscode.MarkdownString {
   const md = new vscode.MarkdownString(text, false);
@@ -28,7 +36,15 @@ export function registerChatParticipant(sidecar: SidecarManager, state: ViewStat
     let question = request.prompt.trim();
     if (request.command === 'status') {
       await sidecar.refreshStatus();
-      stream.markdown(untrusted(coverageLine(state.get())));
+      const sit = situationOf(state.get());
+      if (sit) showSituation(stream, sit);
+      else stream.markdown(untrusted(coverageLine(state.get())));
+      return {};
+    }
+    // M+ cannot answer in this state: say why and offer the fix, instead of failing.
+    const blocked = situationOf(state.get());
+    if (blocked && blocked.severity !== 'info' && state.get().phase !== 'restarting') {
+      showSituation(stream, blocked);
       return {};
     }
     if (!question) {
@@ -53,6 +69,8 @@ export function registerChatParticipant(sidecar: SidecarManager, state: ViewStat
       });
       if (r.sources.length) sources = r.sources;
       if (r.cancelled) stream.markdown('\n\n*(stopped)*');
+      const note = partialNote(r.coverage);
+      if (note) stream.markdown(untrusted(`\n\n*${note}*`));
       if (sources.length) {
         stream.markdown('\n\n**Sources:** ');
         sources.forEach((s, i) => {
@@ -66,10 +84,14 @@ export function registerChatParticipant(sidecar: SidecarManager, state: ViewStat
       }
       return { metadata: { askId, sources: sources.length, coverage: r.coverage } };
     } catch (e) {
-      const msg = (e as Error).message;
-      stream.markdown(untrusted(`M+ could not answer: ${msg}`));
-      stream.button({ command: 'mplus.openLog', title: 'Open Log' });
-      return { errorDetails: { message: msg } };
+      // Shown once, in the reply (errorDetails would show it a second time), with the fix.
+      const sit = situationOf(state.get());
+      if (sit && sit.severity !== 'info') showSituation(stream, sit);
+      else {
+        stream.markdown(untrusted(`M+ could not answer: ${(e as Error).message}`));
+        stream.button({ command: 'mplus.openLog', title: 'Open Log' });
+      }
+      return {};
     } finally {
       sub.dispose();
     }

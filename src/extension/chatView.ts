@@ -7,9 +7,11 @@
 import * as crypto from 'crypto';
 import * as vscode from 'vscode';
 import type { Source } from '../sidecar/protocol';
+import { Quote, partialNote, quoteMarkdown } from './answerText';
 import { renderAnswer } from './render';
 import { SidecarManager } from './sidecarManager';
 import { openSource, sourceLabel } from './sources';
+import { situationOf } from './situation';
 import { ViewStateStore, coverageLine } from './viewState';
 import { FromWebview, ToWebview, parseFromWebview } from './webviewMessages';
 
@@ -18,6 +20,9 @@ export const VIEW_ID = 'mplus.chatView';
 interface Entry {
   askId: string;
   question: string;
+  quote: string | null;
+  /** Set when memory did not cover the whole workspace when it answered. */
+  note?: string;
   text: string;
   sources: Source[];
   done: boolean;
@@ -71,7 +76,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
 <title>M+ Repository Memory</title>
 </head>
 <body>
-<header id="header" role="status" aria-live="polite"><span id="coverage">M+ is starting…</span></header>
+<header id="header" role="status" aria-live="polite"><span id="coverage">M+ is starting…</span><div id="actions"></div></header>
 <main id="log" aria-live="polite" aria-label="Answers"></main>
 <form id="form" autocomplete="off">
   <label for="question" class="visually-hidden">Ask about this repository</label>
@@ -92,7 +97,16 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
 
   private postHeader(): void {
     const v = this.state.get();
-    this.post({ type: 'header', text: coverageLine(v), phase: v.phase });
+    const sit = situationOf(v);
+    const actions = [sit?.action, sit?.secondary].filter((a) => !!a).map((a) => a!.title);
+    this.post({ type: 'header', text: coverageLine(v), phase: v.phase, actions });
+  }
+
+  /** Runs action `index` of the situation shown now (the webview names an index, never a command). */
+  private async runAction(index: number): Promise<void> {
+    const sit = situationOf(this.state.get());
+    const a = [sit?.action, sit?.secondary].filter((x) => !!x)[index];
+    if (a) await vscode.commands.executeCommand(a.command, ...(a.args ?? []));
   }
 
   private async onMessage(m: FromWebview): Promise<void> {
@@ -116,6 +130,9 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
       case 'command':
         if (ALLOWED_COMMANDS.has(m.command)) await vscode.commands.executeCommand(m.command);
         break;
+      case 'action':
+        await this.runAction(m.index);
+        break;
     }
   }
 
@@ -126,29 +143,36 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
     while (!this.view && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
   }
 
-  /** Asks `question`, streaming the answer into the view. */
-  async ask(question: string): Promise<void> {
+  /**
+   * Asks `question`, streaming the answer into the view. With `quote`, the question is about that
+   * code: the view shows it as a quoted code block under the question, and the model gets both.
+   */
+  async ask(question: string, quote?: Quote): Promise<void> {
     if (this.current && !this.current.done) await this.stop();
     const askId = this.sidecar.newAskId();
-    const e: Entry = { askId, question, text: '', sources: [], done: false };
+    const e: Entry = { askId, question, quote: quote ? renderAnswer(quoteMarkdown(quote)) : null, text: '', sources: [], done: false };
     this.begin(e);
+    const full = quote ? `${question}\n\nAbout this code from ${quote.where}:\n\n${quote.code}` : question;
     try {
-      const r = await this.sidecar.ask(question, askId, {
+      const r = await this.sidecar.ask(full, askId, {
         onToken: (t) => this.append(e, t),
         onSources: (s) => this.setSources(e, s),
       });
       // The result is authoritative (a token notification may arrive after the response).
       if (r.answer && r.answer.length >= e.text.length) e.text = r.answer;
       if (r.sources.length) e.sources = r.sources;
+      e.note = partialNote(r.coverage) ?? undefined;
       this.finish(e, { cancelled: r.cancelled });
     } catch (err) {
-      this.finish(e, { error: (err as Error).message });
+      // When M+ cannot answer because of its state, say that state's words (the header offers its fix).
+      const sit = situationOf(this.state.get());
+      this.finish(e, { error: sit && sit.severity !== 'info' ? sit.message : (err as Error).message });
     }
   }
 
   /** Test hook and replay: pushes a fixed answer through the same render path as streamed ones. */
   showAnswer(question: string, markdown: string, sources: Source[] = []): void {
-    const e: Entry = { askId: `test-${Date.now().toString(36)}`, question, text: '', sources: [], done: false };
+    const e: Entry = { askId: `test-${Date.now().toString(36)}`, question, quote: null, text: '', sources: [], done: false };
     this.begin(e);
     this.append(e, markdown);
     this.setSources(e, sources);
@@ -165,7 +189,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
     this.entries.push(e);
     if (this.entries.length > 50) this.entries.shift();
     this.current = e;
-    this.post({ type: 'start', askId: e.askId, question: e.question });
+    this.post({ type: 'start', askId: e.askId, question: e.question, quote: e.quote });
   }
 
   private append(e: Entry, t: string): void {
@@ -195,8 +219,8 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
   /** Sends an entry's full state (after it finished, or when the view reloads). */
   private postEntry(e: Entry): void {
     this.post({
-      type: 'entry', askId: e.askId, question: e.question, html: renderAnswer(e.text), done: e.done,
-      cancelled: !!e.cancelled, error: e.error ?? null,
+      type: 'entry', askId: e.askId, question: e.question, quote: e.quote, html: renderAnswer(e.text), done: e.done,
+      cancelled: !!e.cancelled, error: e.error ?? null, note: e.note ?? null,
       sources: e.sources.map((x) => ({ label: sourceLabel(x), weight: x.weight })),
     });
   }
@@ -206,3 +230,4 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
     for (const d of this.disposables) d.dispose();
   }
 }
+

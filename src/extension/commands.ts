@@ -1,8 +1,11 @@
 /** The `mplus.*` commands. */
 import * as vscode from 'vscode';
+import type { StatusResult } from '../sidecar/protocol';
+import { Quote } from './answerText';
 import { ChatViewProvider } from './chatView';
+import { registerForgetCommands } from './forgetCommands';
 import { SidecarManager } from './sidecarManager';
-import { StatusBar } from './statusBar';
+import { Action, situationOf } from './situation';
 import { ViewStateStore, coverageLine } from './viewState';
 
 export function registerCommands(
@@ -22,61 +25,56 @@ export function registerCommands(
   return [
     vscode.commands.registerCommand('mplus.ask', guard(async (arg?: unknown) => {
       let question = typeof arg === 'string' ? arg : undefined;
+      let quote: Quote | undefined;
       if (question === undefined) {
         const ed = vscode.window.activeTextEditor;
         const sel = ed && !ed.selection.isEmpty ? ed.document.getText(ed.selection) : '';
+        const rel = ed ? vscode.workspace.asRelativePath(ed.document.uri) : '';
         question = await vscode.window.showInputBox({
-          title: 'M+: Ask about Repository',
-          prompt: sel ? `About the selection in ${vscode.workspace.asRelativePath(ed!.document.uri)}` : 'Question about this repository',
+          title: 'Ask about Repository',
+          prompt: sel ? `About the selection in ${rel}` : 'Question about this repository',
           placeHolder: sel ? 'What does this code do?' : 'Where is the configuration parsed?',
           value: sel ? 'What does this code do?' : undefined,
           ignoreFocusOut: true,
         });
         if (!question?.trim()) return;
         if (sel) {
-          const where = `${vscode.workspace.asRelativePath(ed!.document.uri)}:${ed!.selection.start.line + 1}-${ed!.selection.end.line + 1}`;
-          question = `${question.trim()}\n\nAbout this code from ${where}:\n\n${sel}`;
+          const { start, end } = ed!.selection;
+          // A selection ending at column 0 does not include that line.
+          const last = end.character === 0 && end.line > start.line ? end.line : end.line + 1;
+          quote = { where: `${rel}:${start.line + 1}${last > start.line + 1 ? `-${last}` : ''}`, code: sel, language: ed!.document.languageId };
         }
       }
       await chatView.reveal();
-      await chatView.ask(question.trim());
+      await chatView.ask(question.trim(), quote);
     })),
     vscode.commands.registerCommand('mplus.rebuild', guard(async () => {
+      // Destructive: a modal that names what is lost, before anything happens.
+      const st = sidecar.ready ? await sidecar.refreshStatus() : null;
+      const ok = await vscode.window.showWarningMessage('Rebuild the memory of this workspace?', { modal: true, detail: rebuildDetail(st, sidecar.storePath) }, REBUILD);
+      if (ok !== REBUILD) return;
       await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'M+: rebuilding memory…' }, () => sidecar.rebuild());
-      void vscode.window.showInformationMessage('M+: memory rebuilt from scratch (the old store was moved aside, not deleted); feeding the workspace again.');
+      void vscode.window.showInformationMessage('M+: memory starts empty and is reading the workspace again (the old memory was moved aside, not deleted).');
     })),
-    vscode.commands.registerCommand('mplus.forget', guard(async (uri?: vscode.Uri, uris?: vscode.Uri[]) => {
-      let targets = (uris && uris.length ? uris : uri ? [uri] : []).filter((u) => u.scheme === 'file');
-      if (!targets.length) {
-        const picked = await vscode.window.showOpenDialog({
-          canSelectFiles: true, canSelectFolders: true, canSelectMany: true, openLabel: 'Forget',
-          defaultUri: vscode.workspace.workspaceFolders?.[0]?.uri,
-        });
-        targets = picked ?? [];
-      }
-      if (!targets.length) return;
-      const r = await sidecar.forget(targets.map((u) => u.fsPath));
-      const names = targets.map((u) => vscode.workspace.asRelativePath(u)).join(', ');
-      void vscode.window.showInformationMessage(`M+: forgot ${names}: ${r.filesForgotten} file(s), ${r.tokensMarkedStale} memory token(s) dropped.`);
-    })),
+    ...registerForgetCommands(sidecar, guard),
     vscode.commands.registerCommand('mplus.showStatus', guard(async () => {
       const st = await sidecar.refreshStatus();
       const v = state.get();
-      const lines = [coverageLine(v)];
-      if (v.detail) lines.push(v.detail);
-      if (v.device) lines.push(`device: ${v.device.description}`);
+      const sit = situationOf(v);
+      const lines: string[] = [];
+      if (v.device) lines.push(`Runs on ${v.device.description}.`);
       if (st) {
-        lines.push(`state: ${st.state}; memory θ ${st.memory.stmTokensPerLayer} + Θ ${st.memory.ltmTokensPerLayer} tokens/layer, ` +
-          `${st.memory.injections} injections, ${st.memory.staleTokens} stale, store ${(st.memory.storeBytes / 1048576).toFixed(1)} MiB`);
+        lines.push(`Memory: ${st.memory.injections.toLocaleString('en-US')} pieces read, ${(st.memory.storeBytes / 1048576).toFixed(1)} MiB on disk.`);
+        if (st.forgotten.count) lines.push(`${st.forgotten.count} file(s)/folder(s) forgotten on request.`);
       }
-      const s = sidecar.storePath;
-      if (s) lines.push(`store: ${s}`);
-      log.info(`status: ${lines.join(' | ')}`);
-      const b = await vscode.window.showInformationMessage(`M+: ${StatusBar.text(v).text.replace(/\$\([^)]*\)\s*/g, '')}. ${lines.join('. ')}`,
-        'Ask', v.phase === 'paused' ? 'Resume Feeding' : 'Pause Feeding', 'Open Log');
-      if (b === 'Ask') await vscode.commands.executeCommand('mplus.ask');
-      else if (b === 'Pause Feeding') await vscode.commands.executeCommand('mplus.pause');
-      else if (b === 'Resume Feeding') await vscode.commands.executeCommand('mplus.resume');
+      log.info(`status: ${coverageLine(v)} | ${lines.join(' ')}${sidecar.storePath ? ` | store ${sidecar.storePath}` : ''}`);
+      const actions: Action[] = sit
+        ? [sit.action, sit.secondary].filter((a): a is Action => !!a)
+        : [{ title: 'Ask', command: 'mplus.ask' }, { title: 'Pause Feeding', command: 'mplus.pause' }];
+      const text = `M+: ${sit && v.phase !== 'paused' ? sit.message : `${capitalize(coverageLine(v))}.`}${lines.length ? ` ${lines.join(' ')}` : ''}`;
+      const b = await (sit?.severity === 'error' ? vscode.window.showErrorMessage : vscode.window.showInformationMessage)(text, ...actions.map((a) => a.title), 'Open Log');
+      const a = actions.find((x) => x.title === b);
+      if (a) await vscode.commands.executeCommand(a.command, ...(a.args ?? []));
       else if (b === 'Open Log') log.show();
     })),
     vscode.commands.registerCommand('mplus.pause', guard(async () => {
@@ -90,18 +88,18 @@ export function registerCommands(
     })),
     vscode.commands.registerCommand('mplus.restartSidecar', guard(() => sidecar.restart())),
     vscode.commands.registerCommand('mplus.openLog', () => log.show()),
-    // Test-only (hidden from the palette): renders a fixed string through the chat view's real path.
-    vscode.commands.registerCommand('mplus._renderForTest', async (markdown?: string) => {
-      await chatView.reveal();
-      chatView.showAnswer('render test', typeof markdown === 'string' ? markdown : RENDER_TEST_INPUT);
-    }),
   ];
 }
 
-export const RENDER_TEST_INPUT = [
-  'Render test: <script>alert(1)</script>',
-  '',
-  'and <img src=x onerror="document.body.dataset.pwned=1"> and **bold** and `code`',
-  '',
-  '[click](javascript:alert(2)) <b onmouseover=alert(3)>b</b>',
-].join('\n');
+const REBUILD = 'Rebuild Memory';
+const capitalize = (x: string) => x.charAt(0).toUpperCase() + x.slice(1);
+
+/** What Rebuild loses and keeps, in numbers where M+ knows them. */
+export function rebuildDetail(st: StatusResult | null, storePath: string | null): string {
+  const what = st
+    ? `M+ forgets what it learned from ${st.coverage.filesFed.toLocaleString('en-US')} file(s) (${st.memory.injections.toLocaleString('en-US')} pieces, ` +
+      `${(st.memory.storeBytes / 1048576).toFixed(1)} MiB) and reads the whole workspace again, which takes as long as the first time.`
+    : 'M+ forgets everything it learned about this workspace and reads it again from the start, which takes as long as the first time.';
+  return `${what} Until then, answers come from partial memory. The old memory is moved aside${storePath ? ` (next to ${storePath})` : ''}, not deleted. ` +
+    'Files you told M+ to forget stay forgotten.';
+}

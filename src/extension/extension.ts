@@ -13,6 +13,7 @@ import { registerModelCommands } from './modelCommands';
 import { RESTART_KEYS, SECTION } from './settings';
 import { SidecarManager } from './sidecarManager';
 import { StatusBar } from './statusBar';
+import { registerTestHooks } from './testHooks';
 import { ViewStateStore } from './viewState';
 
 let sidecar: SidecarManager | null = null;
@@ -30,6 +31,7 @@ export function activate(context: vscode.ExtensionContext): void {
     ...registerCommands(sc, chatView, state, log),
     ...registerModelCommands(context, log),
     registerAskAboutFile(),
+    ...registerTestHooks(chatView),
   );
   const participant = registerChatParticipant(sc, state, context.extensionUri, log);
   if (participant) context.subscriptions.push(participant);
@@ -63,7 +65,6 @@ export function activate(context: vscode.ExtensionContext): void {
   const setPhase = () => void vscode.commands.executeCommand('setContext', 'mplus.phase', state.get().phase);
   context.subscriptions.push(state.onDidChange(setPhase));
   setPhase();
-  if (process.env.MPLUS_TEST_HOOKS === '1') void vscode.commands.executeCommand('setContext', 'mplus.testHooks', true);
   log.info(`M+ Repository Memory ${context.extension.packageJSON.version} activated (VS Code ${vscode.version}, ${process.platform}-${process.arch})`);
   void sc.start();
 }

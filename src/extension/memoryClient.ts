@@ -117,6 +117,17 @@ export class MemoryClient {
     return r;
   }
 
+  /** Re-add to Memory: the sidecar feeds the named files again, forgotten or not. */
+  async readd(paths: string[]): Promise<IngestResult> {
+    await this.sup.whenReady();
+    if (this.ui.view.get().feedingBlocked) throw new Error(this.ui.view.get().feedingBlocked === 'untrusted'
+      ? 'this workspace is not trusted: M+ does not read its files. Trust it first.'
+      : 'feeding is turned off (mplus.feeding.enabled): turn it on to add files to memory');
+    const r = await this.sup.connection().sendRequest(Ingest, { paths });
+    await this.ui.refreshStatus();
+    return r;
+  }
+
   async setPaused(paused: boolean): Promise<StatusResult> {
     await this.sup.whenReady();
     if (!paused && this.ui.view.get().feedingBlocked === 'untrusted') throw new Error('this workspace is not trusted: M+ does not feed it');

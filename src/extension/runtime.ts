@@ -42,6 +42,6 @@ export async function resolveRuntime(nodePath: string): Promise<Runtime> {
   });
   const major = Number(/^v?(\d+)\./.exec(version)?.[1]);
   if (!Number.isInteger(major)) throw new RuntimeError(`mplus.nodePath ${nodePath} printed ${JSON.stringify(version.slice(0, 80))} instead of a Node.js version: ${FIX}`);
-  if (major < MIN_NODE_MAJOR) throw new RuntimeError(`mplus.nodePath ${nodePath} is Node ${version}, the sidecar needs ${MIN_NODE_MAJOR} or newer: ${FIX}`);
+  if (major < MIN_NODE_MAJOR) throw new RuntimeError(`mplus.nodePath ${nodePath} is Node ${version}, M+ needs ${MIN_NODE_MAJOR} or newer: ${FIX}`);
   return { execPath: nodePath, env: {}, description: `Node ${version} at ${nodePath}` };
 }

@@ -7,6 +7,7 @@
  * client of the sidecar; the memory store's files are the sidecar's alone.
  */
 import * as vscode from 'vscode';
+import { WorkspacePaths } from '../sidecar/paths';
 import { AskResult, ForgetResult, InitializeResult, IngestResult, Log, StatusResult } from '../sidecar/protocol';
 import { logFromSidecar } from './log';
 import { AskCallbacks, MemoryClient } from './memoryClient';
@@ -99,6 +100,15 @@ export class SidecarManager implements vscode.Disposable {
 
   forget(paths: string[]): Promise<ForgetResult> {
     return this.client.forget(paths);
+  }
+
+  readd(paths: string[]): Promise<IngestResult> {
+    return this.client.readd(paths);
+  }
+
+  /** Absolute path of a workspace key as the sidecar names files ("folder/rel" in multi-root). */
+  absPath(key: string): string {
+    return new WorkspacePaths(this.sup.folders()).abs(key);
   }
 
   setPaused(paused: boolean): Promise<StatusResult> {

@@ -9,13 +9,17 @@ import type { MessageConnection } from 'vscode-jsonrpc';
 import { SidecarHandle, initialize, shutdown, spawnSidecar } from '../sidecar/client';
 import { ErrorCodes, InitializeResult } from '../sidecar/protocol';
 import { withDefaultModel } from './defaultModel';
+import { checkModelFolder } from './download/modelFolder';
 import { resolveRuntime } from './runtime';
+import { ACTIONS, Action, ProblemKind, situationOf } from './situation';
 import { Settings, readSettings, storeDirFor } from './settings';
 import { UiStateAdapter } from './uiState';
 
 const BACKOFF_MS = [1000, 2000, 4000, 8000, 16000, 32000, 60000];
 /** After this many crashes in a row without a stable minute in between, stop retrying. */
 const MAX_CRASHES = 6;
+/** globalState key: the user chose "Don't Show Again" on the no-model notification. */
+const NO_MODEL_MUTED = 'mplus.noModelNotice.muted';
 
 export interface SupervisorHooks {
   /** A new process is up: subscribe to its notifications (before initialize is sent). */
@@ -36,6 +40,8 @@ export class SidecarSupervisor implements vscode.Disposable {
   private restartTimer: NodeJS.Timeout | null = null;
   private readyWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
   private storeDir: string | null = null;
+  /** Ends the "stopped unexpectedly" notification once the process is back (or given up on). */
+  private endCrashNotice: (() => void) | null = null;
   /** Whether the running sidecar may feed (trusted workspace, feeding enabled). */
   feeding = false;
 
@@ -65,7 +71,7 @@ export class SidecarSupervisor implements vscode.Disposable {
 
   /** The live connection; throws when the sidecar is not running. */
   connection(): MessageConnection {
-    if (!this.handle || !this.init) throw new Error('the M+ sidecar is not running');
+    if (!this.handle || !this.init) throw new Error('the M+ process is not running');
     return this.handle.connection;
   }
 
@@ -80,14 +86,18 @@ export class SidecarSupervisor implements vscode.Disposable {
     const gen = ++this.generation;
     const s: Settings = withDefaultModel(readSettings(), this.log);
     const folders = this.folders();
-    if (!folders.length) return this.blocked('off', 'no folder is open', 'open a folder first');
+    if (!folders.length) return this.blocked('off', 'no folder is open');
     if (!s.modelPath) {
-      this.blocked('needsModel', 'mplus.modelPath is not set', 'no model configured: set mplus.modelPath');
+      this.blocked('needsModel', 'no model is set');
       void this.promptForModel();
       return;
     }
+    // A model folder that is missing or incomplete is a setting to fix, said in plain words
+    // (never a raw ENOENT from deep in the loader), and not a crash to retry.
+    const model = checkModelFolder(s.modelPath);
+    if (!model.ok) return this.fail(model.problem, 'model');
     this.storeDir = storeDirFor(s, this.context, folders);
-    if (!this.storeDir) return this.blocked('error', 'no place to keep the memory store (set mplus.storePath)', 'no place to keep the memory store: set mplus.storePath');
+    if (!this.storeDir) return this.fail('no place to keep the memory store', 'storePlace');
     const trusted = vscode.workspace.isTrusted;
     const feeding = trusted && s.feedingEnabled;
     this.feeding = feeding;
@@ -102,7 +112,7 @@ export class SidecarSupervisor implements vscode.Disposable {
       h = spawnSidecar({ execPath: rt.execPath, env: rt.env, onStderr: (line) => line.trim() && this.log.warn(`[sidecar stderr] ${line}`) });
     } catch (e) {
       // A runtime that cannot run is a setting to fix, not a crash to retry.
-      return this.fail(`cannot start the sidecar: ${(e as Error).message}`, 'settings');
+      return this.fail((e as Error).message, 'runtime');
     }
     this.handle = h;
     this.hooks.wire(h, () => this.handle === h);
@@ -132,6 +142,7 @@ export class SidecarSupervisor implements vscode.Disposable {
         void vscode.window.showWarningMessage(`M+: ${r.storeNotice}`);
       }
       this.hooks.ready(r, feeding);
+      this.endCrashNotice?.();
       for (const w of this.readyWaiters.splice(0)) w.resolve();
       // A sidecar that stays up a minute has recovered: reset the backoff.
       setTimeout(() => { if (this.handle === h) this.crashes = 0; }, 60000);
@@ -147,13 +158,13 @@ export class SidecarSupervisor implements vscode.Disposable {
       if (this.handle === h) this.handle = null;
       if (err.code === ErrorCodes.NoStore) {
         this.log.warn('untrusted workspace and no memory store yet: not reading its files');
-        return this.blocked('untrusted', 'untrusted workspace', 'this workspace is not trusted and has no memory yet: trust it to let M+ read its files');
+        return this.blocked('untrusted', 'untrusted workspace');
       }
       this.log.error(`initialize failed: ${msg}`);
-      const settingProblem = err.code === ErrorCodes.BadModel || err.code === ErrorCodes.DeviceUnavailable;
       // A store that cannot be opened (damaged, another model, an older format) is left as it is
       // until the user chooses to rebuild: it is moved aside, never deleted.
-      this.fail(msg, settingProblem ? 'settings' : err.code === ErrorCodes.BadStore || err.code === ErrorCodes.StoreDamaged ? 'store' : 'restart');
+      this.fail(msg, err.code === ErrorCodes.BadModel ? 'model' : err.code === ErrorCodes.DeviceUnavailable ? 'device'
+        : err.code === ErrorCodes.BadStore || err.code === ErrorCodes.StoreDamaged ? 'store' : err.code === ErrorCodes.Busy ? 'busy' : 'failed');
     }
   }
 
@@ -162,32 +173,53 @@ export class SidecarSupervisor implements vscode.Disposable {
     this.fail(message, 'store');
   }
 
-  /** A state in which the sidecar cannot start: waiting questions fail with `why`. */
-  private blocked(phase: 'off' | 'needsModel' | 'untrusted' | 'error', detail: string, why: string): void {
-    this.ui.setPhase(phase, detail);
+
+  /** A state in which the process cannot start: waiting questions fail with its plain-words message. */
+  private blocked(phase: 'off' | 'needsModel' | 'untrusted', detail: string): void {
+    this.ui.view.update({ phase, detail, problem: undefined });
+    this.endCrashNotice?.();
+    const why = situationOf(this.ui.view.get())?.message ?? detail;
     for (const w of this.readyWaiters.splice(0)) w.reject(new Error(why));
   }
 
-  private fail(message: string, fix: 'settings' | 'store' | 'restart'): void {
-    this.ui.setPhase('error', message);
-    for (const w of this.readyWaiters.splice(0)) w.reject(new Error(message));
-    const buttons = [{ settings: 'Open Settings', store: 'Rebuild Memory', restart: 'Restart Sidecar' }[fix], 'Open Log'];
-    void vscode.window.showErrorMessage(`M+: ${message}`, ...buttons).then((b) => this.onButton(b));
+  /** M+ cannot run until the user acts: the state, one notification with the fixing action. */
+  private fail(message: string, kind: ProblemKind): void {
+    this.ui.view.update({ phase: 'error', detail: message, problem: kind });
+    this.endCrashNotice?.();
+    const sit = situationOf(this.ui.view.get())!;
+    for (const w of this.readyWaiters.splice(0)) w.reject(new Error(sit.message));
+    const actions = [sit.action, sit.secondary ?? (sit.action?.command !== 'mplus.openLog' ? ACTIONS.openLog : undefined)].filter((a): a is Action => !!a);
+    void vscode.window.showErrorMessage(`M+: ${sit.message}`, ...actions.map((a) => a.title)).then((b) => {
+      const a = actions.find((x) => x.title === b);
+      if (a) void vscode.commands.executeCommand(a.command, ...(a.args ?? []));
+    });
   }
 
-  private onButton(b: string | undefined): void {
-    if (b === 'Open Settings') void vscode.commands.executeCommand('workbench.action.openSettings', 'mplus.');
-    else if (b === 'Open Log') this.log.show();
-    else if (b === 'Restart Sidecar') void this.restart();
-    else if (b === 'Rebuild Memory') void vscode.commands.executeCommand('mplus.rebuild');
-    else if (b === 'Set Model Path') void vscode.commands.executeCommand('workbench.action.openSettings', 'mplus.modelPath');
-  }
-
+  /** The no-model notice (once per start; "Don't Show Again" silences it for good). */
   private async promptForModel(): Promise<void> {
-    const b = await vscode.window.showWarningMessage(
-      'M+: no model configured. Set "mplus.modelPath" to the folder of an M+ checkpoint (config.json, *.safetensors, tokenizer.json).',
-      'Set Model Path');
-    this.onButton(b);
+    if (this.context.globalState.get<boolean>(NO_MODEL_MUTED)) return;
+    const sit = situationOf(this.ui.view.get());
+    if (!sit) return;
+    const muted = "Don't Show Again";
+    const b = await vscode.window.showWarningMessage(`M+: ${sit.message}`, ACTIONS.download.title, ACTIONS.selectFolder.title, muted);
+    if (b === muted) await this.context.globalState.update(NO_MODEL_MUTED, true);
+    else if (b === ACTIONS.download.title) void vscode.commands.executeCommand(ACTIONS.download.command);
+    else if (b === ACTIONS.selectFolder.title) void vscode.commands.executeCommand(ACTIONS.selectFolder.command);
+  }
+
+  /**
+   * The crash notice: a progress notification, so that it closes by itself once the process is
+   * back (a toast with a "Restart" button would stay after the automatic recovery).
+   */
+  private showCrashNotice(): void {
+    if (this.endCrashNotice) return;
+    void vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'M+: the M+ process stopped unexpectedly; restarting it…' },
+      () => new Promise<void>((resolve) => {
+        this.endCrashNotice = () => {
+          this.endCrashNotice = null;
+          resolve();
+        };
+      }));
   }
 
   private onExit(h: SidecarHandle, gen: number, code: number | string, startedAt: number): void {
@@ -204,17 +236,15 @@ export class SidecarSupervisor implements vscode.Disposable {
     const up = ((Date.now() - startedAt) / 1000).toFixed(1);
     if (this.crashes > MAX_CRASHES) {
       this.log.error(`sidecar exited (${code}) after ${up} s; ${MAX_CRASHES} restarts failed, giving up`);
-      this.fail(`the sidecar keeps stopping (exit ${code}); see the log`, 'restart');
+      this.fail(`${MAX_CRASHES} restarts in a row failed`, 'crashLoop');
       return;
     }
     const delay = BACKOFF_MS[Math.min(this.crashes - 1, BACKOFF_MS.length - 1)];
     this.log.warn(`sidecar exited unexpectedly (${code}) after ${up} s; restarting in ${delay / 1000} s`);
-    this.ui.setPhase('restarting', `exited (${code}), restarting in ${delay / 1000} s`);
-    // One notification per crash streak; later attempts show in the status bar and the log.
-    if (this.crashes === 1) {
-      void vscode.window.showWarningMessage(`M+: the sidecar stopped unexpectedly (exit ${code}); restarting it.`, 'Restart Sidecar', 'Open Log')
-        .then((b) => this.onButton(b));
-    }
+    this.ui.view.update({ phase: 'restarting', detail: `restarting in ${delay / 1000} s`, problem: undefined });
+    // One notification per crash streak, closed when the process is back; later attempts show
+    // in the status bar and the log.
+    this.showCrashNotice();
     this.restartTimer = setTimeout(() => {
       this.restartTimer = null;
       void this.start();
@@ -249,19 +279,18 @@ export class SidecarSupervisor implements vscode.Disposable {
   /** Waits until the sidecar is initialized (or fails), starting it if needed. */
   async whenReady(timeoutMs = 120000): Promise<void> {
     if (this.ready) return;
-    const phase = this.ui.view.get().phase;
-    if (phase === 'needsModel') throw new Error('no model configured: set mplus.modelPath');
-    if (phase === 'untrusted') throw new Error('this workspace is not trusted and has no memory yet: trust it to let M+ read its files');
-    if (phase === 'off') throw new Error('open a folder first');
+    const v = this.ui.view.get();
+    if (v.phase === 'needsModel' || v.phase === 'untrusted' || v.phase === 'off') throw new Error(situationOf(v)!.message);
     if (!this.handle && !this.restartTimer) void this.start();
     await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('the sidecar did not become ready in time')), timeoutMs);
+      const t = setTimeout(() => reject(new Error('M+ did not finish starting in time; the log says what it is doing')), timeoutMs);
       this.readyWaiters.push({ resolve: () => { clearTimeout(t); resolve(); }, reject: (e) => { clearTimeout(t); reject(e); } });
     });
   }
 
   dispose(): void {
     this.disposed = true;
+    this.endCrashNotice?.();
     void this.stop();
   }
 }

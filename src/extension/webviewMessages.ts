@@ -12,20 +12,25 @@ export interface SourceItem {
 }
 
 export type ToWebview =
-  | { type: 'header'; text: string; phase: string }
-  | { type: 'start'; askId: string; question: string }
+  /** The coverage or situation line, and the titles of the actions that fix a situation (situation.ts). */
+  | { type: 'header'; text: string; phase: string; actions: string[] }
+  /** `quote`: the code a question is about (a selection), as HTML rendered and escaped by the host. */
+  | { type: 'start'; askId: string; question: string; quote: string | null }
   /** A streamed answer so far, as HTML rendered and escaped by the host (render.ts). */
   | { type: 'answer'; askId: string; html: string }
   | { type: 'sources'; askId: string; sources: SourceItem[] }
   /** An entry's full state: after it finished, or when the view reloads. */
-  | { type: 'entry'; askId: string; question: string; html: string; done: boolean; cancelled: boolean; error: string | null; sources: SourceItem[] };
+  /** `note`: how much memory covered when it answered, when not everything. */
+  | { type: 'entry'; askId: string; question: string; quote: string | null; html: string; done: boolean; cancelled: boolean; error: string | null; note: string | null; sources: SourceItem[] };
 
 export type FromWebview =
   | { type: 'ready' }
   | { type: 'ask'; question: string }
   | { type: 'stop' }
   | { type: 'open'; askId: string; index: number }
-  | { type: 'command'; command: string };
+  | { type: 'command'; command: string }
+  /** A click on the header's action button `index` (the host runs that action of the current situation). */
+  | { type: 'action'; index: number };
 
 export function parseFromWebview(m: unknown): FromWebview | null {
   if (!m || typeof m !== 'object') return null;
@@ -40,6 +45,8 @@ export function parseFromWebview(m: unknown): FromWebview | null {
       return typeof x.askId === 'string' && Number.isInteger(x.index) && (x.index as number) >= 0 ? { type: 'open', askId: x.askId, index: x.index as number } : null;
     case 'command':
       return typeof x.command === 'string' ? { type: 'command', command: x.command } : null;
+    case 'action':
+      return Number.isInteger(x.index) && (x.index as number) >= 0 ? { type: 'action', index: x.index as number } : null;
     default:
       return null;
   }
