@@ -86,6 +86,12 @@ export function registerCommands(
       await sidecar.setPaused(false);
       void vscode.window.setStatusBarMessage('M+: feeding resumed', 3000);
     })),
+    vscode.commands.registerCommand('mplus.consentToFeed', guard(() => sidecar.consentToFeed())),
+    vscode.commands.registerCommand('mplus.checkRequirements', guard(async () => {
+      const r = sidecar.requirementsCheck();
+      const title = r.warnings.length ? 'M+: this machine may not be enough for this model or workspace' : 'M+: what this model and workspace need';
+      await vscode.window.showInformationMessage(title, { modal: true, detail: [...r.warnings, ...r.lines].join('\n') });
+    })),
     vscode.commands.registerCommand('mplus.restartSidecar', guard(() => sidecar.restart())),
     vscode.commands.registerCommand('mplus.openLog', () => log.show()),
   ];

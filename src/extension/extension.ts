@@ -26,7 +26,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const chatView = new ChatViewProvider(context.extensionUri, sc, state, log);
   context.subscriptions.push(
     log, state, sc, chatView,
-    new StatusBar(state),
+    new StatusBar(state, () => sc.requirements()),
     vscode.window.registerWebviewViewProvider(VIEW_ID, chatView, { webviewOptions: { retainContextWhenHidden: true } }),
     ...registerCommands(sc, chatView, state, log),
     ...registerModelCommands(context, log),

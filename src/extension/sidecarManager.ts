@@ -6,10 +6,18 @@
  * Commands, views and the chat participant use this facade. Imports only the protocol and the
  * client of the sidecar; the memory store's files are the sidecar's alone.
  */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import * as vscode from 'vscode';
 import { WorkspacePaths } from '../sidecar/paths';
-import { AskResult, ForgetResult, InitializeResult, IngestResult, Log, StatusResult } from '../sidecar/protocol';
+import { FeedEstimate, AskResult, ForgetResult, InitializeResult, IngestResult, Log, StatusResult } from '../sidecar/protocol';
+import { FeedingConsent } from './consent';
+import { checkModelFolder } from './download/modelFolder';
 import { logFromSidecar } from './log';
+import { requirementLines } from './requirements';
+import { readSettings } from './settings';
+import { ACTIONS, situationOf } from './situation';
 import { AskCallbacks, MemoryClient } from './memoryClient';
 import { SidecarSupervisor } from './supervisor';
 import { UiStateAdapter } from './uiState';
@@ -22,16 +30,29 @@ export class SidecarManager implements vscode.Disposable {
   private readonly sup: SidecarSupervisor;
   private readonly client: MemoryClient;
 
-  constructor(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, view: ViewStateStore) {
-    this.ui = new UiStateAdapter(view, () => this.client.status());
+  readonly consent: FeedingConsent;
+  private modelSize: { path: string; bytes: number | null } | null = null;
+
+  constructor(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, private readonly view: ViewStateStore) {
+    const consent = new FeedingConsent(context);
+    this.consent = consent;
+    this.ui = new UiStateAdapter(view, () => this.client.status(), (p) => consent.rememberRate(p.tokensPerSecond));
     this.sup = new SidecarSupervisor(context, log, this.ui, {
       wire: (h, current) => {
         h.connection.onNotification(Log, (p) => logFromSidecar(log, p));
         this.ui.wire(h.connection, current);
         this.client.wire(h.connection);
       },
+      holdFeeding: () => !consent.given,
       ready: (r, feeding) => {
-        view.update({ device: r.device, status: r.status, coverage: r.status.coverage });
+        view.update({ device: r.device, status: r.status, coverage: r.status.coverage, consent: undefined });
+        if (feeding && !consent.given) {
+          // Started held (paused): a large workspace waits for the user's go-ahead, a small one is fed now.
+          this.client.sendFocus(true);
+          if (consent.needed(r.status.estimate)) return this.askConsent(r.status.estimate);
+          void this.client.setPaused(false).catch((e: Error) => log.warn(`could not start feeding: ${e.message}`));
+          return;
+        }
         // Feeding starts right away: do not flash "ready" with the coverage from before it.
         if (feeding && r.status.state === 'idle') this.ui.setPhase('feeding');
         else this.ui.applyServerState(r.status.state);
@@ -44,6 +65,57 @@ export class SidecarManager implements vscode.Disposable {
       },
     });
     this.client = new MemoryClient(this.sup, this.ui, log);
+  }
+
+  /** Asks once per start: a notification, and the same question in the Ask view and status bar. */
+  private askConsent(e: FeedEstimate): void {
+    this.view.update({ consent: { files: e.files, estimate: this.consent.describe(e) } });
+    this.ui.applyServerState('paused');
+    const sit = situationOf(this.view.get());
+    if (!sit) return;
+    const req = this.requirements();
+    void vscode.window.showInformationMessage(`M+: ${sit.message}`, { detail: req ?? undefined }, ACTIONS.consent.title, 'Not Now').then((b) => {
+      if (b === ACTIONS.consent.title) void vscode.commands.executeCommand(ACTIONS.consent.command);
+    });
+  }
+
+  /** The user agreed to reading this large workspace: remembered for it, and feeding starts. */
+  async consentToFeed(): Promise<void> {
+    await this.consent.give();
+    this.view.update({ consent: undefined });
+    if (this.sup.ready) await this.client.setPaused(false);
+  }
+
+  /** What this model and workspace need against what the machine has (requirements.ts), as lines. */
+  requirementsCheck(): { lines: string[]; warnings: string[] } {
+    const s = readSettings();
+    if (this.modelSize?.path !== s.modelPath) {
+      const c = s.modelPath ? checkModelFolder(s.modelPath) : null;
+      this.modelSize = { path: s.modelPath, bytes: c?.ok ? c.weightsBytes : null };
+    }
+    let freeDisk: number | null = null;
+    try {
+      const dir = this.sup.storePath ? path.dirname(this.sup.storePath) : null;
+      if (dir && fs.existsSync(dir)) {
+        const st = fs.statfsSync(dir);
+        freeDisk = st.bavail * st.bsize;
+      }
+    } catch {
+      freeDisk = null; // unknown: the line then leaves out the free space
+    }
+    const v = this.view.get();
+    return requirementLines({
+      modelBytes: this.modelSize.bytes, device: v.device ?? null, deviceSetting: s.device,
+      machine: { totalMemBytes: os.totalmem(), freeMemBytes: os.freemem(), freeDiskBytes: freeDisk },
+      estimate: v.status?.estimate ?? null, rememberedRate: this.consent.rememberedRate,
+    });
+  }
+
+  /** The requirements as one paragraph (the status tooltip), warnings first; null without a model. */
+  requirements(): string | null {
+    const r = this.requirementsCheck();
+    if (!this.modelSize?.bytes && !this.view.get().status) return null;
+    return [...r.warnings.map((w) => `⚠ ${w}`), ...r.lines].join('\n');
   }
 
   get ready(): boolean {

@@ -24,6 +24,8 @@ const NO_MODEL_MUTED = 'mplus.noModelNotice.muted';
 export interface SupervisorHooks {
   /** A new process is up: subscribe to its notifications (before initialize is sent). */
   wire(h: SidecarHandle, current: () => boolean): void;
+  /** True when feeding must wait (for the user's consent): the process starts paused. */
+  holdFeeding(): boolean;
   /** It initialized; `feeding`: this workspace may be fed now. */
   ready(r: InitializeResult, feeding: boolean): void;
   /** It exited (crash, stop or restart). */
@@ -127,7 +129,7 @@ export class SidecarSupervisor implements vscode.Disposable {
         workspaceFolders: folders,
         ignore: s.ignore,
         watch: feeding,
-        paused: !feeding,
+        paused: !feeding || this.hooks.holdFeeding(),
         maxFiles: s.maxFiles,
         rebuildStore: true,
         // An untrusted workspace may answer from memory built earlier, never start one.

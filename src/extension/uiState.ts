@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as vscode from 'vscode';
 import type { MessageConnection } from 'vscode-jsonrpc';
-import { Fed, Progress, StateChanged, StatusResult } from '../sidecar/protocol';
+import { Fed, Progress, ProgressParams, StateChanged, StatusResult } from '../sidecar/protocol';
 import { Phase, ViewStateStore } from './viewState';
 
 const PHASE_OF: Record<StatusResult['state'], Phase> = {
@@ -24,6 +24,8 @@ export class UiStateAdapter implements vscode.Disposable {
     readonly view: ViewStateStore,
     /** The sidecar's status, or null when it is not running or does not answer. */
     private readonly status: () => Promise<StatusResult | null>,
+    /** Every progress notification (the feeding rate is remembered from it). */
+    private readonly onProgress: (p: ProgressParams) => void = () => undefined,
   ) {}
 
   setPhase(phase: Phase, detail?: string): void {
@@ -34,6 +36,7 @@ export class UiStateAdapter implements vscode.Disposable {
   wire(c: MessageConnection, current: () => boolean): void {
     c.onNotification(Progress, (p) => {
       if (!current()) return;
+      this.onProgress(p);
       this.view.update({ progress: p });
       if (this.view.get().phase === 'ready' && p.filesDone < p.filesTotal) this.setPhase('feeding');
     });
@@ -51,7 +54,8 @@ export class UiStateAdapter implements vscode.Disposable {
     const seq = ++this.stateSeq;
     const apply = () => {
       if (seq !== this.stateSeq) return; // a newer state arrived meanwhile
-      this.setPhase(PHASE_OF[state], detail);
+      // Held for the user's go-ahead on a large workspace: that is not a pause they chose.
+      this.setPhase(state === 'paused' && this.view.get().consent ? 'ready' : PHASE_OF[state], detail);
       // Fallback for a saved file memory does not feed (an ignored one): the next feeding → idle.
       if (prev === 'feeding' && state === 'idle') {
         const r = this.view.get().refresh;

@@ -80,6 +80,8 @@ export class Feeder {
   feeding = false;
   /** Work left in the running feeding job (status's `queue`): files and estimated chunks. */
   pending = { pendingFiles: 0, pendingChunks: 0 };
+  /** Tokens per second of the last feeding that injected anything (for estimates), or null. */
+  measuredRate: number | null = null;
   /** The file being fed now (for progress), or null. */
   private current: string | null = null;
   private queue: Promise<unknown> = Promise.resolve();
@@ -128,6 +130,22 @@ export class Feeder {
     if (named.length) this.d.log('info', `kept ${named.length} secret file(s) out of memory by name: ${named.slice(0, 10).join(', ')}${named.length > 10 ? ', …' : ''}`);
     if (r.truncated) this.d.log('warn', `the workspace has more files than the feeding budget; fed ${r.files.length} (raise mplus.feeding.maxFiles to feed more)`);
     this.d.log('info', `discovered ${r.files.length} files (${r.skipped.length} skipped)`);
+  }
+
+  /**
+   * Up to `n` texts of discovered files, spread over the list, the first `maxChars` of each, read
+   * through the gate (for estimates: counted, never stored).
+   */
+  sampleTexts(n: number, maxChars: number): string[] {
+    const all = this.wantedKeys();
+    const out: string[] = [];
+    const step = Math.max(1, Math.floor(all.length / n));
+    for (let i = 0; i < all.length && out.length < n; i += step) {
+      const f = this.files.get(all[i]);
+      const got = f ? this.gate.read(f.abs) : null;
+      if (got?.ok) out.push(got.text.slice(0, maxChars));
+    }
+    return out;
   }
 
   /** Cancels the running feeding job at its next safe point. */
@@ -290,6 +308,7 @@ export class Feeder {
       const chunksDone = res.chunksInjected + res.chunksSkipped;
       const chunksTotal = Math.max(chunksDone, bytesDone > 0 ? Math.max(chunksPlanned, Math.round((chunksPlanned / bytesDone) * totalBytes)) : chunksPlanned);
       const finished = !this.feeding;
+      if (res.tokensInjected > 0 && secs > 1) this.measuredRate = res.tokensInjected / secs;
       this.pending = finished ? { pendingFiles: 0, pendingChunks: 0 } : { pendingFiles: files.length - res.filesDone, pendingChunks: chunksTotal - chunksDone };
       this.d.progress({
         kind: 'ingest', filesDone: res.filesDone, filesTotal: files.length, chunksDone,

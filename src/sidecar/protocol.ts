@@ -11,6 +11,9 @@
  * request; a cancelled ingest still commits what it finished (it stops at a safe point).
  */
 import { NotificationType, RequestType, RequestType0 } from 'vscode-jsonrpc';
+import type { FeedEstimate } from './estimate';
+
+export type { FeedEstimate } from './estimate';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -220,6 +223,8 @@ export interface StatusResult {
    * again, across restarts and rebuilds, until re-added with `mplus/ingest` naming them.
    */
   forgotten: { count: number; paths: string[] };
+  /** What feeding the workspace costs (tokens, store size, time left at the measured rate): estimate.ts. */
+  estimate: FeedEstimate;
 }
 
 export interface VerifyResult {

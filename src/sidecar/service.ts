@@ -18,6 +18,7 @@ import { WorkspaceWatcher } from '../workspace/watcher';
 import { answer } from './answer';
 import { DeviceUnavailableError, selectDevice } from './device';
 import { CancelFlag, Feeder } from './feeder';
+import { FeedEstimate, SPEC_STEADY_ROWS, TYPICAL_CHUNK_TOKENS, estimateFeeding, sampleBytesPerToken } from './estimate';
 import { ForgottenPaths } from './forgotten';
 import { WorkspacePaths } from './paths';
 import {
@@ -137,6 +138,8 @@ export class MemoryService implements Service {
   private chunker!: Chunker;
   /** The user's Forget list; outlives a rebuild (forgetting was a choice about files, not memory). */
   private forgotten!: ForgottenPaths;
+  /** The workspace's bytes per token, sampled once per discovered file count (estimate.ts). */
+  private bytesPerToken: { files: number; ratio: number } | null = null;
 
   constructor(
     private readonly p: InitializeParams,
@@ -352,6 +355,32 @@ export class MemoryService implements Service {
     this.feeder.focus = paths.map((x) => this.paths.keyOfInput(x)).filter((k): k is string => k !== null);
   }
 
+  /** What feeding the whole workspace costs: tokens, store size, time left at the measured rate. */
+  private estimate(): FeedEstimate {
+    const wanted = this.feeder.wantedKeys();
+    const live = new Set(this.memory.sources.liveFiles());
+    let bytes = 0;
+    let fedBytes = 0;
+    for (const k of wanted) {
+      const size = this.feeder.files.get(k)!.size;
+      bytes += size;
+      if (live.has(k)) fedBytes += size;
+    }
+    if (this.bytesPerToken?.files !== wanted.length) {
+      const ratio = sampleBytesPerToken(this.feeder.sampleTexts(16, 32768), (t) => this.tokenizer.countTokens(t));
+      this.bytesPerToken = { files: wanted.length, ratio };
+    }
+    const d = this.engine.memoryDims();
+    const valueFormat = this.storeOpts.valueFormat ?? 'f32';
+    const rowCost = d.layers * (rowBytes(valueFormat, d.hidden) + 4 * d.keyDim + 28);
+    return estimateFeeding({
+      files: wanted.length, bytes, bytesPerToken: this.bytesPerToken.ratio, fedShare: bytes > 0 ? fedBytes / bytes : 1,
+      tokensPerInjection: d.tokensPerInjection, tokensPerChunk: TYPICAL_CHUNK_TOKENS, rowBytes: rowCost,
+      maxRows: this.storeOpts.policy.maxLtmRows ?? SPEC_STEADY_ROWS,
+      thetaBytes: d.layers * d.stmSize * rowBytes(valueFormat, d.hidden), tokensPerSecond: this.feeder.measuredRate,
+    });
+  }
+
   status(): StatusResult {
     const counts = this.memory.counts();
     const sz = this.memory.sizes();
@@ -370,6 +399,7 @@ export class MemoryService implements Service {
       device: this.device,
       secretsKeptOut: this.feeder.secretsKeptOut(),
       forgotten: { count: this.forgotten.size, paths: this.forgotten.list().slice(0, 50) },
+      estimate: this.estimate(),
       storeDamage: this.storeDamage ?? undefined,
     };
   }

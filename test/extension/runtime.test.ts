@@ -34,7 +34,7 @@ describe('sidecar runtime check', () => {
     await assert.rejects(resolveRuntime(dir), (e: Error) => e instanceof RuntimeError && /is not a file/.test(e.message));
     await assert.rejects(resolveRuntime(script('fails', 'exit 3')), (e: Error) => e instanceof RuntimeError && /does not run as Node\.js/.test(e.message));
     await assert.rejects(resolveRuntime(script('python', 'echo Python 3.11')), (e: Error) => e instanceof RuntimeError && /instead of a Node\.js version/.test(e.message));
-    await assert.rejects(resolveRuntime(script('old', 'echo 16.20.2')), (e: Error) => e instanceof RuntimeError && /is Node 16\.20\.2, the sidecar needs 20 or newer/.test(e.message));
+    await assert.rejects(resolveRuntime(script('old', 'echo 16.20.2')), (e: Error) => e instanceof RuntimeError && /is Node 16\.20\.2, M\+ needs 20 or newer/.test(e.message));
     const notExec = path.join(dir, 'plain');
     fs.writeFileSync(notExec, 'x');
     await assert.rejects(resolveRuntime(notExec), (e: Error) => e instanceof RuntimeError && /does not run/.test(e.message));

@@ -96,6 +96,12 @@ describe('sidecar process over the protocol (small fixture model, real repositor
       const st = await r.h.connection.sendRequest(Status);
       assert.deepStrictEqual(st.coverage, { filesFed: 6, filesKnown: 6, feeding: false });
       assert.strictEqual(st.memory.injections, ing.chunksInjected);
+      assert.deepStrictEqual(st.queue, { pendingFiles: 0, pendingChunks: 0 });
+      // the estimate counts the workspace's own text: near what was actually fed
+      assert.strictEqual(st.estimate.files, 6);
+      assert.ok(st.estimate.tokens > ing.tokensInjected / 2 && st.estimate.tokens < ing.tokensInjected * 2, `${st.estimate.tokens} vs ${ing.tokensInjected} fed`);
+      assert.ok(st.estimate.storeBytes > 0);
+      assert.strictEqual(r.progress.at(-1)!.etaSeconds, 0, 'done: nothing left');
 
       const ans = await r.h.connection.sendRequest(Ask, { question: 'Where is the reorder level defined?', askId: 'q1', maxTokens: 12 });
       assert.strictEqual(ans.askId, 'q1');
@@ -286,6 +292,11 @@ describe('sidecar process over the protocol (small fixture model, real repositor
     await initialize(r.h.connection, params);
     const job = r.h.connection.sendRequest(Ingest, { paths: 'all' }).catch(() => null);
     await waitFor(r, () => r.progress.some((p) => p.chunksDone >= 14), 'fourteen chunks fed');
+    // mid-feeding, status says what is left and progress what is being read and how long it takes
+    const mid = await r.h.connection.sendRequest(Status);
+    assert.ok(mid.coverage.feeding && mid.queue.pendingFiles > 0 && mid.queue.pendingFiles < 46 && mid.queue.pendingChunks > 0, JSON.stringify(mid.queue));
+    const last = r.progress.at(-1)!;
+    assert.ok(last.currentFile && last.etaSeconds !== null && last.etaSeconds > 0, JSON.stringify(last));
     r.h.process.kill('SIGKILL');
     await r.h.exited;
     await job;
