@@ -282,7 +282,8 @@ export class SidecarSupervisor implements vscode.Disposable {
   async whenReady(timeoutMs = 120000): Promise<void> {
     if (this.ready) return;
     const v = this.ui.view.get();
-    if (v.phase === 'needsModel' || v.phase === 'untrusted' || v.phase === 'off') throw new Error(situationOf(v)!.message);
+    // States only the user can leave (its action): say so rather than start again (and fail twice).
+    if (v.phase === 'needsModel' || v.phase === 'untrusted' || v.phase === 'off' || v.phase === 'error') throw new Error(situationOf(v)!.message);
     if (!this.handle && !this.restartTimer) void this.start();
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error('M+ did not finish starting in time; the log says what it is doing')), timeoutMs);

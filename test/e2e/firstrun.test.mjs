@@ -94,7 +94,18 @@ after(async () => {
 step('first run with no model: the status bar says so', async () => {
   assert.ok(s.installedIds.includes(EXT_ID), `installed: ${s.installedIds.join(', ')}`);
   await waitForStatus(/M\+ no model/, 60000);
+  // one notice, in plain words, with both ways to get a model and a way to silence it for good
+  assert.ok(await s.waitForNotification('M+ needs a model', { timeout: 30000 }), 'no notice about the missing model');
+  const toast = s.page.locator('.notification-list-item', { hasText: 'M+ needs a model' }).first();
+  for (const b of ['Download Model…', 'Select Model Folder…', "Don't Show Again"]) assert.ok(await toast.getByRole('button', { name: b }).isVisible(), `no "${b}" button`);
   await shot('no-model');
+  // the Ask view says the same and offers the same fix
+  await s.runCommand('View: Show M+ Memory');
+  const frame = await s.webviewFrame('Stop', { extensionId: EXT_ID, timeout: 30000 });
+  assert.ok(frame, 'the M+ chat view did not appear');
+  await frame.locator('#coverage', { hasText: 'M+ needs a model' }).waitFor({ timeout: 15000 });
+  for (const b of ['Download Model…', 'Select Model Folder…']) await frame.locator('#actions button', { hasText: b }).waitFor({ timeout: 15000 });
+  await shot('no-model-view');
 });
 
 step('the walkthrough shows how to get a model and what a model needs', async () => {

@@ -50,10 +50,10 @@ export CODE_SERVER_E2E_CACHE="$CACHE" E2E_OUT="$OUT" MPLUS_E2E_TOOLS="$TOOLS" MP
   MPLUS_E2E_MODEL="$OUT/model" MPLUS_E2E_REPO="$OUT/repo" MPLUS_TEST_HOOKS=1
 set +e
 # E2E_FILES: the suites to run (default both: the main one with a model, then the first run without)
-"$CACHE/node/bin/node" --test --test-concurrency=1 --test-reporter=spec ${E2E_FILES:-test/e2e/mplus.test.mjs test/e2e/firstrun.test.mjs} 2>&1 | tee "$OUT/test.log"
+"$CACHE/node/bin/node" --test --test-concurrency=1 --test-reporter=spec ${E2E_FILES:-test/e2e/mplus.test.mjs test/e2e/firstrun.test.mjs test/e2e/large.test.mjs} 2>&1 | tee "$OUT/test.log"
 rc=${PIPESTATUS[0]}
 set -e
 log "PASS/FAIL summary:"
-cat "$OUT/results.txt" "$OUT/firstrun/results.txt" 2>/dev/null || true
+cat "$OUT/results.txt" "$OUT/firstrun/results.txt" "$OUT/large/results.txt" 2>/dev/null || true
 log "artefacts: $OUT (screenshots *.png, logs/, server.log, browser-console.log)"
 exit "$rc"
