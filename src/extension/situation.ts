@@ -72,10 +72,11 @@ export function situationOf(v: ViewState): Situation | null {
 }
 
 function problemSituation(kind: ProblemKind, detail: string): Situation {
+  // The detail may end a sentence itself ("… use Download Model…."): one full stop, added here.
   const why = detail.replace(/\.$/, '');
   switch (kind) {
     case 'model':
-      return { message: `The model could not be loaded: ${why}.`, action: ACTIONS.selectFolder, secondary: ACTIONS.download, severity: 'error' };
+      return { message: `The model could not be loaded: ${sentence(why)}`, action: ACTIONS.selectFolder, secondary: ACTIONS.download, severity: 'error' };
     case 'device':
       return { message: `${capital(why)}.`, action: ACTIONS.setting('mplus.device', 'Choose Device'), severity: 'error' };
     case 'runtime':
@@ -98,6 +99,8 @@ function problemSituation(kind: ProblemKind, detail: string): Situation {
 }
 
 const capital = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
+/** `s` ended with one full stop (or the ellipsis it already ends with). */
+const sentence = (s: string) => (/[.…!?]$/.test(s) ? s : `${s}.`);
 
 /** Every command a situation can offer (for trusted markdown and the webview's allow-list). */
 export const SITUATION_COMMANDS: string[] = [...new Set(Object.values(ACTIONS).flatMap((a) => (typeof a === 'function' ? [a('', '').command] : [a.command])))];

@@ -1,7 +1,8 @@
 /**
- * Commands for the end-to-end tests only, registered when the extension host runs with
+ * Hooks for the end-to-end tests only, active when the extension host runs with
  * MPLUS_TEST_HOOKS=1 and never contributed in package.json: the product's palette does not list
- * them. The e2e suite binds a key to one in its own user keybindings.json and presses it.
+ * them. The e2e suite drives the render test by writing the (uncontributed) user setting
+ * `mplus.test.render` into its settings.json; a new value renders the fixed input once.
  */
 import * as vscode from 'vscode';
 import { ChatViewProvider } from './chatView';
@@ -10,11 +11,20 @@ export const TEST_HOOKS = process.env.MPLUS_TEST_HOOKS === '1';
 
 export function registerTestHooks(chatView: ChatViewProvider): vscode.Disposable[] {
   if (!TEST_HOOKS) return [];
+  // Renders a fixed string through the chat view's real answer path (the escaping test).
+  const render = async (markdown?: string) => {
+    await chatView.reveal();
+    chatView.showAnswer('render test', typeof markdown === 'string' ? markdown : RENDER_TEST_INPUT);
+  };
+  const read = () => vscode.workspace.getConfiguration('mplus').get<unknown>('test.render');
+  let last = read();
   return [
-    // Renders a fixed string through the chat view's real answer path (the escaping test).
-    vscode.commands.registerCommand('mplus._renderForTest', async (markdown?: string) => {
-      await chatView.reveal();
-      chatView.showAnswer('render test', typeof markdown === 'string' ? markdown : RENDER_TEST_INPUT);
+    vscode.commands.registerCommand('mplus._renderForTest', render),
+    vscode.workspace.onDidChangeConfiguration(() => {
+      const now = read();
+      if (now === last) return;
+      last = now;
+      if (typeof now === 'string' && now) void render();
     }),
   ];
 }

@@ -48,6 +48,8 @@ describe('extension: situations a user can act on', () => {
   it('the detail of a problem is quoted once, without a doubled full stop', () => {
     const s = situationOf({ phase: 'error', problem: 'model', detail: '/m does not exist or cannot be read.' })!;
     assert.strictEqual(s.message, 'The model could not be loaded: /m does not exist or cannot be read.');
+    const e = situationOf({ phase: 'error', problem: 'model', detail: '/m has no tokenizer.json: use Download Model….' })!;
+    assert.strictEqual(e.message, 'The model could not be loaded: /m has no tokenizer.json: use Download Model…');
   });
 
   it('every mplus.* command a situation offers is contributed in package.json', () => {
