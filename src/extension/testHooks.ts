@@ -1,9 +1,11 @@
 /**
  * Hooks for the end-to-end tests only, active when the extension host runs with
  * MPLUS_TEST_HOOKS=1 and never contributed in package.json: the product's palette does not list
- * them. The e2e suite drives the render test by writing the (uncontributed) user setting
- * `mplus.test.render` into its settings.json; a new value renders the fixed input once.
+ * them. The e2e suite drives the render test by writing the file MPLUS_TEST_RENDER_TRIGGER names
+ * (each change renders the fixed input once): a key bound in a user keybindings.json written after
+ * start, and a change to an uncontributed setting, were both not seen in code-server.
  */
+import * as fs from 'fs';
 import * as vscode from 'vscode';
 import { ChatViewProvider } from './chatView';
 
@@ -16,17 +18,17 @@ export function registerTestHooks(chatView: ChatViewProvider): vscode.Disposable
     await chatView.reveal();
     chatView.showAnswer('render test', typeof markdown === 'string' ? markdown : RENDER_TEST_INPUT);
   };
-  const read = () => vscode.workspace.getConfiguration('mplus').get<unknown>('test.render');
-  let last = read();
-  return [
-    vscode.commands.registerCommand('mplus._renderForTest', render),
-    vscode.workspace.onDidChangeConfiguration(() => {
-      const now = read();
-      if (now === last) return;
-      last = now;
-      if (typeof now === 'string' && now) void render();
-    }),
-  ];
+  const hooks: vscode.Disposable[] = [vscode.commands.registerCommand('mplus._renderForTest', render)];
+  const trigger = process.env.MPLUS_TEST_RENDER_TRIGGER;
+  if (trigger) {
+    // Polls the file's stat (it need not exist yet); a new modification time renders.
+    const onChange = (now: fs.Stats, before: fs.Stats) => {
+      if (now.mtimeMs > 0 && now.mtimeMs !== before.mtimeMs) void render();
+    };
+    fs.watchFile(trigger, { interval: 250 }, onChange);
+    hooks.push({ dispose: () => fs.unwatchFile(trigger, onChange) });
+  }
+  return hooks;
 }
 
 export const RENDER_TEST_INPUT = [

@@ -47,7 +47,7 @@ node test/e2e/fixture-repo.mjs "$OUT/repo"
 
 log "tests (artefacts in $OUT)"
 export CODE_SERVER_E2E_CACHE="$CACHE" E2E_OUT="$OUT" MPLUS_E2E_TOOLS="$TOOLS" MPLUS_E2E_VSIX="$OUT/mplus.vsix" \
-  MPLUS_E2E_MODEL="$OUT/model" MPLUS_E2E_REPO="$OUT/repo" MPLUS_TEST_HOOKS=1
+  MPLUS_E2E_MODEL="$OUT/model" MPLUS_E2E_REPO="$OUT/repo" MPLUS_TEST_HOOKS=1 MPLUS_TEST_RENDER_TRIGGER="$OUT/render-trigger"
 set +e
 # E2E_FILES: the suites to run (default both: the main one with a model, then the first run without)
 "$CACHE/node/bin/node" --test --test-concurrency=1 --test-reporter=spec ${E2E_FILES:-test/e2e/mplus.test.mjs test/e2e/firstrun.test.mjs test/e2e/large.test.mjs} 2>&1 | tee "$OUT/test.log"
