@@ -10,6 +10,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as vscode from 'vscode';
+import { resolveModel } from '../sidecar/defaultModel';
 import { WorkspacePaths } from '../sidecar/paths';
 import { FeedEstimate, AskResult, ForgetResult, InitializeResult, IngestResult, Log, StatusResult } from '../sidecar/protocol';
 import { FeedingConsent } from './consent';
@@ -89,9 +90,11 @@ export class SidecarManager implements vscode.Disposable {
   /** What this model and workspace need against what the machine has (requirements.ts), as lines. */
   requirementsCheck(): { lines: string[]; warnings: string[] } {
     const s = readSettings();
-    if (this.modelSize?.path !== s.modelPath) {
-      const c = s.modelPath ? checkModelFolder(s.modelPath) : null;
-      this.modelSize = { path: s.modelPath, bytes: c?.ok ? c.weightsBytes : null };
+    // The model M+ runs: the configured one, else the bundled default (src/sidecar/defaultModel.ts).
+    const modelDir = resolveModel([s.modelPath])?.dir ?? '';
+    if (this.modelSize?.path !== modelDir) {
+      const c = modelDir ? checkModelFolder(modelDir) : null;
+      this.modelSize = { path: modelDir, bytes: c?.ok ? c.weightsBytes : null };
     }
     let freeDisk: number | null = null;
     try {
