@@ -15,7 +15,7 @@ const USAGE = `usage: mplus <command> [options]
   status [REPO]        memory coverage, sizes, state and secrets kept out; --verify reads every stored row
   forget PATH…         drop files' or folders' memory; they stay out of memory (across restarts) until re-added from the editor
   serve                run the sidecar on stdin/stdout (what the extension spawns)
-     common flags: --model DIR (or MPLUS_MODEL; default: the bundled models/mplus-lookup/ when present) --store DIR --device auto|cuda|webgpu|cpu --json --repo DIR
+     common flags: --model DIR (or MPLUS_MODEL; default: the bundled models/mplus-lookup/ when present) --store DIR --device auto|cuda|webgpu|cpu --precision f32|bf16|int8|int4 --json --repo DIR
                   --rebuild (move a damaged or other-model store aside and start empty)
   fixture | trace | bench …   developer tools (tools/main.ts; 'mplus bench' prints their usage)
 exit codes: 0 ok, 1 failure, 2 usage, 130 cancelled`;

@@ -14,7 +14,7 @@ import { resolveModel } from '../sidecar/defaultModel';
 import { defaultStoreParent, storeDirUnder } from '../sidecar/storeDir';
 import {
   AnswerSources, AnswerToken, Ask, AskResult, DEVICE_REQUESTS, DeviceRequest, Forget, Ingest, IngestResult, InitializeResult, Log, Progress,
-  ProgressParams, StateChanged, Status, Verify, isDeviceRequest,
+  ProgressParams, PRECISIONS, Precision, StateChanged, Status, Verify, isDeviceRequest, isPrecision,
 } from '../sidecar/protocol';
 
 export class CliUsageError extends Error {}
@@ -23,6 +23,7 @@ export interface CommonFlags {
   model: string;
   store: string;
   device: DeviceRequest;
+  precision: Precision;
   json: boolean;
   repo: string;
   seed?: number;
@@ -36,6 +37,7 @@ const COMMON = {
   model: { type: 'string' },
   store: { type: 'string' },
   device: { type: 'string' },
+  precision: { type: 'string' },
   repo: { type: 'string' },
   seed: { type: 'string' },
   json: { type: 'boolean' },
@@ -57,12 +59,15 @@ function common(values: Record<string, unknown>, repo: string): CommonFlags {
   const model = resolved.dir;
   const device = (values.device as string | undefined) ?? 'auto';
   if (!isDeviceRequest(device)) throw new CliUsageError(`--device must be ${DEVICE_REQUESTS.join(', ')}, got ${device}`);
+  const precision = (values.precision as string | undefined) ?? 'f32';
+  if (!isPrecision(precision)) throw new CliUsageError(`--precision must be ${PRECISIONS.join(', ')}, got ${precision}`);
   const seed = values.seed === undefined ? undefined : Number(values.seed);
   if (seed !== undefined && !Number.isInteger(seed)) throw new CliUsageError('--seed must be an integer');
   return {
     model: path.resolve(model),
     store: path.resolve((values.store as string | undefined) ?? defaultStoreDir(repo)),
     device,
+    precision,
     json: !!values.json,
     repo: path.resolve(repo),
     seed,
@@ -92,7 +97,7 @@ async function connect(f: CommonFlags, out: Output, verbose = false): Promise<{ 
   h.connection.onNotification(StateChanged, (p) => out.event('state', p));
   try {
     const init = await initialize(h.connection, {
-      modelDir: f.model, storeDir: f.store, device: f.device, workspaceFolders: [f.repo], seed: f.seed,
+      modelDir: f.model, storeDir: f.store, device: f.device, precision: f.precision, workspaceFolders: [f.repo], seed: f.seed,
       // One-shot commands: no watcher; a resumed ingest must not rebuild twice.
       watch: false, rebuildStore: f.rebuild,
     });

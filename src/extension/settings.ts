@@ -6,7 +6,7 @@
  */
 import * as path from 'path';
 import * as vscode from 'vscode';
-import { DeviceRequest, isDeviceRequest } from '../sidecar/protocol';
+import { DeviceRequest, Precision, isDeviceRequest, isPrecision } from '../sidecar/protocol';
 import { storeDirUnder } from '../sidecar/storeDir';
 
 export const SECTION = 'mplus';
@@ -15,6 +15,7 @@ export interface Settings {
   modelPath: string;
   nodePath: string;
   device: DeviceRequest;
+  precision: Precision;
   storePath: string;
   storeBudgetGB: number;
   ignore: string[];
@@ -32,12 +33,14 @@ export function machineValue<T>(cfg: vscode.WorkspaceConfiguration, key: string,
 export function readSettings(): Settings {
   const cfg = vscode.workspace.getConfiguration(SECTION);
   const device = cfg.get<string>('device', 'auto');
+  const precision = cfg.get<string>('precision', 'f32');
   const ignore = cfg.get<unknown>('ignore', []);
   const maxFiles = cfg.get<number>('feeding.maxFiles', 0);
   return {
     modelPath: expandHome(machineValue(cfg, 'modelPath', '').trim()),
     nodePath: expandHome(machineValue(cfg, 'nodePath', '').trim()),
     device: isDeviceRequest(device) ? device : 'auto',
+    precision: isPrecision(precision) ? precision : 'f32',
     storePath: expandHome(machineValue(cfg, 'storePath', '').trim()),
     storeBudgetGB: Math.max(0, Number(cfg.get<number>('storeBudgetGB', 0)) || 0),
     ignore: Array.isArray(ignore) ? ignore.filter((x): x is string => typeof x === 'string') : [],
@@ -65,4 +68,4 @@ export function storeDirFor(s: Settings, context: vscode.ExtensionContext, folde
 }
 
 /** Settings whose change needs a sidecar restart. */
-export const RESTART_KEYS = ['modelPath', 'nodePath', 'device', 'storePath', 'storeBudgetGB', 'ignore', 'feeding.maxFiles'];
+export const RESTART_KEYS = ['modelPath', 'nodePath', 'device', 'precision', 'storePath', 'storeBudgetGB', 'ignore', 'feeding.maxFiles'];

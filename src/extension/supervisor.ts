@@ -125,6 +125,7 @@ export class SidecarSupervisor implements vscode.Disposable {
         modelDir: s.modelPath,
         storeDir: this.storeDir,
         device: s.device,
+        precision: s.precision,
         allowCpuFallback: s.device === 'auto',
         workspaceFolders: folders,
         ignore: s.ignore,

@@ -44,6 +44,11 @@ export function isDeviceRequest(x: unknown): x is DeviceRequest {
   return (DEVICE_REQUESTS as readonly unknown[]).includes(x);
 }
 
+/** Precision of the model's linear layers: the engine's list, re-exported for clients. */
+export { PRECISIONS, isPrecision } from '../engine/quant/precision';
+export type { Precision } from '../engine/quant/precision';
+import type { Precision } from '../engine/quant/precision';
+
 export interface InitializeParams {
   protocolVersion: number;
   modelDir: string;
@@ -51,6 +56,11 @@ export interface InitializeParams {
   device: DeviceRequest;
   /** When the requested device is unavailable, fall back to CPU instead of failing. */
   allowCpuFallback?: boolean;
+  /**
+   * Linear layers at f32 (default: the reference), bf16, or int8/int4 block-quantized weights
+   * (quantized once per checkpoint into a cache outside it; BENCHMARKS.md "Precision").
+   */
+  precision?: Precision;
   workspaceFolders: string[];
   /** Seed for the random drop and sampling (replayable runs); default random. */
   seed?: number;

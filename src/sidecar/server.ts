@@ -7,7 +7,7 @@
  */
 import { CancellationToken, MessageConnection, NotificationType, ResponseError } from 'vscode-jsonrpc/node';
 import {
-  Ask, AskParams, AskResult, Cancel, DEVICE_REQUESTS, ErrorCodes, isDeviceRequest, Forget, ForgetParams, Ingest, IngestParams, Initialize,
+  Ask, AskParams, AskResult, Cancel, DEVICE_REQUESTS, ErrorCodes, isDeviceRequest, isPrecision, PRECISIONS, Forget, ForgetParams, Ingest, IngestParams, Initialize,
   InitializeParams, InitializeResult, Log, LogParams, PROTOCOL_VERSION, Rebuild, RebuildResult, Shutdown, Status, StatusResult, SetPaused, Focus, Verify,
 } from './protocol';
 
@@ -101,6 +101,7 @@ export function serve(conn: MessageConnection, factory: ServiceFactory, exit: (c
     for (const k of ['modelDir', 'storeDir'] as const) if (typeof p[k] !== 'string' || !p[k]) throw invalid(`initialize: "${k}" must be a path`);
     if (!Array.isArray(p.workspaceFolders) || !p.workspaceFolders.every((f) => typeof f === 'string')) throw invalid('initialize: "workspaceFolders" must be a list of paths');
     if (!isDeviceRequest(p.device)) throw invalid(`initialize: "device" must be ${DEVICE_REQUESTS.join(', ')}, got ${JSON.stringify(p.device)}`);
+    if (p.precision !== undefined && !isPrecision(p.precision)) throw invalid(`initialize: "precision" must be ${PRECISIONS.join(', ')}, got ${JSON.stringify(p.precision)}`);
     const job = factory(p, conn);
     initializing = job;
     try {

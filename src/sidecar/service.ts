@@ -55,12 +55,13 @@ export async function openService(p: InitializeParams, conn: MessageConnection):
   let engine: MPlusEngine;
   let tokenizer: TextTokenizer;
   try {
-    engine = await MPlusEngine.load(p.modelDir, { device: dev.device, seed: p.seed });
+    engine = await MPlusEngine.load(p.modelDir, { device: dev.device, seed: p.seed, precision: p.precision });
     tokenizer = await TextTokenizer.fromDir(p.modelDir);
   } catch (e) {
     throw coded(e, ErrorCodes.BadModel);
   }
   const cfg = engine.config;
+  if (engine.precision !== 'f32') log('info', `linear layers at ${engine.precision}`);
   log('info', `model ${p.modelDir}: ${cfg.numLayers} layers, d=${cfg.hiddenSize}, θ ${cfg.stmSize} tokens/layer, K=${cfg.numTokens}, R=${cfg.retrieveSize}`);
 
   const valueFormat = cfg.torchDtype === 'bfloat16' ? 'bf16' : 'f32';
