@@ -14,6 +14,7 @@ import { OrtExecutor } from '../src/engine/executor';
 import { VALUE_FORMATS, ValueFormat } from '../src/memory/store/codec';
 import { benchDiscover } from './bench/discover';
 import { benchEngine } from './bench/engine';
+import { ROW_FORMATS, RowFormat } from '../src/memory/rows';
 import { benchFixture } from './bench/fixture';
 import { benchPrecisionCmd } from './bench/precision';
 import { PRECISIONS, Precision, isPrecision } from '../src/engine/quant/precision';
@@ -36,6 +37,7 @@ const USAGE = `usage: mplus <tool> [options]
           run a script of inject/generate ops and write every intermediate a checker needs
   bench engine (--preset small|tiny|medium | --model DIR) [--dtype f32|bf16] [--json]
           [--precision f32|bf16|int8|int4] [--block 32] [--injections N] [--decode-tokens N] [--device cpu|cuda]
+          [--state f32|bf16] (θ/cache rows in RAM; default: the checkpoint's dtype)
           injection tokens/s, prefill ms, decode tokens/s, peak RSS, vs measured matmul rate
   bench precision (--preset tiny|small|medium | --model DIR) [--precisions bf16,int8,int4] [--block 32] [--lora]
           logits error, greedy-token agreement and retrieved top-R overlap of each precision vs f32
@@ -120,7 +122,7 @@ async function cmdBench(args: string[]): Promise<void> {
     options: {
       preset: { type: 'string' }, model: { type: 'string' }, dtype: { type: 'string' }, json: { type: 'boolean' },
       injections: { type: 'string' }, 'decode-tokens': { type: 'string' }, precision: { type: 'string' }, block: { type: 'string' },
-      device: { type: 'string' },
+      device: { type: 'string' }, state: { type: 'string' },
     },
   });
   if (what !== 'engine') throw new UsageError(`unknown benchmark ${JSON.stringify(what)} (engine, store, ingest, discover, retention, precision)`);
@@ -134,6 +136,7 @@ async function cmdBench(args: string[]): Promise<void> {
     decodeTokens: values['decode-tokens'] === undefined ? undefined : int(values['decode-tokens'], 'decode-tokens'),
     precision: precisionOf(values.precision),
     quantBlock: values.block === undefined ? undefined : int(values.block, 'block'),
+    stateFormat: stateFormatOf(values.state),
   });
   if (values.json) {
     console.log(JSON.stringify({ model, ...r }));
@@ -151,7 +154,13 @@ async function cmdBench(args: string[]): Promise<void> {
   console.log(`decode           ${f(r.decodeTokensPerS)} tokens/s  (${f(r.decodeGflopsPerToken, 3)} GFLOP per token, ${f(100 * r.decodeFractionOfMatmul)}% of matmul rate)`);
   console.log(`                 ${f(r.decodeWeightMiB)} MiB of ${r.quantizedWeightMiB === null ? 'float32' : r.precision} weights per token → ${f(r.decodeImpliedGBps)} GB/s streamed (decode is bandwidth-bound)`);
   console.log(`Θ rows per layer ${r.ltmRowsPerLayer}`);
+  console.log(`θ in RAM         ${f(r.thetaMiB)} MiB (${r.stateFormat})`);
   console.log(`peak RSS         ${f(r.peakRssMiB)} MiB`);
+}
+
+function stateFormatOf(v: string | undefined): RowFormat | undefined {
+  if (v === undefined || (ROW_FORMATS as readonly string[]).includes(v)) return v as RowFormat | undefined;
+  throw new UsageError(`--state must be one of ${ROW_FORMATS.join(', ')}, got ${v}`);
 }
 
 async function benchStoreCmd(args: string[]): Promise<void> {

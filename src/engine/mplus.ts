@@ -19,6 +19,7 @@ import { dropPreferring, randomDrop } from '../memory/drop';
 import { Rng } from '../util/rng';
 import { orderByAge, repeatFill, topR, usesScores } from '../memory/retrieval';
 import type { Memory } from '../memory/memory';
+import type { RowFormat } from '../memory/rows';
 import { LtmPolicyParams, MemoryDims, MemoryState } from '../memory/state';
 import { Executor, GraphSession, HostTensor, OrtExecutor, Device } from './executor';
 import { buildLmHeadGraph, buildRetrieverGraph, buildScoresGraph } from './graphs/heads';
@@ -188,9 +189,21 @@ export class MPlusEngine {
     }
   }
 
-  /** θ and Θ as this engine's checkpoint ships them (a fresh copy each call). */
-  initialMemory(): MemoryState {
-    return MPlusEngine.initialMemory(this.checkpoint);
+  /**
+   * θ and Θ as this engine's checkpoint ships them (a fresh copy each call), θ held in `format`
+   * (bf16 θ is converted one layer at a time, so the float32 whole is never held).
+   */
+  initialMemory(format: RowFormat = 'f32'): MemoryState {
+    return MPlusEngine.initialMemory(this.checkpoint, format);
+  }
+
+  /**
+   * The precision memory rows are held in for this model: its checkpoint's (bf16 for a bf16
+   * checkpoint such as mplus-8b, whose official runs compute θ in bf16; else f32). The sidecar's
+   * store and the benchmarks use it; golden cases and traces pass 'f32' explicitly.
+   */
+  stateFormat(): RowFormat {
+    return this.config.torchDtype === 'bfloat16' ? 'bf16' : 'f32';
   }
 
   /** The shape of this model's memory. */
@@ -204,7 +217,7 @@ export class MPlusEngine {
   }
 
   /** θ and Θ as the checkpoint ships them. */
-  static initialMemory(ckpt: Checkpoint): MemoryState {
+  static initialMemory(ckpt: Checkpoint, format: RowFormat = 'f32'): MemoryState {
     const w = ckpt.weights;
     const cfg = ckpt.config;
     return MemoryState.initial(
@@ -216,6 +229,7 @@ export class MPlusEngine {
         values: ckpt.files.readF32(t.values), keys: ckpt.files.readF32(t.keys),
         rf: ckpt.files.readF32(t.rf), ages: ckpt.files.readF32(t.ages),
       })) ?? null,
+      format,
     );
   }
 

@@ -22,7 +22,7 @@
  * by its id, whatever drops and compactions moved it. Ids are not memory content: a reopened
  * store numbers its rows afresh.
  */
-import { Column, RowBuffer, Rows } from './rows';
+import { Column, RowBuffer, RowFormat, Rows, ValueRows, inFormat, valueRows } from './rows';
 
 export interface MemoryDims {
   layers: number;
@@ -37,7 +37,8 @@ export interface MemoryDims {
 }
 
 export interface LayerMemory {
-  stm: RowBuffer;
+  /** θ values, in the memory's row format (f32, or bf16: half the RAM). */
+  stm: ValueRows;
   stmAges: Column;
   stmSrc: Column;
   stmId: Column;
@@ -47,7 +48,8 @@ export interface LayerMemory {
   ltmAges: Column;
   ltmRf: Column;
   ltmSrc: Column;
-  cache: RowBuffer;
+  /** Cache values, in the same row format as θ (they are rows θ dropped). */
+  cache: ValueRows;
   cacheKeys: RowBuffer;
   cacheAges: Column;
   cacheSrc: Column;
@@ -79,16 +81,28 @@ function widthOf(col: ColumnName, d: MemoryDims): number {
   return 0;
 }
 
-export function emptyLayer(d: MemoryDims): LayerMemory {
-  const out: Partial<Record<ColumnName, RowBuffer | Column>> = {};
+/** An empty layer; θ and cache values in `format` (Θ values and all keys stay float32). */
+export function emptyLayer(d: MemoryDims, format: RowFormat = 'f32'): LayerMemory {
+  const out: Partial<Record<ColumnName, Rows | Column>> = {};
   for (const part of Object.keys(PARTS) as Part[]) {
     const cap = part === 'stm' ? d.stmSize : 0;
     for (const col of PARTS[part]) {
       const w = widthOf(col, d);
-      out[col] = w ? new RowBuffer(w, cap) : new Column(cap);
+      out[col] = !w ? new Column(cap) : col === 'stm' || col === 'cache' ? valueRows(format, w, cap) : new RowBuffer(w, cap);
     }
   }
   return out as LayerMemory;
+}
+
+/** The row format of a layer's θ and cache values. */
+export function rowFormatOf(m: LayerMemory): RowFormat {
+  return m.stm.format;
+}
+
+/** The layer with θ and cache values in `format` (the same object when they already are). */
+export function layerInFormat(m: LayerMemory, format: RowFormat): LayerMemory {
+  if (m.stm.format === format && m.cache.format === format) return m;
+  return { ...m, stm: inFormat(m.stm, format), cache: inFormat(m.cache, format) };
 }
 
 /** A deep copy (on-disk Θ rows are shared: they never change once written). */
@@ -122,6 +136,7 @@ export function rowsWhereSource(m: LayerMemory, part: Part, pred: (source: numbe
 
 /** Checks the part-length invariant (for loaders of untrusted data and for tests). */
 export function checkLayer(m: LayerMemory, where: string): void {
+  if (m.stm.format !== m.cache.format) throw new Error(`${where}: θ rows are ${m.stm.format}, cache rows ${m.cache.format}`);
   for (const part of Object.keys(PARTS) as Part[]) {
     const n = partCount(m, part);
     for (const col of PARTS[part]) {

@@ -8,7 +8,7 @@
  * never runs the model: dropped tokens' keys are computed by the engine and handed in with the
  * update.
  */
-import { Column, RowBuffer } from './rows';
+import { Column, RowBuffer, RowFormat, valueRowsFrom } from './rows';
 import { LayerMemory, MemoryDims, Part, SOURCE_COLUMN, checkLayer, clearPart, cloneLayer, emptyLayer, keepPart, partCount, rowsWhereSource } from './layer';
 import type { Memory, MemorySnapshot, RetrievalCandidates } from './memory';
 
@@ -77,16 +77,17 @@ export class MemoryState implements Memory {
     policy: LtmPolicyParams,
     memory: Float32Array | ((layer: number) => Float32Array),
     ltm: Array<{ values: Float32Array; keys: Float32Array; rf: Float32Array; ages: Float32Array }> | null,
+    format: RowFormat = 'f32',
   ): MemoryState {
     const { layers: L, stmSize: N, hidden: d, keyDim: s } = dims;
     if (typeof memory !== 'function' && memory.length !== L * N * d) throw new Error(`memory has ${memory.length} values, expected ${L}×${N}×${d}`);
     const layerRows = typeof memory === 'function' ? memory : (l: number) => memory.slice(l * N * d, (l + 1) * N * d);
     const out: LayerMemory[] = [];
     for (let l = 0; l < L; l++) {
-      const lm = emptyLayer(dims);
+      const lm = emptyLayer(dims, format);
       const rows = layerRows(l);
       if (rows.length !== N * d) throw new Error(`memory layer ${l} has ${rows.length} values, expected ${N}×${d}`);
-      lm.stm = RowBuffer.from(d, rows);
+      lm.stm = valueRowsFrom(format, d, rows);
       lm.stmAges = Column.from(new Float64Array(N));
       lm.stmSrc = Column.from(new Float64Array(N).fill(-1));
       lm.stmId = Column.from(Float64Array.from({ length: N }, (_, i) => l * N + i));
@@ -101,6 +102,11 @@ export class MemoryState implements Memory {
       out.push(lm);
     }
     return new MemoryState(dims, policy, out);
+  }
+
+  /** The precision θ and cache rows are held in (layer 0 speaks for all: checkLayer). */
+  get rowFormat(): RowFormat {
+    return this.layers[0]?.stm.format ?? 'f32';
   }
 
   get thetaOnly(): boolean {
@@ -150,9 +156,12 @@ export class MemoryState implements Memory {
         const rows = new Float32Array(idx.length * d);
         // Θ rows may live on disk: one gather reads just the selected ones.
         const fromLtm = idx.filter((c) => c < M);
+        const fromCache = idx.filter((c) => c >= M).map((c) => c - M);
         const ltmRows = fromLtm.length ? m.ltm.gather(fromLtm) : new Float32Array(0);
+        const cacheRows = fromCache.length ? m.cache.gather(fromCache) : new Float32Array(0);
         let j = 0;
-        idx.forEach((c, i) => rows.set(c < M ? ltmRows.subarray(d * j, d * ++j) : m.cache.row(c - M), i * d));
+        let k = 0;
+        idx.forEach((c, i) => rows.set(c < M ? ltmRows.subarray(d * j, d * ++j) : cacheRows.subarray(d * k, d * ++k), i * d));
         return rows;
       },
     };

@@ -29,6 +29,23 @@ export function bf16BitsToF32(h: number): number {
   return f32[0];
 }
 
+/** f32ToBf16Bits over an array: src rounded into dst[at .. at + src.length) (the hot loop, inlined). */
+export function f32ToBf16Array(src: Float32Array, dst: Uint16Array, at = 0): void {
+  const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  for (let j = 0; j < src.length; j++) {
+    const b = bits[j];
+    dst[at + j] = (b & 0x7f800000) === 0x7f800000 && (b & 0x007fffff) !== 0 ? (b >>> 16) | 0x40 : ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
+  }
+}
+
+/** bf16 bits to float32, exactly (int32 `<< 16` writes the float's top half: a small-int op). */
+export function bf16ToF32Array(src: Uint16Array): Float32Array {
+  const out = new Float32Array(src.length);
+  const o = new Int32Array(out.buffer);
+  for (let j = 0; j < src.length; j++) o[j] = src[j] << 16;
+  return out;
+}
+
 /** The value x would have after a round trip through bf16 (torch's `.to(torch.bfloat16)`). */
 export function roundToBf16(x: number): number {
   return bf16BitsToF32(f32ToBf16Bits(x));

@@ -64,7 +64,7 @@ export async function openService(p: InitializeParams, conn: MessageConnection):
   if (engine.precision !== 'f32') log('info', `linear layers at ${engine.precision}`);
   log('info', `model ${p.modelDir}: ${cfg.numLayers} layers, d=${cfg.hiddenSize}, θ ${cfg.stmSize} tokens/layer, K=${cfg.numTokens}, R=${cfg.retrieveSize}`);
 
-  const valueFormat = cfg.torchDtype === 'bfloat16' ? 'bf16' : 'f32';
+  const valueFormat = engine.stateFormat();
   const dims = engine.memoryDims();
   const modelPolicy = engine.memoryPolicy();
   const budget = p.storeBudgetBytes ?? 0;
@@ -77,13 +77,13 @@ export async function openService(p: InitializeParams, conn: MessageConnection):
   let storeNotice: string | undefined;
   try {
     try {
-      opened = MemoryStore.open(p.storeDir, storeOpts, () => engine.initialMemory());
+      opened = MemoryStore.open(p.storeDir, storeOpts, () => engine.initialMemory(storeOpts.thetaFormat));
     } catch (e) {
       if (!(e instanceof StoreError) || e instanceof StoreLockedError || !p.rebuildStore) throw e;
       const aside = MemoryStore.moveAside(p.storeDir);
       storeNotice = `the memory store could not be used (${e.problem}); it was moved to ${aside} and memory starts empty`;
       log('warn', storeNotice);
-      opened = MemoryStore.open(p.storeDir, storeOpts, () => engine.initialMemory());
+      opened = MemoryStore.open(p.storeDir, storeOpts, () => engine.initialMemory(storeOpts.thetaFormat));
     }
   } catch (e) {
     await engine.close();
@@ -205,7 +205,7 @@ export class MemoryService implements Service {
       await this.feeder.close();
       const movedTo = await this.scheduler.with('ask', async () => {
         const aside = this.memory.store.retire();
-        this.memory = new StoredMemory(MemoryStore.open(this.p.storeDir, this.storeOpts, () => this.engine.initialMemory()));
+        this.memory = new StoredMemory(MemoryStore.open(this.p.storeDir, this.storeOpts, () => this.engine.initialMemory(this.storeOpts.thetaFormat ?? 'f32')));
         return aside;
       });
       this.feeder = this.newFeeder({});

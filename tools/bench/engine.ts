@@ -9,6 +9,7 @@ import { Executor, OrtExecutor } from '../../src/engine/executor';
 import { GraphBuilder, OnnxDType } from '../../src/engine/onnx/builder';
 import { MPlusEngine } from '../../src/engine/mplus';
 import { Precision } from '../../src/engine/quant/precision';
+import type { RowFormat } from '../../src/memory/rows';
 
 export interface EngineBenchOptions {
   model: string;
@@ -22,6 +23,8 @@ export interface EngineBenchOptions {
   precision?: Precision;
   quantBlock?: number;
   quantCacheDir?: string;
+  /** Precision θ and the cache are held in (default: the engine's stateFormat()). */
+  stateFormat?: RowFormat;
 }
 
 export interface EngineBenchResult {
@@ -49,6 +52,9 @@ export interface EngineBenchResult {
   /** Time to load the engine: quantization (first run) or cache check included. */
   loadMs: number;
   quantizedThisRun: boolean;
+  stateFormat: RowFormat;
+  /** θ's bytes as memory holds them (every layer). */
+  thetaMiB: number;
 }
 
 function median(xs: number[]): number {
@@ -114,7 +120,9 @@ export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchRes
   try {
     const c = engine.config;
     const rng = new Rng(o.seed ?? 1);
-    const memory = engine.initialMemory();
+    // θ and the cache held as the sidecar holds them (bf16 for a bf16 checkpoint), unless told.
+    const stateFormat = o.stateFormat ?? engine.stateFormat();
+    const memory = engine.initialMemory(stateFormat);
     const tok = (n: number) => Array.from({ length: n }, () => rng.int(c.vocabSize));
     const t0 = performance.now();
     await engine.warmup();
@@ -187,6 +195,8 @@ export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchRes
       peakRssMiB: process.resourceUsage().maxRSS / 1024,
       ltmRowsPerLayer: memory.counts().ltm,
       precision: engine.precision,
+      stateFormat,
+      thetaMiB: (c.numLayers * c.stmSize * c.hiddenSize * (stateFormat === 'bf16' ? 2 : 4)) / 2 ** 20,
       quantizedWeightMiB: engine.quant ? engine.quant.bytes / 2 ** 20 : null,
       loadMs,
       quantizedThisRun: engine.quant?.built ?? false,

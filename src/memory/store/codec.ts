@@ -7,7 +7,7 @@
  * Decoding is deterministic, so "quantize then decode" is what a reopened store returns, and
  * the live session rounds its rows the same way at commit to stay equal to a reopen.
  */
-import { bf16BitsToF32 as bf16ToF32, f32ToBf16Bits as f32ToBf16 } from '../../model/dtype';
+import { bf16BitsToF32 as bf16ToF32, f32ToBf16Array, f32ToBf16Bits as f32ToBf16 } from '../../model/dtype';
 
 export type ValueFormat = 'f32' | 'bf16' | 'q8';
 export const VALUE_FORMATS: ValueFormat[] = ['f32', 'bf16', 'q8'];
@@ -24,8 +24,7 @@ export function encodeRows(format: ValueFormat, rows: Float32Array, d: number): 
   if (format === 'f32') {
     Buffer.from(rows.buffer, rows.byteOffset, rows.byteLength).copy(out);
   } else if (format === 'bf16') {
-    const u16 = new Uint16Array(out.buffer, out.byteOffset, n * d);
-    for (let i = 0; i < n * d; i++) u16[i] = f32ToBf16(rows[i]);
+    f32ToBf16Array(rows.subarray(0, n * d), new Uint16Array(out.buffer, out.byteOffset, n * d));
   } else {
     const q = new Int8Array(out.buffer, out.byteOffset, out.length);
     for (let r = 0; r < n; r++) {

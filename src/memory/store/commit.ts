@@ -117,8 +117,9 @@ export function prepareCommit(
       values.set(m.stm.gather(stmPos), 0);
       values.set(m.cache.gather(cachePos), stmPos.length * d);
       const rounded = tf === 'f32' ? values : roundTrip(tf, values, d);
-      stmPos.forEach((p, k) => m.stm.row(p).set(rounded.subarray(k * d, (k + 1) * d)));
-      cachePos.forEach((p, k) => m.cache.row(p).set(rounded.subarray((stmPos.length + k) * d, (stmPos.length + k + 1) * d)));
+      // (a no-op for rows held in the stored format already, as bf16 θ is)
+      if (m.stm.format !== tf) stmPos.forEach((p, k) => m.stm.set(p, rounded.subarray(k * d, (k + 1) * d)));
+      if (m.cache.format !== tf) cachePos.forEach((p, k) => m.cache.set(p, rounded.subarray((stmPos.length + k) * d, (stmPos.length + k + 1) * d)));
       const e = write('rows', l, { rows: n, width: d, keyWidth: 0, format: tf }, rounded, new Float32Array(0));
       rowSegments.push(e);
       assignRefs(e.id, [r.stm, r.cache], vals.positions);

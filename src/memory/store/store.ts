@@ -37,8 +37,9 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { layerInFormat } from '../layer';
 import { SourceTable } from '../provenance';
-import { Column, RowBuffer } from '../rows';
+import { Column, RowBuffer, valueRowsFrom } from '../rows';
 import { LayerMemory, LtmPolicyParams, MemoryDims, MemoryState } from '../state';
 import { ValueFormat, rowBytes } from './codec';
 import { prepareCommit } from './commit';
@@ -120,7 +121,8 @@ export class MemoryStore {
         // The caller's policy (budget, θ only) governs from the first injection, as after a reopen;
         // the checkpoint's initial state carries the model's.
         const shipped = initial();
-        const state = new MemoryState(shipped.dims, opts.policy, shipped.layers);
+        // θ and the cache live in RAM in the store's θ format (bf16 θ: half the memory).
+        const state = new MemoryState(shipped.dims, opts.policy, shipped.layers.map((l) => layerInFormat(l, opts.thetaFormat)));
         store.adopt(state);
         const sources = new SourceTable();
         state.isStale = sources.isStale;
@@ -252,7 +254,7 @@ export class MemoryStore {
       const stmId = Float64Array.from(stmRef, (_, i) => i);
       const cacheId = Float64Array.from(cacheRef, (_, i) => stmRef.length + i);
       const lm: LayerMemory = {
-        stm: RowBuffer.from(d, this.readRefs(stmRef, rowSegs, d, stFile, `layer ${l} θ`)),
+        stm: valueRowsFrom(this.opts.thetaFormat, d, this.readRefs(stmRef, rowSegs, d, stFile, `layer ${l} θ`)),
         stmAges: Column.from(st.f64(at('stmAges'))),
         stmSrc: Column.from(st.i32(at('stmSrc'))),
         stmId: Column.from(stmId),
@@ -261,7 +263,7 @@ export class MemoryStore {
         ltmAges: Column.from(lt.f64(at('ltmAges')).map((a) => a + m.ltm.ageShift)),
         ltmRf: Column.from(lt.f32(at('ltmRf'))),
         ltmSrc: Column.from(lt.i32(at('ltmSrc'))),
-        cache: RowBuffer.from(d, this.readRefs(cacheRef, rowSegs, d, stFile, `layer ${l} cache`)),
+        cache: valueRowsFrom(this.opts.thetaFormat, d, this.readRefs(cacheRef, rowSegs, d, stFile, `layer ${l} cache`)),
         cacheKeys: RowBuffer.from(s, this.readKeyRefs(cacheKeyRef, keySegs, s, stFile, `layer ${l} cache keys`)),
         cacheAges: Column.from(st.f64(at('cacheAges'))),
         cacheSrc: Column.from(st.i32(at('cacheSrc'))),
