@@ -93,7 +93,7 @@ export class MemoryState implements Memory {
       lm.stmId = Column.from(Float64Array.from({ length: N }, (_, i) => l * N + i));
       const t = ltm?.[l];
       if (t && t.ages.length) {
-        lm.ltm = RowBuffer.from(d, t.values.slice());
+        lm.ltm = valueRowsFrom(format, d, t.values); // a copy in either format
         lm.ltmKeys = RowBuffer.from(s, t.keys.slice());
         lm.ltmAges = Column.from(t.ages);
         lm.ltmRf = Column.from(t.rf);

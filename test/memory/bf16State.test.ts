@@ -141,12 +141,16 @@ describe('bf16 memory state on a bf16 checkpoint (tiny fixture)', function () {
     }
   });
 
-  it('initialMemory("bf16") holds the checkpoint θ exactly (a bf16 checkpoint loses nothing)', async () => {
+  it('initialMemory("bf16") holds the checkpoint θ and Θ exactly (a bf16 checkpoint loses nothing)', async () => {
     const engine = await MPlusEngine.load(model, { seed: 1, device: 'cpu' });
     try {
       const f = engine.initialMemory('f32');
       const b = engine.initialMemory('bf16');
-      f.layers.forEach((m, l) => assert.deepStrictEqual(b.layers[l].stm.data, m.stm.data, `layer ${l}`));
+      f.layers.forEach((m, l) => assert.deepStrictEqual(b.layers[l].stm.data, m.stm.data, `layer ${l} θ`));
+      // the shipped Θ rows too (held in the same format until a store takes them to disk)
+      assert.ok(f.counts().ltm > 0, 'the fixture ships no Θ: nothing checked');
+      f.layers.forEach((m, l) => assert.deepStrictEqual(b.layers[l].ltm.data, m.ltm.data, `layer ${l} Θ`));
+      assert.ok(b.layers[0].ltm instanceof Bf16Rows);
     } finally {
       await engine.close();
     }
