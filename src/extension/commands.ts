@@ -53,7 +53,8 @@ export function registerCommands(
       const st = sidecar.ready ? await sidecar.refreshStatus() : null;
       const ok = await vscode.window.showWarningMessage('Rebuild the memory of this workspace?', { modal: true, detail: rebuildDetail(st, sidecar.storePath) }, REBUILD);
       if (ok !== REBUILD) return;
-      await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'M+: rebuilding memory…' }, () => sidecar.rebuild());
+      const done = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'M+: rebuilding memory…' }, () => sidecar.rebuild());
+      if (!done) return;
       void vscode.window.showInformationMessage('M+: memory starts empty and is reading the workspace again (the old memory was moved aside, not deleted).');
     })),
     ...registerForgetCommands(sidecar, guard),

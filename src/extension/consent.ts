@@ -1,18 +1,21 @@
 /**
  * Consent before reading a large workspace: above `mplus.feeding.askAboveFiles` files or
  * `mplus.feeding.askAboveTokens` estimated tokens, feeding waits for one click per workspace
- * (remembered in workspaceState). Also remembers the feeding rate measured on this machine, so
- * the next estimate has a time before any reading starts.
+ * (remembered in workspaceState). Also remembers the feeding rate measured on this machine for
+ * the model, device and precision in use (feedRate.ts), so the next estimate has a time before
+ * any reading starts.
  */
 import * as vscode from 'vscode';
 import type { FeedEstimate } from '../sidecar/protocol';
+import { RateTable, withRate } from './feedRate';
 import { feedSeconds, gb, roughDuration } from './requirements';
 
 const GIVEN = 'mplus.feedingConsent';
-const RATE = 'mplus.measuredTokensPerSecond';
+const RATES = 'mplus.measuredTokensPerSecondByModel';
 
 export class FeedingConsent {
-  constructor(private readonly context: vscode.ExtensionContext) {}
+  /** `rateKey`: the model, device and precision M+ runs now (feedRate.ts's rateKey). */
+  constructor(private readonly context: vscode.ExtensionContext, private readonly rateKey: () => string) {}
 
   get given(): boolean {
     return this.context.workspaceState.get<boolean>(GIVEN, false);
@@ -37,11 +40,17 @@ export class FeedingConsent {
     return `${e.tokens.toLocaleString('en-US')} tokens: about ${gb(e.storeBytes)} of memory on disk` + (secs === null ? '' : ` and ${roughDuration(secs)} of reading`);
   }
 
+  /** The rate measured with the model, device and precision in use now, or null. */
   get rememberedRate(): number | null {
-    return this.context.globalState.get<number>(RATE) ?? null;
+    return this.rates()[this.rateKey()] ?? null;
   }
 
   rememberRate(tokensPerSecond: number): void {
-    if (tokensPerSecond > 0 && Math.abs((this.rememberedRate ?? 0) - tokensPerSecond) / tokensPerSecond > 0.1) void this.context.globalState.update(RATE, tokensPerSecond);
+    const next = withRate(this.rates(), this.rateKey(), tokensPerSecond);
+    if (next) void this.context.globalState.update(RATES, next);
+  }
+
+  private rates(): RateTable {
+    return this.context.globalState.get<RateTable>(RATES) ?? {};
   }
 }

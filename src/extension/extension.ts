@@ -13,6 +13,7 @@ import { registerModelCommands } from './modelCommands';
 import { RESTART_KEYS, SECTION } from './settings';
 import { SidecarManager } from './sidecarManager';
 import { StatusBar } from './statusBar';
+import { registerStoreFolderCommand } from './storeFolderCommand';
 import { registerTestHooks } from './testHooks';
 import { ViewStateStore } from './viewState';
 
@@ -30,6 +31,7 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.window.registerWebviewViewProvider(VIEW_ID, chatView, { webviewOptions: { retainContextWhenHidden: true } }),
     ...registerCommands(sc, chatView, state, log),
     ...registerModelCommands(context, log),
+    registerStoreFolderCommand(log),
     registerAskAboutFile(),
     ...registerTestHooks(chatView),
   );

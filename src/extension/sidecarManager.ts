@@ -14,6 +14,7 @@ import { resolveModel } from '../sidecar/defaultModel';
 import { WorkspacePaths } from '../sidecar/paths';
 import { FeedEstimate, AskResult, ForgetResult, InitializeResult, IngestResult, Log, StatusResult } from '../sidecar/protocol';
 import { FeedingConsent } from './consent';
+import { rateKey } from './feedRate';
 import { checkModelFolder } from './download/modelFolder';
 import { logFromSidecar } from './log';
 import { requirementLines } from './requirements';
@@ -35,7 +36,11 @@ export class SidecarManager implements vscode.Disposable {
   private modelSize: { path: string; bytes: number | null } | null = null;
 
   constructor(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, private readonly view: ViewStateStore) {
-    const consent = new FeedingConsent(context);
+    // Keyed by what sets the rate: the model M+ runs (the configured one, else the bundled default), device, precision.
+    const consent = new FeedingConsent(context, () => {
+      const s = readSettings();
+      return rateKey(resolveModel([s.modelPath])?.dir ?? '', s.device, s.precision);
+    });
     this.consent = consent;
     this.ui = new UiStateAdapter(view, () => this.client.status(), (p) => consent.rememberRate(p.tokensPerSecond));
     this.sup = new SidecarSupervisor(context, log, this.ui, {
@@ -190,9 +195,16 @@ export class SidecarManager implements vscode.Disposable {
     return this.client.setPaused(paused);
   }
 
-  /** Moves this workspace's memory aside (the sidecar does it, under its lock) and feeds everything again. */
-  async rebuild(): Promise<void> {
+  /**
+   * Moves this workspace's memory aside (the sidecar does it, under its lock) and feeds everything
+   * again. When the store could not be opened no process runs to ask: M+ starts again and the
+   * sidecar moves the store aside at open. False when it still cannot run (its notice says why).
+   */
+  async rebuild(): Promise<boolean> {
+    const v = this.view.get();
+    if (!this.sup.ready && v.phase === 'error' && v.problem === 'store') return this.sup.rebuildByRestart();
     await this.client.rebuild();
+    return true;
   }
 
   /** A document was saved: its memory will be refreshed by the sidecar's watcher. */

@@ -31,6 +31,7 @@ export const ACTIONS = {
   openFolder: { title: 'Open Folder…', command: 'workbench.action.files.openFolder' },
   trust: { title: 'Manage Workspace Trust', command: 'workbench.trust.manage' },
   rebuild: { title: 'Rebuild Memory', command: 'mplus.rebuild' },
+  selectStoreFolder: { title: 'Select Memory Folder…', command: 'mplus.selectStoreFolder' },
   restart: { title: 'Restart M+', command: 'mplus.restartSidecar' },
   resume: { title: 'Resume Feeding', command: 'mplus.resume' },
   openLog: { title: 'Open Log', command: 'mplus.openLog' },
@@ -63,12 +64,17 @@ export function situationOf(v: ViewState): Situation | null {
     default:
       if (v.consent) {
         return {
-          message: `This workspace is large (${v.consent.files.toLocaleString('en-US')} files, about ${v.consent.estimate}). M+ waits for your go-ahead before reading it.`,
+          message: `This workspace is large (${consentNumbers(v.consent)}). M+ waits for your go-ahead before reading it.`,
           action: ACTIONS.consent, severity: 'info',
         };
       }
       return null;
   }
+}
+
+/** What reading a large workspace costs: "120 files, about 40,000 tokens: about 0.1 GB of memory on disk and 3 min of reading". */
+export function consentNumbers(c: NonNullable<ViewState['consent']>): string {
+  return `${c.files.toLocaleString('en-US')} files, about ${c.estimate}`;
 }
 
 function problemSituation(kind: ProblemKind, detail: string): Situation {
@@ -82,7 +88,10 @@ function problemSituation(kind: ProblemKind, detail: string): Situation {
     case 'runtime':
       return { message: `M+ could not start its process: ${why}.`, action: ACTIONS.setting('mplus.nodePath', 'Open Setting'), severity: 'error' };
     case 'storePlace':
-      return { message: 'M+ has no place to keep this workspace\'s memory. Choose a folder for it.', action: ACTIONS.setting('mplus.storePath', 'Open Setting'), severity: 'error' };
+      // The folder itself is the problem (a file in the way, no permission, a full disk):
+      // rebuilding would fail the same way; another folder fixes it. (Not "Open Setting": the
+      // setting is machine-scoped, which the Settings editor of a remote window does not show.)
+      return { message: `${capital(why)}. Choose a folder M+ can write to.`, action: ACTIONS.selectStoreFolder, secondary: ACTIONS.openLog, severity: 'error' };
     case 'store':
       return {
         message: `This workspace's memory could not be opened (${why}). Rebuilding starts it empty and reads the workspace again; the old memory is moved aside, not deleted.`,

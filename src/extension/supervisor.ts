@@ -46,6 +46,8 @@ export class SidecarSupervisor implements vscode.Disposable {
   private endCrashNotice: (() => void) | null = null;
   /** Whether the running sidecar may feed (trusted workspace, feeding enabled). */
   feeding = false;
+  /** The user confirmed Rebuild while the store could not be opened: the next start moves it aside. */
+  private rebuildAtStart = false;
 
   constructor(
     private readonly context: vscode.ExtensionContext,
@@ -99,7 +101,7 @@ export class SidecarSupervisor implements vscode.Disposable {
     const model = checkModelFolder(s.modelPath);
     if (!model.ok) return this.fail(model.problem, 'model');
     this.storeDir = storeDirFor(s, this.context, folders);
-    if (!this.storeDir) return this.fail('no place to keep the memory store', 'storePlace');
+    if (!this.storeDir) return this.fail('M+ has no place to keep this workspace\'s memory', 'storePlace');
     const trusted = vscode.workspace.isTrusted;
     const feeding = trusted && s.feedingEnabled;
     this.feeding = feeding;
@@ -132,7 +134,9 @@ export class SidecarSupervisor implements vscode.Disposable {
         watch: feeding,
         paused: !feeding || this.hooks.holdFeeding(),
         maxFiles: s.maxFiles,
-        rebuildStore: true,
+        // A store that cannot be opened (damaged, another model, an older format) is left as it is
+        // until the user chooses Rebuild: then it is moved aside, never deleted.
+        rebuildStore: this.rebuildAtStart,
         // An untrusted workspace may answer from memory built earlier, never start one.
         requireStore: !trusted,
         storeBudgetBytes: s.storeBudgetGB > 0 ? Math.round(s.storeBudgetGB * 2 ** 30) : undefined,
@@ -140,10 +144,8 @@ export class SidecarSupervisor implements vscode.Disposable {
       if (gen !== this.generation || this.handle !== h) return;
       this.init = r;
       this.log.info(`sidecar ${r.serverVersion} ready on ${r.device.description}; model ${r.model.layers} layers, d=${r.model.hidden}`);
-      if (r.storeNotice) {
-        this.log.warn(r.storeNotice);
-        void vscode.window.showWarningMessage(`M+: ${r.storeNotice}`);
-      }
+      // Only a Rebuild the user confirmed moves a store aside at open; Rebuild's own notice says so.
+      if (r.storeNotice) this.log.warn(r.storeNotice);
       this.hooks.ready(r, feeding);
       this.endCrashNotice?.();
       for (const w of this.readyWaiters.splice(0)) w.resolve();
@@ -151,10 +153,12 @@ export class SidecarSupervisor implements vscode.Disposable {
       setTimeout(() => { if (this.handle === h) this.crashes = 0; }, 60000);
     } catch (e) {
       if (gen !== this.generation || this.handle !== h) return;
-      const err = e as Error & { code?: number };
+      const err = e as Error & { code?: number; data?: { problem?: unknown } };
       const exited = h.process.exitCode !== null || h.process.signalCode !== null;
       if (exited) return; // onExit decides about restarting
       const msg = err.message ?? String(e);
+      // A store's problem in words for people (the message also names the file and the CLI's fix).
+      const storeProblem = typeof err.data?.problem === 'string' ? err.data.problem : null;
       this.stopping = true;
       await shutdown(h, 3000);
       this.stopping = false;
@@ -164,11 +168,24 @@ export class SidecarSupervisor implements vscode.Disposable {
         return this.blocked('untrusted', 'untrusted workspace');
       }
       this.log.error(`initialize failed: ${msg}`);
-      // A store that cannot be opened (damaged, another model, an older format) is left as it is
-      // until the user chooses to rebuild: it is moved aside, never deleted.
-      this.fail(msg, err.code === ErrorCodes.BadModel ? 'model' : err.code === ErrorCodes.DeviceUnavailable ? 'device'
-        : err.code === ErrorCodes.BadStore || err.code === ErrorCodes.StoreDamaged ? 'store' : err.code === ErrorCodes.Busy ? 'busy' : 'failed');
+      this.fail(err.code === ErrorCodes.BadStore && storeProblem ? storeProblem : msg, err.code === ErrorCodes.BadModel ? 'model' : err.code === ErrorCodes.DeviceUnavailable ? 'device'
+        : err.code === ErrorCodes.BadStore || err.code === ErrorCodes.StoreDamaged ? 'store' : err.code === ErrorCodes.StoreUnwritable ? 'storePlace'
+        : err.code === ErrorCodes.Busy ? 'busy' : 'failed');
     }
+  }
+
+  /**
+   * Rebuild when no process runs because the store could not be opened: start again, moving the
+   * store aside at open. Resolves true when M+ is running on a fresh store.
+   */
+  async rebuildByRestart(): Promise<boolean> {
+    this.rebuildAtStart = true;
+    try {
+      await this.restart();
+    } finally {
+      this.rebuildAtStart = false; // one start only, whatever became of it
+    }
+    return this.ready;
   }
 
   /** Damage found while working (a Θ row failing its checksum): offer Rebuild, as at startup. */

@@ -4,7 +4,7 @@
  */
 import * as vscode from 'vscode';
 import type { Coverage, DeviceInfo, ProgressParams, StatusResult } from '../sidecar/protocol';
-import { ProblemKind, situationOf } from './situation';
+import { ProblemKind, consentNumbers, situationOf } from './situation';
 
 export type Phase =
   | 'off' // no workspace folder
@@ -96,7 +96,8 @@ export function coverageLine(v: ViewState): string {
   const feeding = feedingLine(v);
   if (feeding) line += ` · ${feeding}`;
   else if (v.phase === 'paused') line += ', feeding paused';
-  else if (v.consent) line += ', waiting for your go-ahead to read the workspace';
+  // The numbers the question is about, as in the notification that asks it.
+  else if (v.consent) line += `, waiting for your go-ahead to read the workspace (${consentNumbers(v.consent)})`;
   else if (v.feedingBlocked === 'untrusted') line += ' (untrusted workspace: not reading it)';
   else if (v.feedingBlocked === 'disabled') line += ' (feeding turned off in settings)';
   if (v.refresh?.done) line += ` · refreshed ${v.refresh.file}`;

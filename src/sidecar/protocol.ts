@@ -33,7 +33,18 @@ export enum ErrorCodes {
   QuestionTooLong = -32008,
   /** `requireStore` was set and the store folder holds no memory store. */
   NoStore = -32009,
+  /**
+   * The store's folder cannot be created or written (a file in the way, no permission, a
+   * read-only or full disk): the client offers choosing another folder, not Rebuild.
+   */
+  StoreUnwritable = -32010,
   Cancelled = -32800, // as LSP's RequestCancelled
+}
+
+/** The `data` of a BadStore/Busy error from a store that could not be opened. */
+export interface StoreErrorData {
+  /** What is wrong, in words for people, without the file path or the command-line advice. */
+  problem: string;
 }
 
 /** Where the model may be asked to run: the one list (package.json's mplus.device enum mirrors it). */

@@ -36,10 +36,10 @@ export const SERVER_VERSION: string = (() => {
   }
 })();
 
-function asResponseError(e: unknown, fallback = -32603): ResponseError<void> {
+function asResponseError(e: unknown, fallback = -32603): ResponseError<unknown> {
   if (e instanceof ResponseError) return e;
-  const err = e as Error & { rpcCode?: number };
-  return new ResponseError(err.rpcCode ?? fallback, err.message ?? String(e));
+  const err = e as Error & { rpcCode?: number; rpcData?: unknown };
+  return new ResponseError(err.rpcCode ?? fallback, err.message ?? String(e), err.rpcData);
 }
 
 /**

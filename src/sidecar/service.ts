@@ -23,10 +23,11 @@ import { ForgottenPaths } from './forgotten';
 import { WorkspacePaths } from './paths';
 import {
   AnswerSources, AnswerToken, AskParams, AskResult, CancelParams, Coverage, DeviceInfo, ErrorCodes, ForgetParams, ForgetResult,
-  Fed, IngestParams, IngestResult, InitializeParams, InitializeResult, Log, LogParams, Progress, RebuildResult, ServerState, StateChanged, StatusResult, VerifyResult,
+  Fed, IngestParams, IngestResult, InitializeParams, InitializeResult, Log, LogParams, Progress, RebuildResult, ServerState, StateChanged, StatusResult, StoreErrorData, VerifyResult,
 } from './protocol';
 import { DeviceScheduler } from './scheduler';
 import { Service, notify } from './server';
+import { storePlaceProblem } from './storeAccess';
 
 const WATCH_FILES_LIMIT = 10000;
 
@@ -87,6 +88,11 @@ export async function openService(p: InitializeParams, conn: MessageConnection):
     }
   } catch (e) {
     await engine.close();
+    // A folder that cannot hold a store is a place to change: rebuilding would not help.
+    const place = storePlaceProblem(e, p.storeDir);
+    if (place) throw coded(new Error(place), ErrorCodes.StoreUnwritable);
+    // The problem alone (no file path, no CLI advice) is what a client shows to people.
+    if (e instanceof StoreError) (e as Error & { rpcData?: StoreErrorData }).rpcData = { problem: e.problem };
     throw coded(e, e instanceof StoreLockedError ? ErrorCodes.Busy : ErrorCodes.BadStore);
   }
   const mismatch = modeMismatch(p.storeDir, opened, !!p.thetaOnly);

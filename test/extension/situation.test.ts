@@ -6,7 +6,7 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import { partialNote, quoteMarkdown } from '../../src/extension/answerText';
-import { ProblemKind, SITUATION_COMMANDS, situationOf } from '../../src/extension/situation';
+import { ProblemKind, SITUATION_COMMANDS, consentNumbers, situationOf } from '../../src/extension/situation';
 import type { ViewState } from '../../src/extension/viewState';
 import { REPO_ROOT } from '../helpers/tmp';
 import { renderAnswer } from '../../src/extension/render';
@@ -25,7 +25,7 @@ describe('extension: situations a user can act on', () => {
   ];
   const problems: Array<[ProblemKind, string]> = [
     ['model', 'mplus.selectModelFolder'], ['device', 'workbench.action.openSettings'], ['runtime', 'workbench.action.openSettings'],
-    ['storePlace', 'workbench.action.openSettings'], ['store', 'mplus.rebuild'], ['busy', 'mplus.restartSidecar'],
+    ['storePlace', 'mplus.selectStoreFolder'], ['store', 'mplus.rebuild'], ['busy', 'mplus.restartSidecar'],
     ['failed', 'mplus.restartSidecar'], ['crashLoop', 'mplus.restartSidecar'],
   ];
   for (const [kind, cmd] of problems) states.push([`error: ${kind}`, { phase: 'error', problem: kind, detail: 'the folder /m does not exist.' }, cmd]);
@@ -50,6 +50,21 @@ describe('extension: situations a user can act on', () => {
     assert.strictEqual(s.message, 'The model could not be loaded: /m does not exist or cannot be read.');
     const e = situationOf({ phase: 'error', problem: 'model', detail: '/m has no tokenizer.json: use Download Model….' })!;
     assert.strictEqual(e.message, 'The model could not be loaded: /m has no tokenizer.json: use Download Model…');
+  });
+
+  it('a store folder M+ cannot write offers another folder (not Rebuild, which would fail the same way), naming the folder', () => {
+    const s = situationOf({ phase: 'error', problem: 'storePlace', detail: 'M+ cannot keep this workspace\'s memory in /s/ws-1: /s is a file, not a folder' })!;
+    assert.strictEqual(s.message, 'M+ cannot keep this workspace\'s memory in /s/ws-1: /s is a file, not a folder. Choose a folder M+ can write to.');
+    assert.strictEqual(s.action?.title, 'Select Memory Folder…');
+    const d = situationOf({ phase: 'error', problem: 'store', detail: 'manifest is not valid JSON' })!;
+    assert.match(d.message, /^This workspace's memory could not be opened \(manifest is not valid JSON\)\. Rebuilding/);
+    assert.strictEqual(d.action?.command, 'mplus.rebuild');
+  });
+
+  it('the consent question carries the numbers: files, tokens, disk and reading time', () => {
+    const c = { files: 120, estimate: '41,000 tokens: about 0.1 GB of memory on disk and 3 min of reading' };
+    assert.strictEqual(consentNumbers(c), '120 files, about 41,000 tokens: about 0.1 GB of memory on disk and 3 min of reading');
+    assert.ok(situationOf({ phase: 'ready', consent: c })!.message.includes(consentNumbers(c)));
   });
 
   it('every mplus.* command a situation offers is contributed in package.json', () => {

@@ -10,7 +10,7 @@ import { writeFixture } from '../../tools/fixture';
 import { SidecarHandle, initialize, shutdown, spawnSidecar } from '../../src/sidecar/client';
 import {
   AnswerSources, AnswerToken, Ask, Cancel, ErrorCodes, Fed, FedParams, Forget, Ingest, Initialize, InitializeParams, Log, LogParams, Progress, ProgressParams,
-  Rebuild, SetPaused, Source, Status,
+  Rebuild, SetPaused, Source, Status, StoreErrorData,
 } from '../../src/sidecar/protocol';
 import { rmDir, tmpDir } from '../helpers/tmp';
 import { SECRET, writeFixtureRepo } from './fixtureRepo';
@@ -365,6 +365,36 @@ describe('sidecar process over the protocol (small fixture model, real repositor
     } finally {
       r2.h.process.kill('SIGKILL');
       for (const f of fs.readdirSync(path.dirname(store))) if (f.startsWith(path.basename(store) + '.broken-')) cleanup.push(path.join(path.dirname(store), f));
+    }
+  });
+
+  it('a store folder that cannot be written is StoreUnwritable in plain words; a damaged manifest is BadStore with the problem alone, moved aside only on rebuildStore', async () => {
+    const file = path.join(store, 'in-the-way');
+    fs.writeFileSync(file, 'a file where the store folder should be\n');
+    const blocked = path.join(file, 'ws');
+    const good = path.join(store, 'ws');
+    const r = start();
+    try {
+      await assert.rejects(initialize(r.h.connection, { ...params, storeDir: blocked, rebuildStore: true }),
+        (e: ResponseError<unknown>) => e.code === ErrorCodes.StoreUnwritable && e.message === `M+ cannot keep this workspace's memory in ${blocked}: ${file} is a file, not a folder`);
+      // the process lives on and initializes on a usable folder
+      await initialize(r.h.connection, { ...params, storeDir: good });
+      await shutdown(r.h);
+    } finally {
+      r.h.process.kill('SIGKILL');
+    }
+    fs.writeFileSync(path.join(good, 'manifest.json'), '{ "format": "mplus-store", ');
+    const r2 = start();
+    try {
+      await assert.rejects(initialize(r2.h.connection, { ...params, storeDir: good }),
+        (e: ResponseError<unknown>) => e.code === ErrorCodes.BadStore && (e.data as StoreErrorData).problem === 'manifest is not valid JSON' && e.message.includes(path.join(good, 'manifest.json')));
+      assert.ok(fs.existsSync(path.join(good, 'manifest.json')), 'a refused store is left where it is');
+      const init = await initialize(r2.h.connection, { ...params, storeDir: good, rebuildStore: true });
+      assert.match(init.storeNotice ?? '', /manifest is not valid JSON.*moved to .*ws\.broken-/);
+      assert.strictEqual(init.status.memory.injections, 0);
+      await shutdown(r2.h);
+    } finally {
+      r2.h.process.kill('SIGKILL');
     }
   });
 
