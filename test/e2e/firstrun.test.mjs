@@ -29,31 +29,11 @@ const { LocalHub } = createRequire(import.meta.url)(path.join(root, 'out', 'test
 const { startSession } = await import(pathToFileURL(path.join(tools, 'smoke.mjs')).href);
 let s;
 let hub;
-const { shot, step, waitForStatus, typePath } = harness({ outDir, session: () => s });
+const { shot, step, waitForStatus, pickFolder } = harness({ outDir, session: () => s });
 const downloads = path.join(outDir, 'downloads');
 const notAModel = path.join(outDir, 'not-a-model');
 
 const machineSettings = () => path.join(s.userDataDir, 'Machine', 'settings.json');
-
-/**
- * Answers VS Code's folder picker. In code-server it is the "simple file dialog": a quick input
- * whose box holds a path; typing a folder's path and pressing its OK button picks it. `title` tells
- * the picker from the quick input it replaces (a repository id box can still be on screen), and
- * the typed path is only sent once the dialog has shown its own starting folder: typed earlier,
- * it would be overwritten by it.
- */
-async function pickFolder(title, dir) {
-  await s.page.waitForTimeout(500);
-  const widget = s.page.locator('.quick-input-widget', { hasText: title });
-  await widget.waitFor({ timeout: 20000 });
-  const box = widget.locator('.quick-input-box input');
-  const end = Date.now() + 20000;
-  while (!(await box.inputValue()).startsWith('/') && Date.now() < end) await s.page.waitForTimeout(200);
-  await typePath(box, dir.endsWith('/') ? dir : `${dir}/`, 'the folder picker changed the typed path');
-  await shot('folder-picker');
-  await widget.locator('.quick-input-action .monaco-button, .quick-input-ok .monaco-button').first().click();
-  await s.page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 10000 });
-}
 
 before(async () => {
   const files = fs.readdirSync(model).filter((n) => fs.statSync(path.join(model, n)).isFile())

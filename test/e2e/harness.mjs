@@ -1,6 +1,6 @@
 // What every e2e suite needs beside its code-server session: its environment, PASS/FAIL steps with
-// screenshots, the status bar, and typing a path into code-server's simple file dialog. Shared by
-// mplus.test.mjs and firstrun.test.mjs (run through test/e2e/run.sh).
+// screenshots, the status bar, and typing a path into code-server's simple file dialog (and picking
+// a folder with it). Shared by the suites run through test/e2e/run.sh.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -75,5 +75,26 @@ export function harness({ outDir, session }) {
     assert.equal(await box.inputValue(), want, message);
   }
 
-  return { shot, step, statusText, waitForStatus, typePath };
+  /**
+   * Answers VS Code's folder picker. In code-server it is the "simple file dialog": a quick input
+   * whose box holds a path; typing a folder's path and pressing its OK button picks it. `title` tells
+   * the picker from the quick input it replaces (a repository id box can still be on screen), and
+   * the typed path is only sent once the dialog has shown its own starting folder: typed earlier,
+   * it would be overwritten by it.
+   */
+  async function pickFolder(title, dir) {
+    const page = session().page;
+    await page.waitForTimeout(500);
+    const widget = page.locator('.quick-input-widget', { hasText: title });
+    await widget.waitFor({ timeout: 20000 });
+    const box = widget.locator('.quick-input-box input');
+    const end = Date.now() + 20000;
+    while (!(await box.inputValue()).startsWith('/') && Date.now() < end) await page.waitForTimeout(200);
+    await typePath(box, dir.endsWith('/') ? dir : `${dir}/`, 'the folder picker changed the typed path');
+    await shot('folder-picker');
+    await widget.locator('.quick-input-action .monaco-button, .quick-input-ok .monaco-button').first().click();
+    await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 10000 });
+  }
+
+  return { shot, step, statusText, waitForStatus, typePath, pickFolder };
 }

@@ -71,7 +71,9 @@ step('a workspace above the threshold waits for one click, saying what reading i
   const toast = s.page.locator('.notification-list-item', { hasText: 'This workspace is large' }).first();
   assert.ok(await toast.getByRole('button', { name: 'Start Reading' }).isVisible());
   const frame = await chatView();
-  await frame.locator('#coverage', { hasText: 'waiting for your go-ahead' }).waitFor({ timeout: 15000 });
+  // the view's line carries the numbers the notification gives: files, tokens, disk (and time, once a rate is known)
+  await frame.locator('#coverage', { hasText: new RegExp(`waiting for your go-ahead to read the workspace \\(${FILES} files, about [\\d,]+ tokens: about [\\d.]+ [MG]B of memory on disk`) })
+    .waitFor({ timeout: 15000 });
   const start = frame.locator('#actions button', { hasText: 'Start Reading' });
   await start.waitFor({ timeout: 15000 });
   await shot('consent');

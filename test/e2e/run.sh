@@ -49,11 +49,12 @@ log "tests (artefacts in $OUT)"
 export CODE_SERVER_E2E_CACHE="$CACHE" E2E_OUT="$OUT" MPLUS_E2E_TOOLS="$TOOLS" MPLUS_E2E_VSIX="$OUT/mplus.vsix" \
   MPLUS_E2E_MODEL="$OUT/model" MPLUS_E2E_REPO="$OUT/repo" MPLUS_TEST_HOOKS=1 MPLUS_TEST_RENDER_TRIGGER="$OUT/render-trigger"
 set +e
-# E2E_FILES: the suites to run (default both: the main one with a model, then the first run without)
-"$CACHE/node/bin/node" --test --test-concurrency=1 --test-reporter=spec ${E2E_FILES:-test/e2e/mplus.test.mjs test/e2e/firstrun.test.mjs test/e2e/large.test.mjs} 2>&1 | tee "$OUT/test.log"
+# E2E_FILES: the suites to run (default all: the main one with a model, the first run without, the
+# large workspace, the error states with their actions)
+"$CACHE/node/bin/node" --test --test-concurrency=1 --test-reporter=spec ${E2E_FILES:-test/e2e/mplus.test.mjs test/e2e/firstrun.test.mjs test/e2e/large.test.mjs test/e2e/errors.test.mjs} 2>&1 | tee "$OUT/test.log"
 rc=${PIPESTATUS[0]}
 set -e
 log "PASS/FAIL summary:"
-cat "$OUT/results.txt" "$OUT/firstrun/results.txt" "$OUT/large/results.txt" 2>/dev/null || true
+cat "$OUT/results.txt" "$OUT/firstrun/results.txt" "$OUT/large/results.txt" "$OUT/errors/results.txt" 2>/dev/null || true
 log "artefacts: $OUT (screenshots *.png, logs/, server.log, browser-console.log)"
 exit "$rc"
