@@ -30,7 +30,10 @@ export function gb(bytes: number): string {
 }
 
 export function roughDuration(seconds: number): string {
-  if (seconds < 90) return `${Math.max(1, Math.round(seconds))} seconds`;
+  if (seconds < 90) {
+    const n = Math.max(1, Math.round(seconds));
+    return n === 1 ? '1 second' : `${n} seconds`;
+  }
   if (seconds < 90 * 60) return `${Math.round(seconds / 60)} minutes`;
   return `${(seconds / 3600).toFixed(1)} hours`;
 }

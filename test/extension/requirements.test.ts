@@ -1,6 +1,6 @@
 /** "Know before you start": the requirement lines and their warnings (requirements.ts) and the estimate they read (estimate.ts). */
 import * as assert from 'assert';
-import { requirementLines } from '../../src/extension/requirements';
+import { requirementLines, roughDuration } from '../../src/extension/requirements';
 import { estimateFeeding, sampleBytesPerToken } from '../../src/sidecar/estimate';
 
 const GiB = 2 ** 30;
@@ -43,5 +43,12 @@ describe('extension: requirements check', () => {
     assert.match(tight.warnings[1], /needs about .* of disk and 1\.0 GB is free/);
     assert.match(tight.lines.at(-1)!, /a time M\+ measures once it starts/);
     assert.match(tight.lines[1], /the GPU when one is usable, else the CPU/);
+  });
+
+  it('reading times in words, "1 second" singular', () => {
+    assert.strictEqual(roughDuration(0.4), '1 second');
+    assert.strictEqual(roughDuration(42), '42 seconds');
+    assert.strictEqual(roughDuration(600), '10 minutes');
+    assert.strictEqual(roughDuration(3 * 3600), '3.0 hours');
   });
 });
