@@ -18,7 +18,7 @@ import { WorkspaceWatcher } from '../workspace/watcher';
 import { answer } from './answer';
 import { DeviceUnavailableError, selectDevice } from './device';
 import { CancelFlag, Feeder } from './feeder';
-import { FeedEstimate, SPEC_STEADY_ROWS, TYPICAL_CHUNK_TOKENS, estimateFeeding, sampleBytesPerToken } from './estimate';
+import { BytesPerTokenCache, FeedEstimate, SPEC_STEADY_ROWS, TYPICAL_CHUNK_TOKENS, estimateFeeding, sampleBytesPerToken } from './estimate';
 import { ForgottenPaths } from './forgotten';
 import { WorkspacePaths } from './paths';
 import {
@@ -139,8 +139,8 @@ export class MemoryService implements Service {
   private chunker!: Chunker;
   /** The user's Forget list; outlives a rebuild (forgetting was a choice about files, not memory). */
   private forgotten!: ForgottenPaths;
-  /** The workspace's bytes per token, sampled once per discovered file count (estimate.ts). */
-  private bytesPerToken: { files: number; ratio: number } | null = null;
+  /** The workspace's bytes per token, sampled again when its files change (estimate.ts). */
+  private readonly bytesPerToken = new BytesPerTokenCache();
 
   constructor(
     private readonly p: InitializeParams,
@@ -360,22 +360,20 @@ export class MemoryService implements Service {
   private estimate(): FeedEstimate {
     const wanted = this.feeder.wantedKeys();
     const live = new Set(this.memory.sources.liveFiles());
+    const files = wanted.map((k) => this.feeder.files.get(k)!);
     let bytes = 0;
     let fedBytes = 0;
-    for (const k of wanted) {
-      const size = this.feeder.files.get(k)!.size;
-      bytes += size;
-      if (live.has(k)) fedBytes += size;
-    }
-    if (this.bytesPerToken?.files !== wanted.length) {
-      const ratio = sampleBytesPerToken(this.feeder.sampleTexts(16, 32768), (t) => this.tokenizer.countTokens(t));
-      this.bytesPerToken = { files: wanted.length, ratio };
-    }
+    wanted.forEach((k, i) => {
+      bytes += files[i].size;
+      if (live.has(k)) fedBytes += files[i].size;
+    });
+    const bytesPerToken = this.bytesPerToken.ratioFor(files, () =>
+      sampleBytesPerToken(this.feeder.sampleTexts(16, 32768), (t) => this.tokenizer.countTokens(t)));
     const d = this.engine.memoryDims();
     const valueFormat = this.storeOpts.valueFormat ?? 'f32';
     const rowCost = d.layers * (rowBytes(valueFormat, d.hidden) + 4 * d.keyDim + 28);
     return estimateFeeding({
-      files: wanted.length, bytes, bytesPerToken: this.bytesPerToken.ratio, fedShare: bytes > 0 ? fedBytes / bytes : 1,
+      files: wanted.length, bytes, bytesPerToken, fedShare: bytes > 0 ? fedBytes / bytes : 1,
       tokensPerInjection: d.tokensPerInjection, tokensPerChunk: TYPICAL_CHUNK_TOKENS, rowBytes: rowCost,
       maxRows: this.storeOpts.policy.maxLtmRows ?? SPEC_STEADY_ROWS,
       thetaBytes: d.layers * d.stmSize * rowBytes(valueFormat, d.hidden), tokensPerSecond: this.feeder.measuredRate,
