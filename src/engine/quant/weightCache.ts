@@ -12,7 +12,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Checkpoint } from '../../model/checkpoint';
-import { DTYPE_BYTES, fromFloat32 } from '../../model/dtype';
+import { DType, DTYPE_BYTES, fromFloat32 } from '../../model/dtype';
 import { blobBytes, quantizeRows, unquantizableReason } from './blockwise';
 import { CacheEntry, CacheKey, Segment, Span, readCacheFile, writeCacheFile } from './cacheFile';
 import { Precision, quantBits } from './precision';
@@ -80,15 +80,33 @@ function forRowChunks(ckpt: Checkpoint, name: string, fn: (rows: Float32Array, c
   }
 }
 
+/**
+ * How a linear weight of this dtype and shape is stored at `precision`: block-quantized (packed
+ * blob, then float32 scales), or raw floats — bf16 at bf16 precision, else the checkpoint's float
+ * type, f32 otherwise — with the reason when quantization was asked for and is not possible.
+ * The one statement of the layout: the cache writer and the resident-size estimate both use it.
+ */
+export type LinearLayout =
+  | { kind: 'nbits'; bits: 4 | 8; n: number; k: number; blobBytes: number; scaleBytes: number }
+  | { kind: 'raw'; dtype: 'F32' | 'BF16' | 'F16'; bytes: number; reason: string | null };
+
+export function linearLayout(dtype: DType, shape: number[], precision: Precision, block: number): LinearLayout {
+  const bits = quantBits(precision);
+  const reason = bits ? unquantizableReason(dtype, shape, block) : null;
+  if (bits && !reason) {
+    const [n, k] = shape;
+    return { kind: 'nbits', bits, n, k, blobBytes: blobBytes(n, k, bits, block), scaleBytes: n * (k / block) * 4 };
+  }
+  const raw = precision === 'bf16' ? 'BF16' : dtype === 'BF16' || dtype === 'F16' ? dtype : 'F32';
+  return { kind: 'raw', dtype: raw, bytes: shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[raw], reason };
+}
+
 function planTensor(ckpt: Checkpoint, name: string, precision: Precision, block: number):
   { segment: Segment; entry: (s: Span) => CacheEntry; reason?: string } {
   const t = ckpt.files.info(name);
-  const bits = quantBits(precision);
-  const reason = bits ? unquantizableReason(t.dtype, t.shape, block) : null;
-  if (bits && !reason) {
-    const [n, k] = t.shape;
-    const bb = blobBytes(n, k, bits, block);
-    const sb = n * (k / block) * 4;
+  const lay = linearLayout(t.dtype, t.shape, precision, block);
+  if (lay.kind === 'nbits') {
+    const { bits, n, k, blobBytes: bb, scaleBytes: sb } = lay;
     return {
       segment: {
         length: bb + sb,
@@ -106,9 +124,7 @@ function planTensor(ckpt: Checkpoint, name: string, precision: Precision, block:
     };
   }
   // Raw: bf16 precision rounds to bf16; a fallback keeps the checkpoint's float type (f32 otherwise).
-  const dtype = precision === 'bf16' ? 'BF16' : t.dtype === 'BF16' || t.dtype === 'F16' ? t.dtype : 'F32';
-  const n = t.shape.reduce((a, b) => a * b, 1);
-  const length = n * DTYPE_BYTES[dtype];
+  const { dtype, bytes: length, reason } = lay;
   return {
     segment: {
       length,
