@@ -26,7 +26,8 @@ export interface Service {
   close(): Promise<void>;
 }
 
-export type ServiceFactory = (p: InitializeParams, conn: MessageConnection) => Promise<{ service: Service; result: Omit<InitializeResult, 'protocolVersion' | 'serverVersion'> }>;
+/** `starting` hears what the start is doing now (a sentence), for requests answered meanwhile. */
+export type ServiceFactory = (p: InitializeParams, conn: MessageConnection, starting: (what: string) => void) => Promise<{ service: Service; result: Omit<InitializeResult, 'protocolVersion' | 'serverVersion'> }>;
 
 export const SERVER_VERSION: string = (() => {
   try {
@@ -66,10 +67,13 @@ function invalid(msg: string): ResponseError<void> {
 export function serve(conn: MessageConnection, factory: ServiceFactory, exit: (code: number) => void): { stop: (why: string) => Promise<void> } {
   let service: Service | null = null;
   let initializing: Promise<unknown> | null = null;
+  /** What a start in progress is doing (loading, quantizing n of m): said to requests meanwhile. */
+  let startingWhat = 'loading the model';
   let stopping: Promise<void> | null = null;
   const log = (level: LogParams['level'], message: string) => notify(conn, Log, { level, message });
 
   const ready = (): Service => {
+    if (!service && initializing) throw new ResponseError(ErrorCodes.NotInitialized, `the sidecar is starting (${startingWhat}): ask again once "initialize" has answered`);
     if (!service) throw new ResponseError(ErrorCodes.NotInitialized, 'the sidecar is not initialized: send "initialize" first');
     return service;
   };
@@ -102,7 +106,8 @@ export function serve(conn: MessageConnection, factory: ServiceFactory, exit: (c
     if (!Array.isArray(p.workspaceFolders) || !p.workspaceFolders.every((f) => typeof f === 'string')) throw invalid('initialize: "workspaceFolders" must be a list of paths');
     if (!isDeviceRequest(p.device)) throw invalid(`initialize: "device" must be ${DEVICE_REQUESTS.join(', ')}, got ${JSON.stringify(p.device)}`);
     if (p.precision !== undefined && !isPrecision(p.precision)) throw invalid(`initialize: "precision" must be ${PRECISIONS.join(', ')}, got ${JSON.stringify(p.precision)}`);
-    const job = factory(p, conn);
+    startingWhat = 'loading the model';
+    const job = factory(p, conn, (what) => (startingWhat = what));
     initializing = job;
     try {
       const { service: s, result } = await job;

@@ -14,7 +14,7 @@ import * as path from 'path';
 import { Checkpoint } from '../../model/checkpoint';
 import { DType, DTYPE_BYTES, fromFloat32 } from '../../model/dtype';
 import { blobBytes, quantizeRows, unquantizableReason } from './blockwise';
-import { CacheEntry, CacheKey, Segment, Span, readCacheFile, writeCacheFile } from './cacheFile';
+import { CacheEntry, CacheHeader, CacheKey, Segment, Span, readCacheFile, writeCacheFile } from './cacheFile';
 import { Precision, quantBits } from './precision';
 
 export type QuantLog = (level: 'info' | 'warn', message: string) => void;
@@ -148,13 +148,25 @@ export interface QuantLoadOptions {
   block: number;
   root?: string;
   log?: QuantLog;
+  /** Called after each tensor is quantized while a cache is built: done of total, and its name. */
+  progress?: (done: number, total: number, name: string) => void;
+}
+
+/** A cache file checked (or just built) for a checkpoint: what openQuantizedWeights needs. */
+export interface CheckedCache {
+  file: string;
+  header: CacheHeader;
+  dataStart: number;
+  built: boolean;
 }
 
 /**
- * The quantized weights of `ckpt`: a valid cache is reused; a missing, mismatched, truncated or
- * corrupted one is (re)built first.
+ * The heavy half of loading: reuses the cache file of `ckpt` at this precision when it is valid
+ * (which reads and hashes all of it), or (re)builds it when it is missing, mismatched, truncated
+ * or corrupted. Seconds to minutes at full size: the engine runs it in a worker thread
+ * (quantizeOffThread.ts) so that the process stays responsive.
  */
-export function loadQuantizedWeights(ckpt: Checkpoint, o: QuantLoadOptions): QuantizedWeights {
+export function ensureQuantCache(ckpt: Checkpoint, o: QuantLoadOptions): CheckedCache {
   const log: QuantLog = o.log ?? (() => undefined);
   const root = path.resolve(o.root ?? defaultQuantCacheRoot());
   if ((root + path.sep).startsWith(ckpt.dir + path.sep)) {
@@ -169,14 +181,27 @@ export function loadQuantizedWeights(ckpt: Checkpoint, o: QuantLoadOptions): Qua
     log('info', `quantizing ${ckpt.dir} to ${o.precision} (block ${o.block}) into ${file}${got.reason === 'none yet' ? '' : ` — the cache there cannot be used: ${got.reason}`}`);
     const names = linearWeightNames(ckpt);
     const plans = names.map((n) => planTensor(ckpt, n, o.precision, o.block));
-    writeCacheFile(file, key, plans.map((p) => p.segment), (spans) =>
+    const segments: Segment[] = plans.map((p, i) => ({
+      length: p.segment.length,
+      produce(emit) {
+        p.segment.produce(emit);
+        o.progress?.(i + 1, names.length, names[i]);
+      },
+    }));
+    writeCacheFile(file, key, segments, (spans) =>
       Object.fromEntries(names.map((n, i) => [n, plans[i].entry(spans[i])])));
     built = true;
     got = readCacheFile(file, key);
     if ('reason' in got) throw new Error(`quantized weights cache ${file}: unreadable right after writing it: ${got.reason}`);
     log('info', `quantized in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
-  const { header, dataStart } = got;
+  return { file, header: got.header, dataStart: got.dataStart, built };
+}
+
+/** The cheap half: the tensor table of a checked cache as graphs use it; logs every fallback. */
+export function openQuantizedWeights(c: CheckedCache, o: QuantLoadOptions): QuantizedWeights {
+  const log: QuantLog = o.log ?? (() => undefined);
+  const { header, dataStart } = c;
   const abs = (s: Span): Span => [dataStart + s[0], s[1]];
   const entries = new Map<string, CacheEntry>();
   const fallbacks: Array<{ name: string; reason: string }> = [];
@@ -188,7 +213,15 @@ export function loadQuantizedWeights(ckpt: Checkpoint, o: QuantLoadOptions): Qua
     }
   }
   return {
-    dir: path.dirname(file), location: path.basename(file), precision: o.precision, block: o.block,
-    entry: (n) => entries.get(n), bytes: header.dataBytes, fallbacks, built,
+    dir: path.dirname(c.file), location: path.basename(c.file), precision: o.precision, block: o.block,
+    entry: (n) => entries.get(n), bytes: header.dataBytes, fallbacks, built: c.built,
   };
+}
+
+/**
+ * The quantized weights of `ckpt`, on this thread: a valid cache is reused; a missing,
+ * mismatched, truncated or corrupted one is (re)built first.
+ */
+export function loadQuantizedWeights(ckpt: Checkpoint, o: QuantLoadOptions): QuantizedWeights {
+  return openQuantizedWeights(ensureQuantCache(ckpt, o), o);
 }
