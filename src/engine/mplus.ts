@@ -49,6 +49,8 @@ export interface EngineOptions {
   quantCacheDir?: string;
   /** Where quantization progress and per-tensor fallbacks are reported (default: stderr). */
   log?: QuantLog;
+  /** Stops a quantization in progress (load then rejects with QuantizationCancelled). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -195,7 +197,7 @@ export class MPlusEngine {
             said = Date.now();
             log('info', `quantizing to ${precision}: ${done} of ${total} weights`);
           },
-        });
+        }, opts.signal);
       }
       const executor = opts.executor ?? new OrtExecutor({ device: opts.device, threads: opts.threads });
       return new MPlusEngine(ckpt, executor, opts, quant);

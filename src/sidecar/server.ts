@@ -26,8 +26,15 @@ export interface Service {
   close(): Promise<void>;
 }
 
-/** `starting` hears what the start is doing now (a sentence), for requests answered meanwhile. */
-export type ServiceFactory = (p: InitializeParams, conn: MessageConnection, starting: (what: string) => void) => Promise<{ service: Service; result: Omit<InitializeResult, 'protocolVersion' | 'serverVersion'> }>;
+/**
+ * `start.say` hears what the start is doing now (a sentence), for requests answered meanwhile;
+ * `start.signal` aborts when the sidecar stops before the start finished.
+ */
+export interface StartControl {
+  say(what: string): void;
+  signal: AbortSignal;
+}
+export type ServiceFactory = (p: InitializeParams, conn: MessageConnection, start: StartControl) => Promise<{ service: Service; result: Omit<InitializeResult, 'protocolVersion' | 'serverVersion'> }>;
 
 export const SERVER_VERSION: string = (() => {
   try {
@@ -69,6 +76,7 @@ export function serve(conn: MessageConnection, factory: ServiceFactory, exit: (c
   let initializing: Promise<unknown> | null = null;
   /** What a start in progress is doing (loading, quantizing n of m): said to requests meanwhile. */
   let startingWhat = 'loading the model';
+  const startAbort = new AbortController();
   let stopping: Promise<void> | null = null;
   const log = (level: LogParams['level'], message: string) => notify(conn, Log, { level, message });
 
@@ -82,6 +90,7 @@ export function serve(conn: MessageConnection, factory: ServiceFactory, exit: (c
     stopping ??= (async () => {
       try {
         log('info', `shutting down (${why})`);
+        startAbort.abort(); // a start in progress (quantizing) stops instead of finishing first
         await initializing?.catch(() => undefined);
         await service?.close();
       } catch (e) {
@@ -107,7 +116,7 @@ export function serve(conn: MessageConnection, factory: ServiceFactory, exit: (c
     if (!isDeviceRequest(p.device)) throw invalid(`initialize: "device" must be ${DEVICE_REQUESTS.join(', ')}, got ${JSON.stringify(p.device)}`);
     if (p.precision !== undefined && !isPrecision(p.precision)) throw invalid(`initialize: "precision" must be ${PRECISIONS.join(', ')}, got ${JSON.stringify(p.precision)}`);
     startingWhat = 'loading the model';
-    const job = factory(p, conn, (what) => (startingWhat = what));
+    const job = factory(p, conn, { say: (what) => (startingWhat = what), signal: startAbort.signal });
     initializing = job;
     try {
       const { service: s, result } = await job;

@@ -26,7 +26,7 @@ import {
   Fed, IngestParams, IngestResult, InitializeParams, InitializeResult, Log, LogParams, Progress, RebuildResult, ServerState, StateChanged, StatusResult, VerifyResult,
 } from './protocol';
 import { DeviceScheduler } from './scheduler';
-import { Service, notify } from './server';
+import { Service, StartControl, notify } from './server';
 
 const WATCH_FILES_LIMIT = 10000;
 
@@ -36,7 +36,7 @@ function coded(e: unknown, code: number): Error {
   return err;
 }
 
-export async function openService(p: InitializeParams, conn: MessageConnection, starting: (what: string) => void = () => undefined): Promise<{ service: Service; result: Omit<InitializeResult, 'protocolVersion' | 'serverVersion'> }> {
+export async function openService(p: InitializeParams, conn: MessageConnection, start?: StartControl): Promise<{ service: Service; result: Omit<InitializeResult, 'protocolVersion' | 'serverVersion'> }> {
   const log = (level: LogParams['level'], message: string) => notify(conn, Log, { level, message });
   // Checked before the model loads: an untrusted workspace without memory costs nothing.
   if (p.requireStore && !MemoryStore.exists(p.storeDir)) {
@@ -58,13 +58,13 @@ export async function openService(p: InitializeParams, conn: MessageConnection, 
     // Quantization runs in a worker thread: its progress reaches the client as log lines, and a
     // status request meanwhile is answered with it.
     engine = await MPlusEngine.load(p.modelDir, {
-      device: dev.device, seed: p.seed, precision: p.precision,
+      device: dev.device, seed: p.seed, precision: p.precision, signal: start?.signal,
       log: (level, message) => {
         log(level, message);
-        if (/^quantizing /.test(message)) starting(message.replace(/ into .*/, ''));
+        if (/^quantizing /.test(message)) start?.say(message.replace(/ into .*/, ''));
       },
     });
-    starting('opening the memory store');
+    start?.say('opening the memory store');
     tokenizer = await TextTokenizer.fromDir(p.modelDir);
   } catch (e) {
     throw coded(e, ErrorCodes.BadModel);

@@ -17,6 +17,8 @@ export interface QuantJob {
 export type QuantMessage =
   | { type: 'log'; level: 'info' | 'warn'; message: string }
   | { type: 'progress'; done: number; total: number; name: string }
+  /** The cache file being checked or built (its temporary files are the parent's to remove if it stops this worker). */
+  | { type: 'file'; file: string }
   | { type: 'done'; cache: ReturnType<typeof ensureQuantCache> }
   | { type: 'error'; message: string };
 
@@ -31,6 +33,7 @@ try {
       precision: job.precision, block: job.block, root: job.root,
       log: (level, message) => post({ type: 'log', level, message }),
       progress: (done, total, name) => post({ type: 'progress', done, total, name }),
+      onFile: (file) => post({ type: 'file', file }),
     });
     post({ type: 'done', cache });
   } finally {

@@ -150,6 +150,8 @@ export interface QuantLoadOptions {
   log?: QuantLog;
   /** Called after each tensor is quantized while a cache is built: done of total, and its name. */
   progress?: (done: number, total: number, name: string) => void;
+  /** Told the cache file's path before it is checked or built. */
+  onFile?: (file: string) => void;
 }
 
 /** A cache file checked (or just built) for a checkpoint: what openQuantizedWeights needs. */
@@ -174,6 +176,7 @@ export function ensureQuantCache(ckpt: Checkpoint, o: QuantLoadOptions): Checked
   }
   const file = quantCacheFile(root, ckpt, o.precision, o.block);
   const key = cacheKey(ckpt, o.precision, o.block);
+  o.onFile?.(file);
   let got = readCacheFile(file, key);
   let built = false;
   if ('reason' in got) {
