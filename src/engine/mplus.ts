@@ -29,6 +29,7 @@ import { BLOCK_SIZES, DEFAULT_BLOCK, PRECISIONS, Precision, isPrecision } from '
 import { loadQuantizedWeightsOffThread } from './quant/quantizeOffThread';
 import { QuantLog, QuantizedWeights, linearWeightNames } from './quant/weightCache';
 import { ropeInvFreq, ropeTables } from './rope';
+import { stateFormatOf } from './stateFormat';
 import { SamplingOptions, sampleToken } from './sampling';
 
 export interface EngineOptions {
@@ -221,7 +222,7 @@ export class MPlusEngine {
    * store and the benchmarks use it; golden cases and traces pass 'f32' explicitly.
    */
   stateFormat(): RowFormat {
-    return this.config.torchDtype === 'bfloat16' ? 'bf16' : 'f32';
+    return stateFormatOf(this.config);
   }
 
   /** The shape of this model's memory. */

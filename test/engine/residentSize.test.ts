@@ -31,10 +31,14 @@ describe('resident size of a model at a precision', function () {
           linear += e.kind === 'nbits' ? e.blob[1] + e.scales[1] : numel(e.dims) * 4;
         }
         if (block === 64) assert.ok(q.fallbacks.length > 0, 'block 64 leaves the 32-wide retriever projections unquantized');
+        // θ and Θ's shipped values in the engine's state format: bf16 for this bf16 checkpoint
+        const rows = [ckpt.weights.memory, ...(ckpt.weights.ltm ?? []).map((t) => t.values)];
+        assert.strictEqual(ckpt.config.torchDtype, 'bfloat16');
+        const memoryRows = rows.reduce((s, n) => s + numel(ckpt.files.info(n).shape) * 2, 0);
         const linearSet = new Set(linearWeightNames(ckpt));
-        const other = ckpt.files.names().filter((n) => !linearSet.has(n) && n !== ckpt.weights.embed)
+        const other = ckpt.files.names().filter((n) => !linearSet.has(n) && !rows.includes(n) && n !== ckpt.weights.embed)
           .reduce((s, n) => s + numel(ckpt.files.info(n).shape) * 4, 0);
-        assert.deepStrictEqual(residentBytes(ckpt, precision, block), { linear, other, total: linear + other });
+        assert.deepStrictEqual(residentBytes(ckpt, precision, block), { linear, memoryRows, other, total: linear + memoryRows + other });
       } finally {
         ckpt.close();
       }
@@ -44,7 +48,9 @@ describe('resident size of a model at a precision', function () {
   it('f32 and bf16 widen every weight to float32; int8 and int4 hold less, in that order', () => {
     const at = (p: Precision) => modelResidentBytes(ws.model, p)!;
     const ckpt = Checkpoint.open(ws.model);
-    const widened = ckpt.files.names().filter((n) => n !== ckpt.weights.embed).reduce((s, n) => s + numel(ckpt.files.info(n).shape) * 4, 0);
+    const rows = [ckpt.weights.memory, ...(ckpt.weights.ltm ?? []).map((t) => t.values)];
+    const widened = ckpt.files.names().filter((n) => n !== ckpt.weights.embed)
+      .reduce((s, n) => s + numel(ckpt.files.info(n).shape) * (rows.includes(n) ? 2 : 4), 0);
     ckpt.close();
     assert.strictEqual(at('f32'), widened);
     assert.strictEqual(at('bf16'), widened);
