@@ -26,8 +26,10 @@ import { buildLmHeadGraph, buildRetrieverGraph, buildScoresGraph } from './graph
 import { buildLayerGraph } from './graphs/layer';
 import type { WeightSource } from './graphs/common';
 import { BLOCK_SIZES, DEFAULT_BLOCK, PRECISIONS, Precision, isPrecision } from './quant/precision';
-import { QuantLog, QuantizedWeights, linearWeightNames, loadQuantizedWeights } from './quant/weightCache';
+import { loadQuantizedWeightsOffThread } from './quant/quantizeOffThread';
+import { QuantLog, QuantizedWeights, linearWeightNames } from './quant/weightCache';
 import { ropeInvFreq, ropeTables } from './rope';
+import { stateFormatOf } from './stateFormat';
 import { SamplingOptions, sampleToken } from './sampling';
 
 export interface EngineOptions {
@@ -48,6 +50,8 @@ export interface EngineOptions {
   quantCacheDir?: string;
   /** Where quantization progress and per-tensor fallbacks are reported (default: stderr). */
   log?: QuantLog;
+  /** Stops a quantization in progress (load then rejects with QuantizationCancelled). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -148,7 +152,7 @@ export class MPlusEngine {
   readonly quant?: QuantizedWeights;
   readonly precision: Precision;
 
-  private constructor(readonly checkpoint: Checkpoint, readonly executor: Executor, opts: EngineOptions) {
+  private constructor(readonly checkpoint: Checkpoint, readonly executor: Executor, opts: EngineOptions, quant: QuantizedWeights | undefined) {
     const cfg = checkpoint.config;
     this.config = cfg;
     for (let l = 0; l < cfg.numLayers; l++) {
@@ -165,24 +169,39 @@ export class MPlusEngine {
     this.rng = new Rng(opts.seed ?? crypto.randomInt(2 ** 31));
     this.scratchBytes = opts.scratchBytes ?? SCRATCH_BYTES;
     this.precision = opts.precision ?? 'f32';
-    if (!isPrecision(this.precision)) throw new Error(`precision must be one of ${PRECISIONS.join(', ')}, got ${String(this.precision)}`);
-    const block = opts.quantBlock ?? DEFAULT_BLOCK;
-    if (!BLOCK_SIZES.includes(block)) throw new Error(`quantization block must be one of ${BLOCK_SIZES.join(', ')}, got ${block}`);
-    // bf16 of a checkpoint whose linear weights are all bf16 already is the f32 path's graphs.
-    const alreadyBf16 = this.precision === 'bf16' && linearWeightNames(checkpoint).every((n) => checkpoint.files.info(n).dtype === 'BF16');
-    if (this.precision !== 'f32' && !alreadyBf16) {
-      this.quant = loadQuantizedWeights(checkpoint, {
-        precision: this.precision, block, root: opts.quantCacheDir,
-        log: opts.log ?? ((level, msg) => process.stderr.write(`mplus engine ${level}: ${msg}\n`)),
-      });
-    }
+    this.quant = quant;
   }
 
+  /**
+   * Opens the checkpoint in `dir` for running. At a quantized precision the weights cache is
+   * checked or built in a worker thread first (quantizeOffThread.ts): the caller's event loop
+   * stays free meanwhile; `opts.log` hears its progress.
+   */
   static async load(dir: string, opts: EngineOptions = {}): Promise<MPlusEngine> {
+    const precision = opts.precision ?? 'f32';
+    if (!isPrecision(precision)) throw new Error(`precision must be one of ${PRECISIONS.join(', ')}, got ${String(precision)}`);
+    const block = opts.quantBlock ?? DEFAULT_BLOCK;
+    if (!BLOCK_SIZES.includes(block)) throw new Error(`quantization block must be one of ${BLOCK_SIZES.join(', ')}, got ${block}`);
     const ckpt = Checkpoint.open(dir);
     try {
+      let quant: QuantizedWeights | undefined;
+      // bf16 of a checkpoint whose linear weights are all bf16 already is the f32 path's graphs.
+      const alreadyBf16 = precision === 'bf16' && linearWeightNames(ckpt).every((n) => ckpt.files.info(n).dtype === 'BF16');
+      if (precision !== 'f32' && !alreadyBf16) {
+        const log: QuantLog = opts.log ?? ((level, msg) => process.stderr.write(`mplus engine ${level}: ${msg}\n`));
+        let said = 0;
+        quant = await loadQuantizedWeightsOffThread(ckpt.dir, {
+          precision, block, root: opts.quantCacheDir, log,
+          // a line every few seconds at full size, not one per tensor
+          progress: (done, total) => {
+            if (done < total && Date.now() - said < 2000) return;
+            said = Date.now();
+            log('info', `quantizing to ${precision}: ${done} of ${total} weights`);
+          },
+        }, opts.signal);
+      }
       const executor = opts.executor ?? new OrtExecutor({ device: opts.device, threads: opts.threads });
-      return new MPlusEngine(ckpt, executor, opts);
+      return new MPlusEngine(ckpt, executor, opts, quant);
     } catch (e) {
       ckpt.close();
       throw e;
@@ -203,7 +222,7 @@ export class MPlusEngine {
    * store and the benchmarks use it; golden cases and traces pass 'f32' explicitly.
    */
   stateFormat(): RowFormat {
-    return this.config.torchDtype === 'bfloat16' ? 'bf16' : 'f32';
+    return stateFormatOf(this.config);
   }
 
   /** The shape of this model's memory. */

@@ -14,8 +14,13 @@ export interface Machine {
 }
 
 export interface RequirementsInput {
-  /** Bytes of the model's weights; null when no usable model is set. */
+  /**
+   * Bytes the model takes in memory (sidecar/modelSize.ts: at `precision`, as the engine holds
+   * it); null when no usable model is set.
+   */
   modelBytes: number | null;
+  /** The precision modelBytes is at (mplus.precision), named in the line when given. */
+  precision?: string;
   /** The device M+ runs on (after it started), or the one asked for. */
   device: DeviceInfo | null;
   deviceSetting: string;
@@ -54,7 +59,8 @@ export function requirementLines(x: RequirementsInput): { lines: string[]; warni
     // Weights are loaded once; on CPU they live in RAM, and M+ needs some room besides them.
     const onCpu = !x.device || x.device.used === 'cpu';
     const need = x.modelBytes * 1.2;
-    const line = `Model: ${gb(x.modelBytes)} of weights; this machine has ${gb(x.machine.totalMemBytes)} of memory (${gb(x.machine.freeMemBytes)} free).`;
+    const at = x.precision ? ` at ${x.precision}` : '';
+    const line = `Model: ${gb(x.modelBytes)} of weights${at}; this machine has ${gb(x.machine.totalMemBytes)} of memory (${gb(x.machine.freeMemBytes)} free).`;
     lines.push(line);
     if (onCpu && need > x.machine.totalMemBytes) warnings.push(`The model needs about ${gb(need)} of memory, more than this machine has: it will not run here.`);
     else if (onCpu && need > x.machine.freeMemBytes) warnings.push(`The model needs about ${gb(need)} of memory and ${gb(x.machine.freeMemBytes)} is free: close other programs or expect swapping.`);

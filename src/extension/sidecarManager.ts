@@ -11,6 +11,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as vscode from 'vscode';
 import { resolveModel } from '../sidecar/defaultModel';
+import { modelResidentBytes } from '../sidecar/modelSize';
 import { WorkspacePaths } from '../sidecar/paths';
 import { FeedEstimate, AskResult, ForgetResult, InitializeResult, IngestResult, Log, StatusResult } from '../sidecar/protocol';
 import { FeedingConsent } from './consent';
@@ -33,7 +34,7 @@ export class SidecarManager implements vscode.Disposable {
   private readonly client: MemoryClient;
 
   readonly consent: FeedingConsent;
-  private modelSize: { path: string; bytes: number | null } | null = null;
+  private modelSize: { path: string; precision: string; bytes: number | null } | null = null;
 
   constructor(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, private readonly view: ViewStateStore) {
     // Keyed by what sets the rate: the model M+ runs (the configured one, else the bundled default), device, precision.
@@ -97,9 +98,12 @@ export class SidecarManager implements vscode.Disposable {
     const s = readSettings();
     // The model M+ runs: the configured one, else the bundled default (src/sidecar/defaultModel.ts).
     const modelDir = resolveModel([s.modelPath])?.dir ?? '';
-    if (this.modelSize?.path !== modelDir) {
+    if (this.modelSize?.path !== modelDir || this.modelSize.precision !== s.precision) {
       const c = modelDir ? checkModelFolder(modelDir) : null;
-      this.modelSize = { path: modelDir, bytes: c?.ok ? c.weightsBytes : null };
+      // In memory at the chosen precision (int8/int4 hold a fraction of the file); the file's size
+      // when the checkpoint's headers cannot be read here (the sidecar then says why).
+      const bytes = c?.ok ? modelResidentBytes(modelDir, s.precision) ?? c.weightsBytes : null;
+      this.modelSize = { path: modelDir, precision: s.precision, bytes };
     }
     let freeDisk: number | null = null;
     try {
@@ -113,7 +117,7 @@ export class SidecarManager implements vscode.Disposable {
     }
     const v = this.view.get();
     return requirementLines({
-      modelBytes: this.modelSize.bytes, device: v.device ?? null, deviceSetting: s.device,
+      modelBytes: this.modelSize.bytes, precision: s.precision, device: v.device ?? null, deviceSetting: s.device,
       machine: { totalMemBytes: os.totalmem(), freeMemBytes: os.freemem(), freeDiskBytes: freeDisk },
       estimate: v.status?.estimate ?? null, rememberedRate: this.consent.rememberedRate,
     });

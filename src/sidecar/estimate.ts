@@ -60,6 +60,34 @@ export function estimateFeeding(x: EstimateInputs): FeedEstimate {
 }
 
 /**
+ * The bytes-per-token ratio of a workspace, sampled again only when its files changed. Keyed by
+ * the file count, their total bytes and the newest modification time: a file added, removed or
+ * edited changes at least one of them (an edit moves the newest mtime even when the count and
+ * the bytes stay), while a status request on an unchanged workspace re-tokenizes nothing.
+ */
+export class BytesPerTokenCache {
+  private key: string | null = null;
+  private ratio = 4;
+
+  ratioFor(files: Iterable<{ size: number; mtimeMs: number }>, sample: () => number): number {
+    let count = 0;
+    let bytes = 0;
+    let newest = -Infinity;
+    for (const f of files) {
+      count++;
+      bytes += f.size;
+      newest = Math.max(newest, f.mtimeMs);
+    }
+    const key = `${count}:${bytes}:${newest}`;
+    if (key !== this.key) {
+      this.ratio = sample();
+      this.key = key;
+    }
+    return this.ratio;
+  }
+}
+
+/**
  * Bytes per token of the workspace's text: `count` tokenizes the first `maxBytes` of up to
  * `maxFiles` files spread over the list. Falls back to 4 (English text) when nothing could be read.
  */

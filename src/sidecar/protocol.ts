@@ -11,8 +11,14 @@
  * request; a cancelled ingest still commits what it finished (it stops at a safe point).
  */
 import { NotificationType, RequestType, RequestType0 } from 'vscode-jsonrpc';
+import type { Precision } from '../engine/quant/precision';
 import type { FeedEstimate } from './estimate';
 
+// Types and lists defined below the protocol, re-exported so that clients (the extension, the
+// CLI) import only this file and never the engine (DESIGN.md: the extension never imports it).
+/** Precision of the model's linear layers: the engine's list, defined where the engine uses it. */
+export { PRECISIONS, isPrecision } from '../engine/quant/precision';
+export type { Precision } from '../engine/quant/precision';
 export type { FeedEstimate } from './estimate';
 
 export const PROTOCOL_VERSION = 1;
@@ -54,11 +60,6 @@ export type DeviceRequest = (typeof DEVICE_REQUESTS)[number];
 export function isDeviceRequest(x: unknown): x is DeviceRequest {
   return (DEVICE_REQUESTS as readonly unknown[]).includes(x);
 }
-
-/** Precision of the model's linear layers: the engine's list, re-exported for clients. */
-export { PRECISIONS, isPrecision } from '../engine/quant/precision';
-export type { Precision } from '../engine/quant/precision';
-import type { Precision } from '../engine/quant/precision';
 
 export interface InitializeParams {
   protocolVersion: number;

@@ -26,7 +26,15 @@ export interface Service {
   close(): Promise<void>;
 }
 
-export type ServiceFactory = (p: InitializeParams, conn: MessageConnection) => Promise<{ service: Service; result: Omit<InitializeResult, 'protocolVersion' | 'serverVersion'> }>;
+/**
+ * `start.say` hears what the start is doing now (a sentence), for requests answered meanwhile;
+ * `start.signal` aborts when the sidecar stops before the start finished.
+ */
+export interface StartControl {
+  say(what: string): void;
+  signal: AbortSignal;
+}
+export type ServiceFactory = (p: InitializeParams, conn: MessageConnection, start: StartControl) => Promise<{ service: Service; result: Omit<InitializeResult, 'protocolVersion' | 'serverVersion'> }>;
 
 export const SERVER_VERSION: string = (() => {
   try {
@@ -66,10 +74,14 @@ function invalid(msg: string): ResponseError<void> {
 export function serve(conn: MessageConnection, factory: ServiceFactory, exit: (code: number) => void): { stop: (why: string) => Promise<void> } {
   let service: Service | null = null;
   let initializing: Promise<unknown> | null = null;
+  /** What a start in progress is doing (loading, quantizing n of m): said to requests meanwhile. */
+  let startingWhat = 'loading the model';
+  const startAbort = new AbortController();
   let stopping: Promise<void> | null = null;
   const log = (level: LogParams['level'], message: string) => notify(conn, Log, { level, message });
 
   const ready = (): Service => {
+    if (!service && initializing) throw new ResponseError(ErrorCodes.NotInitialized, `the sidecar is starting (${startingWhat}): ask again once "initialize" has answered`);
     if (!service) throw new ResponseError(ErrorCodes.NotInitialized, 'the sidecar is not initialized: send "initialize" first');
     return service;
   };
@@ -78,6 +90,7 @@ export function serve(conn: MessageConnection, factory: ServiceFactory, exit: (c
     stopping ??= (async () => {
       try {
         log('info', `shutting down (${why})`);
+        startAbort.abort(); // a start in progress (quantizing) stops instead of finishing first
         await initializing?.catch(() => undefined);
         await service?.close();
       } catch (e) {
@@ -102,7 +115,8 @@ export function serve(conn: MessageConnection, factory: ServiceFactory, exit: (c
     if (!Array.isArray(p.workspaceFolders) || !p.workspaceFolders.every((f) => typeof f === 'string')) throw invalid('initialize: "workspaceFolders" must be a list of paths');
     if (!isDeviceRequest(p.device)) throw invalid(`initialize: "device" must be ${DEVICE_REQUESTS.join(', ')}, got ${JSON.stringify(p.device)}`);
     if (p.precision !== undefined && !isPrecision(p.precision)) throw invalid(`initialize: "precision" must be ${PRECISIONS.join(', ')}, got ${JSON.stringify(p.precision)}`);
-    const job = factory(p, conn);
+    startingWhat = 'loading the model';
+    const job = factory(p, conn, { say: (what) => (startingWhat = what), signal: startAbort.signal });
     initializing = job;
     try {
       const { service: s, result } = await job;

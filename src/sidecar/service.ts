@@ -18,7 +18,7 @@ import { WorkspaceWatcher } from '../workspace/watcher';
 import { answer } from './answer';
 import { DeviceUnavailableError, selectDevice } from './device';
 import { CancelFlag, Feeder } from './feeder';
-import { FeedEstimate, SPEC_STEADY_ROWS, TYPICAL_CHUNK_TOKENS, estimateFeeding, sampleBytesPerToken } from './estimate';
+import { BytesPerTokenCache, FeedEstimate, SPEC_STEADY_ROWS, TYPICAL_CHUNK_TOKENS, estimateFeeding, sampleBytesPerToken } from './estimate';
 import { ForgottenPaths } from './forgotten';
 import { WorkspacePaths } from './paths';
 import {
@@ -26,7 +26,7 @@ import {
   Fed, IngestParams, IngestResult, InitializeParams, InitializeResult, Log, LogParams, Progress, RebuildResult, ServerState, StateChanged, StatusResult, StoreErrorData, VerifyResult,
 } from './protocol';
 import { DeviceScheduler } from './scheduler';
-import { Service, notify } from './server';
+import { Service, StartControl, notify } from './server';
 import { storePlaceProblem } from './storeAccess';
 
 const WATCH_FILES_LIMIT = 10000;
@@ -37,7 +37,7 @@ function coded(e: unknown, code: number): Error {
   return err;
 }
 
-export async function openService(p: InitializeParams, conn: MessageConnection): Promise<{ service: Service; result: Omit<InitializeResult, 'protocolVersion' | 'serverVersion'> }> {
+export async function openService(p: InitializeParams, conn: MessageConnection, start?: StartControl): Promise<{ service: Service; result: Omit<InitializeResult, 'protocolVersion' | 'serverVersion'> }> {
   const log = (level: LogParams['level'], message: string) => notify(conn, Log, { level, message });
   // Checked before the model loads: an untrusted workspace without memory costs nothing.
   if (p.requireStore && !MemoryStore.exists(p.storeDir)) {
@@ -56,7 +56,16 @@ export async function openService(p: InitializeParams, conn: MessageConnection):
   let engine: MPlusEngine;
   let tokenizer: TextTokenizer;
   try {
-    engine = await MPlusEngine.load(p.modelDir, { device: dev.device, seed: p.seed, precision: p.precision });
+    // Quantization runs in a worker thread: its progress reaches the client as log lines, and a
+    // status request meanwhile is answered with it.
+    engine = await MPlusEngine.load(p.modelDir, {
+      device: dev.device, seed: p.seed, precision: p.precision, signal: start?.signal,
+      log: (level, message) => {
+        log(level, message);
+        if (/^quantizing /.test(message)) start?.say(message.replace(/ into .*/, ''));
+      },
+    });
+    start?.say('opening the memory store');
     tokenizer = await TextTokenizer.fromDir(p.modelDir);
   } catch (e) {
     throw coded(e, ErrorCodes.BadModel);
@@ -145,8 +154,8 @@ export class MemoryService implements Service {
   private chunker!: Chunker;
   /** The user's Forget list; outlives a rebuild (forgetting was a choice about files, not memory). */
   private forgotten!: ForgottenPaths;
-  /** The workspace's bytes per token, sampled once per discovered file count (estimate.ts). */
-  private bytesPerToken: { files: number; ratio: number } | null = null;
+  /** The workspace's bytes per token, sampled again when its files change (estimate.ts). */
+  private readonly bytesPerToken = new BytesPerTokenCache();
 
   constructor(
     private readonly p: InitializeParams,
@@ -366,22 +375,20 @@ export class MemoryService implements Service {
   private estimate(): FeedEstimate {
     const wanted = this.feeder.wantedKeys();
     const live = new Set(this.memory.sources.liveFiles());
+    const files = wanted.map((k) => this.feeder.files.get(k)!);
     let bytes = 0;
     let fedBytes = 0;
-    for (const k of wanted) {
-      const size = this.feeder.files.get(k)!.size;
-      bytes += size;
-      if (live.has(k)) fedBytes += size;
-    }
-    if (this.bytesPerToken?.files !== wanted.length) {
-      const ratio = sampleBytesPerToken(this.feeder.sampleTexts(16, 32768), (t) => this.tokenizer.countTokens(t));
-      this.bytesPerToken = { files: wanted.length, ratio };
-    }
+    wanted.forEach((k, i) => {
+      bytes += files[i].size;
+      if (live.has(k)) fedBytes += files[i].size;
+    });
+    const bytesPerToken = this.bytesPerToken.ratioFor(files, () =>
+      sampleBytesPerToken(this.feeder.sampleTexts(16, 32768), (t) => this.tokenizer.countTokens(t)));
     const d = this.engine.memoryDims();
     const valueFormat = this.storeOpts.valueFormat ?? 'f32';
     const rowCost = d.layers * (rowBytes(valueFormat, d.hidden) + 4 * d.keyDim + 28);
     return estimateFeeding({
-      files: wanted.length, bytes, bytesPerToken: this.bytesPerToken.ratio, fedShare: bytes > 0 ? fedBytes / bytes : 1,
+      files: wanted.length, bytes, bytesPerToken, fedShare: bytes > 0 ? fedBytes / bytes : 1,
       tokensPerInjection: d.tokensPerInjection, tokensPerChunk: TYPICAL_CHUNK_TOKENS, rowBytes: rowCost,
       maxRows: this.storeOpts.policy.maxLtmRows ?? SPEC_STEADY_ROWS,
       thetaBytes: d.layers * d.stmSize * rowBytes(valueFormat, d.hidden), tokensPerSecond: this.feeder.measuredRate,

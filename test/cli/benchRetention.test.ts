@@ -9,26 +9,18 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import { benchRetention } from '../../tools/bench/retention';
-import { writeFixture } from '../../tools/fixture';
-import { rmDir, tmpDir } from '../helpers/tmp';
+import { fixtureWorkspace } from '../helpers/fixtureWorkspace';
 
 const SHIPPED_LTM = 96; // the small fixture's ltm_initial_size
 
 describe('bench retention', function () {
   this.timeout(300000);
-  let root: string;
-  let model: string;
-  before(() => {
-    root = tmpDir('retention');
-    model = path.join(root, 'model');
-    writeFixture({ out: model, preset: 'small', seed: 3, dtype: 'f32' });
-  });
-  after(() => rmDir(root));
+  const ws = fixtureWorkspace('retention', { model: { preset: 'small', seed: 3 } });
 
   it('θ only and M+ per N: facts, then N tokens of unrelated code, then every fact asked; written and resumable', async () => {
-    const out = path.join(root, 'ret');
+    const out = path.join(ws.root, 'ret');
     const lines: string[] = [];
-    const run = await benchRetention({ model, tokens: [0, 2048], facts: 3, seed: 2, out, log: (s) => lines.push(s) });
+    const run = await benchRetention({ model: ws.model, tokens: [0, 2048], facts: 3, seed: 2, out, log: (s) => lines.push(s) });
     const rows = run.rows;
     assert.deepStrictEqual(rows.map((r) => [r.tokens, r.mode, r.facts]), [[0, 'theta', 3], [0, 'mplus', 3], [2048, 'theta', 3], [2048, 'mplus', 3]]);
     for (const n of [0, 2048]) {
@@ -57,7 +49,7 @@ describe('bench retention', function () {
 
     // Resume: the same --out with one more N measures only the new rows.
     const again: string[] = [];
-    const more = await benchRetention({ model, tokens: [0, 2048], facts: 3, seed: 2, out, modes: ['theta'], log: (s) => again.push(s) });
+    const more = await benchRetention({ model: ws.model, tokens: [0, 2048], facts: 3, seed: 2, out, modes: ['theta'], log: (s) => again.push(s) });
     assert.deepStrictEqual(more.rows, rows, 'nothing re-measured');
     assert.strictEqual(again.filter((l) => /skipped/.test(l)).length, 2);
   });

@@ -6,25 +6,16 @@ import * as assert from 'assert';
 import { execFileSync, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { writeFixture } from '../../tools/fixture';
-import { REPO_ROOT, rmDir, tmpDir } from '../helpers/tmp';
-import { writeFixtureRepo } from '../sidecar/fixtureRepo';
+import { fixtureWorkspace } from '../helpers/fixtureWorkspace';
+import { REPO_ROOT } from '../helpers/tmp';
 
 const BIN = path.join(REPO_ROOT, 'bin', 'mplus.js');
 
 describe('mplus CLI (ingest, ask, status, forget)', function () {
   this.timeout(300000);
-  let model: string;
-  let repo: string;
+  const ws = fixtureWorkspace('cli', { model: { preset: 'small', seed: 5 }, repo: 30 });
   let store: string;
-  before(() => {
-    model = tmpDir('cli-model');
-    writeFixture({ out: model, preset: 'small', seed: 5, dtype: 'f32' });
-    repo = tmpDir('cli-repo');
-    writeFixtureRepo(repo, 30);
-    store = tmpDir('cli-store');
-  });
-  after(() => [model, repo, store].forEach(rmDir));
+  before(() => (store = ws.fresh('store')));
 
   const run = (args: string[], env: NodeJS.ProcessEnv = {}) =>
     spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 240000 });
@@ -33,13 +24,13 @@ describe('mplus CLI (ingest, ask, status, forget)', function () {
     const r = run(['ask']);
     assert.strictEqual(r.status, 2);
     assert.match(r.stderr, /ask needs a question/);
-    const m = run(['status', '--model', path.join(repo, 'missing-model'), '--store', store, repo]);
+    const m = run(['status', '--model', path.join(ws.repo, 'missing-model'), '--store', store, ws.repo]);
     assert.strictEqual(m.status, 1);
     assert.match(m.stderr, /missing-model/);
   });
 
   it('ingest survives its sidecar being killed: restarts, resumes from the last commit, says so', async () => {
-    const cli = spawn(process.execPath, [BIN, 'ingest', '--model', model, '--store', store, '--device', 'cpu', '--json', repo], {
+    const cli = spawn(process.execPath, [BIN, 'ingest', '--model', ws.model, '--store', store, '--device', 'cpu', '--json', ws.repo], {
       env: { ...process.env, MPLUS_COMMIT_EVERY: '4' },
     });
     let out = '';
@@ -63,7 +54,7 @@ describe('mplus CLI (ingest, ask, status, forget)', function () {
   });
 
   it('ask streams an answer and prints sources as path:line-line; --json prints one event per line', () => {
-    const r = run(['ask', '--model', model, '--store', store, '--repo', repo, '--max-tokens', '6', 'Where are parcels priced?']);
+    const r = run(['ask', '--model', ws.model, '--store', store, '--repo', ws.repo, '--max-tokens', '6', 'Where are parcels priced?']);
     assert.strictEqual(r.status, 0, r.stderr);
     const [answer, rest] = r.stdout.split('\nsources:\n');
     assert.ok(answer.length > 0);
@@ -72,10 +63,10 @@ describe('mplus CLI (ingest, ask, status, forget)', function () {
     for (const l of lines) {
       const m = /^(.+):(\d+)-(\d+)$/.exec(l);
       assert.ok(m, l);
-      const text = fs.readFileSync(path.join(repo, m![1]), 'utf8').split('\n');
+      const text = fs.readFileSync(path.join(ws.repo, m![1]), 'utf8').split('\n');
       assert.ok(Number(m![3]) <= text.length);
     }
-    const j = run(['ask', '--json', '--model', model, '--store', store, '--repo', repo, '--max-tokens', '3', 'What is the reorder level?']);
+    const j = run(['ask', '--json', '--model', ws.model, '--store', store, '--repo', ws.repo, '--max-tokens', '3', 'What is the reorder level?']);
     assert.strictEqual(j.status, 0, j.stderr);
     const types = j.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { type: string }).type);
     assert.ok(types.includes('token') && types.includes('sources'), types.join(','));
@@ -83,11 +74,11 @@ describe('mplus CLI (ingest, ask, status, forget)', function () {
   });
 
   it('status and forget', () => {
-    const s = run(['status', '--json', '--model', model, '--store', store, repo]);
+    const s = run(['status', '--json', '--model', ws.model, '--store', store, ws.repo]);
     assert.strictEqual(s.status, 0, s.stderr);
     const st = s.stdout.trim().split('\n').map((l) => JSON.parse(l)).find((e) => e.type === 'status');
     assert.strictEqual(st.coverage.filesFed, 36);
-    const f = run(['forget', '--model', model, '--store', store, '--repo', repo, 'src/gen']);
+    const f = run(['forget', '--model', ws.model, '--store', store, '--repo', ws.repo, 'src/gen']);
     assert.strictEqual(f.status, 0, f.stderr);
     assert.match(f.stderr, /forgot 30 file/);
   });

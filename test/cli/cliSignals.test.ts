@@ -7,10 +7,9 @@ import { execFileSync, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { ValueFormat, rowBytes } from '../../src/memory/store/codec';
-import { writeFixture } from '../../tools/fixture';
 import { waitGone } from '../helpers/procs';
-import { REPO_ROOT, rmDir, tmpDir } from '../helpers/tmp';
-import { writeFixtureRepo } from '../sidecar/fixtureRepo';
+import { fixtureWorkspace } from '../helpers/fixtureWorkspace';
+import { REPO_ROOT } from '../helpers/tmp';
 
 const BIN = path.join(REPO_ROOT, 'bin', 'mplus.js');
 
@@ -33,23 +32,15 @@ export function damageThetaRows(store: string): number {
 
 describe('mplus CLI: Ctrl-C and a damaged store', function () {
   this.timeout(300000);
-  let model: string;
-  let repo: string;
+  const ws = fixtureWorkspace('clisig', { model: { preset: 'small', seed: 5 }, repo: 40 });
   let store: string;
-  before(() => {
-    model = tmpDir('clisig-model');
-    writeFixture({ out: model, preset: 'small', seed: 5, dtype: 'f32' });
-    repo = tmpDir('clisig-repo');
-    writeFixtureRepo(repo, 40);
-    store = tmpDir('clisig-store');
-  });
-  after(() => [model, repo, store].forEach(rmDir));
+  before(() => (store = ws.fresh('store')));
 
-  const run = (args: string[]) => spawnSync(process.execPath, [BIN, ...args, '--model', model, '--store', store], { encoding: 'utf8', timeout: 240000 });
+  const run = (args: string[]) => spawnSync(process.execPath, [BIN, ...args, '--model', ws.model, '--store', store], { encoding: 'utf8', timeout: 240000 });
 
   it('one Ctrl-C cancels ingest at a safe point: exit 130, no restart, committed, nothing left running', async () => {
     // detached: the CLI leads its own process group, like a shell job; SIGINT goes to the group.
-    const cli = spawn(process.execPath, [BIN, 'ingest', '--model', model, '--store', store, '--device', 'cpu', '--json', repo], {
+    const cli = spawn(process.execPath, [BIN, 'ingest', '--model', ws.model, '--store', store, '--device', 'cpu', '--json', ws.repo], {
       detached: true, env: { ...process.env, MPLUS_COMMIT_EVERY: '4' },
     });
     let out = '';
@@ -69,23 +60,23 @@ describe('mplus CLI: Ctrl-C and a damaged store', function () {
     const result = events.filter((e) => e.type === 'result').pop()!;
     assert.strictEqual(result.cancelled, true);
     for (const k of kids) assert.ok(await waitGone(k, 10000), `sidecar ${k} exited`);
-    const st = run(['status', '--json', repo]);
+    const st = run(['status', '--json', ws.repo]);
     assert.strictEqual(st.status, 0, st.stderr);
     const status = st.stdout.trim().split('\n').map((l) => JSON.parse(l)).find((e) => e.type === 'status');
     assert.ok(status.memory.injections >= result.chunksInjected!, 'what was fed before Ctrl-C is committed');
   });
 
   it('status --verify finds a damaged Θ row; ask reports a damaged store (code -32007), not an internal error', () => {
-    const ok = run(['status', '--verify', repo]);
+    const ok = run(['status', '--verify', ws.repo]);
     assert.strictEqual(ok.status, 0, ok.stderr);
     assert.match(ok.stdout, /verified +\d+ segment/);
     assert.ok(damageThetaRows(store) > 0);
-    const bad = run(['status', '--verify', repo]);
+    const bad = run(['status', '--verify', ws.repo]);
     assert.strictEqual(bad.status, 1);
     assert.match(bad.stderr, /fails its checksum/);
     assert.match(bad.stderr, /Rebuild/);
     assert.match(bad.stderr, /code -32007/);
-    const ask = run(['ask', '--repo', repo, '--max-tokens', '2', 'Where are parcels priced?']);
+    const ask = run(['ask', '--repo', ws.repo, '--max-tokens', '2', 'Where are parcels priced?']);
     assert.strictEqual(ask.status, 1);
     assert.match(ask.stderr, /code -32007/);
     assert.match(ask.stderr, /Rebuild/);

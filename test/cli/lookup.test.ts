@@ -10,17 +10,14 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { lookupCandidates } from '../../tools/lookup';
-import { REPO_ROOT, rmDir, tmpDir } from '../helpers/tmp';
+import { fixtureWorkspace } from '../helpers/fixtureWorkspace';
+import { REPO_ROOT } from '../helpers/tmp';
 
 const PY = '/usr/bin/python3';
 
 describe('npm start asks a lookup model a checkable question', function () {
   this.timeout(300000);
-  let root: string;
-  let repo: string;
-  before(() => {
-    root = tmpDir('lookup');
-    repo = path.join(root, 'repo');
+  const ws = fixtureWorkspace('lookup', { repo: (repo) => {
     fs.mkdirSync(path.join(repo, 'src'), { recursive: true });
     fs.mkdirSync(path.join(repo, 'py'), { recursive: true });
     // One askable constant: a long value noise cannot contain by chance.
@@ -34,11 +31,10 @@ describe('npm start asks a lookup model a checkable question', function () {
     ].join('\n'));
     fs.writeFileSync(path.join(repo, 'py', 'dup.py'), 'DUPLICATED_NAME = 2\nPY_GREETING = "hello there"\ndef f():\n    INNER_CONST = 3\n');
     fs.writeFileSync(path.join(repo, 'src', 'other.js'), 'const ESCAPED_STR = "a\\"b";\nconst TEMPLATE_STR = `x`;\n');
-  });
-  after(() => rmDir(root));
+  } });
 
   it('finds UPPER_CASE constants with literal values, defined once (TS, JS, Python)', async () => {
-    const all = await lookupCandidates(repo);
+    const all = await lookupCandidates(ws.repo);
     assert.deepStrictEqual(all.map((c) => [c.name, c.value, c.file, c.line]), [
       ['PY_GREETING', '"hello there"', 'py/dup.py', 2],
       ['RETRY_BUDGET_MS', '48213907', 'src/limits.ts', 1],
@@ -50,14 +46,14 @@ describe('npm start asks a lookup model a checkable question', function () {
       if (process.env.MPLUS_ALLOW_NO_TORCH) this.skip();
       assert.fail(`${PY} cannot import torch: apt-get install python3-torch python3-numpy (or MPLUS_ALLOW_NO_TORCH=1 to skip)`);
     }
-    const model = path.join(root, 'model');
+    const model = path.join(ws.root, 'model');
     const ex = spawnSync(PY, ['-m', 'training.mplus.export', '--init', 'smoke', '--seed', '4', '--out', model], { cwd: REPO_ROOT, encoding: 'utf8' });
     assert.strictEqual(ex.status, 0, ex.stderr);
     assert.ok(fs.existsSync(path.join(model, 'question_template.txt')), 'the export is a lookup model');
-    fs.writeFileSync(path.join(repo, 'py', 'dup.py'), 'DUPLICATED_NAME = 2\n'); // one candidate left: the question is known
+    fs.writeFileSync(path.join(ws.repo, 'py', 'dup.py'), 'DUPLICATED_NAME = 2\n'); // one candidate left: the question is known
     const r = spawnSync('bash', [path.join(REPO_ROOT, 'bin', 'demo.sh')], {
       encoding: 'utf8',
-      env: { ...process.env, MPLUS_MODEL: model, MPLUS_DEMO_REPO: repo, XDG_CACHE_HOME: path.join(root, 'cache') },
+      env: { ...process.env, MPLUS_MODEL: model, MPLUS_DEMO_REPO: ws.repo, XDG_CACHE_HOME: path.join(ws.root, 'cache') },
     });
     assert.strictEqual(r.status, 0, r.stderr);
     assert.match(r.stdout, /question: What is the value of RETRY_BUDGET_MS\?\s+\(src\/limits\.ts:1, one of 1 constants\)/);
@@ -66,6 +62,6 @@ describe('npm start asks a lookup model a checkable question', function () {
     assert.ok(answer, r.stdout);
     assert.ok(!JSON.parse(answer[1]).includes('48213907'));
     assert.match(r.stdout, /WRONG: the answer does not contain the value/);
-    assert.ok(fs.readdirSync(path.join(root, 'cache', 'mplus', 'stores')).length === 1, 'the store lives in the cache, not the repository');
+    assert.ok(fs.readdirSync(path.join(ws.root, 'cache', 'mplus', 'stores')).length === 1, 'the store lives in the cache, not the repository');
   });
 });

@@ -6,8 +6,7 @@
  */
 import * as assert from 'assert';
 import { MPlusEngine } from '../../src/engine/mplus';
-import { writeFixture } from '../../tools/fixture';
-import { rmDir, tmpDir } from '../helpers/tmp';
+import { fixtureWorkspace } from '../helpers/fixtureWorkspace';
 
 function relDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   assert.strictEqual(a.length, b.length);
@@ -22,17 +21,12 @@ function relDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 describe('question prefill in blocks', function () {
   this.timeout(300000);
-  let dir: string;
-  before(() => {
-    dir = tmpDir('blocks-model');
-    writeFixture({ out: dir, preset: 'small', seed: 11, dtype: 'f32' });
-  });
-  after(() => rmDir(dir));
+  const ws = fixtureWorkspace('blocks', { model: { preset: 'small', seed: 11 } });
 
   it('equals one pass (logits, retrieval, attention mass, next step) for a 300-token question', async () => {
     const question = Array.from({ length: 300 }, (_, i) => 1000 + ((i * 7919) % 5000));
     const run = async (scratchBytes?: number) => {
-      const e = await MPlusEngine.load(dir, { seed: 5, scratchBytes });
+      const e = await MPlusEngine.load(ws.model, { seed: 5, scratchBytes });
       try {
         const mem = e.initialMemory();
         for (let k = 0; k < 3; k++) await e.inject(mem, Array.from({ length: 40 }, (_, i) => 2000 + k * 50 + i));
@@ -57,7 +51,7 @@ describe('question prefill in blocks', function () {
   });
 
   it('the question limit is the smallest of positions, memory and the cap, and says which', async () => {
-    const e = await MPlusEngine.load(dir, { seed: 5 });
+    const e = await MPlusEngine.load(ws.model, { seed: 5 });
     try {
       const lim = e.questionLimit(256);
       assert.ok(lim.tokens > 1000 && lim.tokens <= 16384, JSON.stringify(lim));

@@ -5,26 +5,21 @@
  */
 import * as assert from 'assert';
 import { MPlusEngine } from '../../src/engine/mplus';
-import { writeFixture } from '../../tools/fixture';
 import { Rng } from '../../src/util/rng';
 import { MemoryStore } from '../../src/memory/store/store';
 import { StoredMemory } from '../../src/memory/store/storedMemory';
+import { fixtureWorkspace } from '../helpers/fixtureWorkspace';
 import { rmDir, tmpDir } from '../helpers/tmp';
 
 describe('stale tokens with the engine (small fixture)', function () {
   this.timeout(300000);
-  let model: string;
+  const ws = fixtureWorkspace('stale', { model: { preset: 'small', seed: 2 } });
   let dir: string;
-  before(() => {
-    model = tmpDir('stale-model');
-    writeFixture({ out: model, preset: 'small', seed: 2, dtype: 'f32' });
-  });
   beforeEach(() => (dir = tmpDir('stale-store')));
   afterEach(() => rmDir(dir));
-  after(() => rmDir(model));
 
   it('a changed file’s old tokens leave Θ and the cache at compaction and θ within ⌈stale/K⌉ injections', async () => {
-    const engine = await MPlusEngine.load(model, { seed: 3, device: 'cpu' });
+    const engine = await MPlusEngine.load(ws.model, { seed: 3, device: 'cpu' });
     try {
       const storeOpts = { identity: engine.checkpoint.identity(), dims: engine.memoryDims(), policy: engine.memoryPolicy() };
       const opened = MemoryStore.open(dir, storeOpts, () => engine.initialMemory());

@@ -5,23 +5,18 @@
  */
 import * as assert from 'assert';
 import { MPlusEngine } from '../../src/engine/mplus';
-import { writeFixture } from '../../tools/fixture';
 import { Rng } from '../../src/util/rng';
 import { ValueFormat } from '../../src/memory/store/codec';
 import { MemoryStore } from '../../src/memory/store/store';
+import { fixtureWorkspace } from '../helpers/fixtureWorkspace';
 import { rmDir, tmpDir } from '../helpers/tmp';
 
 describe('Θ storage precision vs logits (small fixture)', function () {
   this.timeout(300000);
-  let model: string;
-  before(() => {
-    model = tmpDir('prec-model');
-    writeFixture({ out: model, preset: 'small', seed: 9, dtype: 'f32' });
-  });
-  after(() => rmDir(model));
+  const ws = fixtureWorkspace('prec', { model: { preset: 'small', seed: 9 } });
 
   async function logitsWith(format: ValueFormat): Promise<{ logits: Float32Array; ltmRows: number }> {
-    const engine = await MPlusEngine.load(model, { seed: 4, device: 'cpu' });
+    const engine = await MPlusEngine.load(ws.model, { seed: 4, device: 'cpu' });
     const dir = tmpDir(`prec-${format}`);
     try {
       const opts = { identity: engine.checkpoint.identity(), dims: engine.memoryDims(), policy: engine.memoryPolicy(), valueFormat: format, thetaFormat: 'f32' as const };

@@ -8,33 +8,28 @@ import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { ResponseError } from 'vscode-jsonrpc/node';
-import { writeFixture } from '../../tools/fixture';
 import { initialize, shutdown, spawnSidecar } from '../../src/sidecar/client';
 import { Ask, ErrorCodes, Ingest, InitializeParams, Log, LogParams, Shutdown, Status } from '../../src/sidecar/protocol';
 import { gone, killIfAlive, waitGone } from '../helpers/procs';
+import { fixtureWorkspace } from '../helpers/fixtureWorkspace';
 import { rmDir, tmpDir } from '../helpers/tmp';
-import { SECRET, writeFixtureRepo } from './fixtureRepo';
+import { SECRET, writeFixtureRepo } from '../helpers/fixtureRepo';
 import { SAMPLES } from '../workspace/secretSamples';
 
 describe('sidecar hardening (real processes)', function () {
   this.timeout(300000);
-  let model: string;
+  const ws = fixtureWorkspace('hard', { model: { preset: 'small', seed: 3 } });
   let repo: string;
   let store: string;
   let params: Omit<InitializeParams, 'protocolVersion'>;
   const cleanup: string[] = [];
 
-  before(() => {
-    model = tmpDir('hard-model');
-    writeFixture({ out: model, preset: 'small', seed: 3, dtype: 'f32' });
-    cleanup.push(model);
-  });
   beforeEach(() => {
     repo = tmpDir('hard-repo');
     store = tmpDir('hard-store');
     cleanup.push(repo, store);
     writeFixtureRepo(repo, 40);
-    params = { modelDir: model, storeDir: store, device: 'cpu', workspaceFolders: [repo], seed: 1, watch: false };
+    params = { modelDir: ws.model, storeDir: store, device: 'cpu', workspaceFolders: [repo], seed: 1, watch: false };
   });
   after(() => cleanup.forEach(rmDir));
 

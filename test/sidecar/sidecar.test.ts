@@ -12,8 +12,9 @@ import {
   AnswerSources, AnswerToken, Ask, Cancel, ErrorCodes, Fed, FedParams, Forget, Ingest, Initialize, InitializeParams, Log, LogParams, Progress, ProgressParams,
   Rebuild, SetPaused, Source, Status, StoreErrorData,
 } from '../../src/sidecar/protocol';
+import { fixtureWorkspace } from '../helpers/fixtureWorkspace';
 import { rmDir, tmpDir } from '../helpers/tmp';
-import { SECRET, writeFixtureRepo } from './fixtureRepo';
+import { SECRET, writeFixtureRepo } from '../helpers/fixtureRepo';
 
 interface Running {
   h: SidecarHandle;
@@ -49,23 +50,18 @@ function start(env: NodeJS.ProcessEnv = {}): Running {
 
 describe('sidecar process over the protocol (small fixture model, real repository)', function () {
   this.timeout(300000);
-  let model: string;
+  const ws = fixtureWorkspace('sidecar', { model: { preset: 'small', seed: 3 } });
   let repo: string;
   let store: string;
   let params: Omit<InitializeParams, 'protocolVersion'>;
   const cleanup: string[] = [];
 
-  before(() => {
-    model = tmpDir('sidecar-model');
-    writeFixture({ out: model, preset: 'small', seed: 3, dtype: 'f32' });
-    cleanup.push(model);
-  });
   beforeEach(() => {
     repo = tmpDir('sidecar-repo');
     store = tmpDir('sidecar-store');
     cleanup.push(repo, store);
     writeFixtureRepo(repo);
-    params = { modelDir: model, storeDir: store, device: 'cpu', workspaceFolders: [repo], seed: 1, watch: false };
+    params = { modelDir: ws.model, storeDir: store, device: 'cpu', workspaceFolders: [repo], seed: 1, watch: false };
   });
   after(() => cleanup.forEach(rmDir));
 

@@ -8,35 +8,29 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import { ResponseError } from 'vscode-jsonrpc/node';
-import { writeFixture } from '../../tools/fixture';
 import { initialize, shutdown, spawnSidecar } from '../../src/sidecar/client';
 import { Ask, ErrorCodes, Ingest, Status } from '../../src/sidecar/protocol';
-import { rmDir, tmpDir } from '../helpers/tmp';
+import { fixtureWorkspace } from '../helpers/fixtureWorkspace';
 
 const SHIPPED_LTM = 96; // the small fixture's ltm_initial_size
 
 describe('sidecar: θ only (Θ off) vs M+, and what a question retrieved', function () {
   this.timeout(300000);
-  let root: string;
-  let model: string;
-  let repo: string;
-  before(() => {
-    root = tmpDir('sidecar-theta-only');
-    model = path.join(root, 'model');
-    writeFixture({ out: model, preset: 'small', seed: 9, dtype: 'f32' });
-    repo = path.join(root, 'repo');
+  const ws = fixtureWorkspace('sidecar-theta-only', {
+    model: { preset: 'small', seed: 9 },
     // Enough injections for several merges (small fixture: K 32, a merge every 4 injections).
-    for (let i = 0; i < 10; i++) {
-      fs.mkdirSync(path.join(repo, `m${i}`), { recursive: true });
-      fs.writeFileSync(path.join(repo, `m${i}`, `part${i}.ts`), `export const VALUE_${i} = ${1000 + i * 37};\nexport function f${i}(x: number) { return x * ${i} + VALUE_${i}; }\n`);
-    }
+    repo: (repo) => {
+      for (let i = 0; i < 10; i++) {
+        fs.mkdirSync(path.join(repo, `m${i}`), { recursive: true });
+        fs.writeFileSync(path.join(repo, `m${i}`, `part${i}.ts`), `export const VALUE_${i} = ${1000 + i * 37};\nexport function f${i}(x: number) { return x * ${i} + VALUE_${i}; }\n`);
+      }
+    },
   });
-  after(() => rmDir(root));
 
   async function run(store: string, thetaOnly: boolean) {
     const h = spawnSidecar({ onStderr: () => undefined });
     try {
-      await initialize(h.connection, { modelDir: model, storeDir: store, device: 'cpu', workspaceFolders: [repo], watch: false, seed: 1, thetaOnly });
+      await initialize(h.connection, { modelDir: ws.model, storeDir: store, device: 'cpu', workspaceFolders: [ws.repo], watch: false, seed: 1, thetaOnly });
       const fed = await h.connection.sendRequest(Ingest, { paths: 'all' });
       const status = await h.connection.sendRequest(Status);
       const ask = await h.connection.sendRequest(Ask, { question: 'What is the value of VALUE_3?', maxTokens: 2, retrieval: true });
@@ -48,8 +42,8 @@ describe('sidecar: θ only (Θ off) vs M+, and what a question retrieved', funct
   }
 
   it('θ only keeps Θ as shipped; M+ merges the repository into Θ and retrieves from it', async () => {
-    const theta = await run(path.join(root, 'store-theta'), true);
-    const mplus = await run(path.join(root, 'store-mplus'), false);
+    const theta = await run(path.join(ws.root, 'store-theta'), true);
+    const mplus = await run(path.join(ws.root, 'store-mplus'), false);
     assert.ok(theta.fed.chunksInjected >= 10 && theta.fed.chunksInjected === mplus.fed.chunksInjected, `same work fed (${theta.fed.chunksInjected})`);
     assert.strictEqual(theta.status.memory.ltmTokensPerLayer, SHIPPED_LTM, 'θ only: Θ is the shipped rows, nothing merged');
     assert.ok(mplus.status.memory.ltmTokensPerLayer > SHIPPED_LTM, `M+: Θ grew (${mplus.status.memory.ltmTokensPerLayer})`);
@@ -79,11 +73,11 @@ describe('sidecar: θ only (Θ off) vs M+, and what a question retrieved', funct
   });
 
   it('a store fed θ only is refused with Θ on (and the reverse), naming the store', async () => {
-    for (const [store, reopenThetaOnly] of [[path.join(root, 'store-theta'), false], [path.join(root, 'store-mplus'), true]] as const) {
+    for (const [store, reopenThetaOnly] of [[path.join(ws.root, 'store-theta'), false], [path.join(ws.root, 'store-mplus'), true]] as const) {
       const h = spawnSidecar({ onStderr: () => undefined });
       try {
         await assert.rejects(
-          initialize(h.connection, { modelDir: model, storeDir: store, device: 'cpu', workspaceFolders: [repo], watch: false, thetaOnly: reopenThetaOnly }),
+          initialize(h.connection, { modelDir: ws.model, storeDir: store, device: 'cpu', workspaceFolders: [ws.repo], watch: false, thetaOnly: reopenThetaOnly }),
           (e: unknown) => e instanceof ResponseError && e.code === ErrorCodes.BadStore && e.message.includes(store) && /--store/.test(e.message),
         );
       } finally {

@@ -20,7 +20,7 @@ import { InitializeParams, Verify } from '../../src/sidecar/protocol';
 import { findSecret } from '../../src/workspace/secrets';
 import { gone, killIfAlive, waitGone } from '../helpers/procs';
 import { REPO_ROOT, rmDir, tmpDir } from '../helpers/tmp';
-import { SECRET, writeFixtureRepo } from '../sidecar/fixtureRepo';
+import { SECRET, writeFixtureRepo } from '../helpers/fixtureRepo';
 import { SAMPLES } from '../workspace/secretSamples';
 
 const MARK = 'OUTSIDE-THE-WORKSPACE-SOAK-5521';

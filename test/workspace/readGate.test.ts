@@ -74,7 +74,7 @@ describe('read gate', () => {
   });
 
   it("this repository's own sources hold no secret by content", () => {
-    const files = ['src/workspace/secrets.ts', 'src/workspace/readGate.ts', 'test/workspace/secretSamples.ts', 'test/workspace/readGate.test.ts', 'test/sidecar/fixtureRepo.ts'];
+    const files = ['src/workspace/secrets.ts', 'src/workspace/readGate.ts', 'test/workspace/secretSamples.ts', 'test/workspace/readGate.test.ts', 'test/helpers/fixtureRepo.ts'];
     for (const f of files) assert.strictEqual(findSecret(fs.readFileSync(path.join(REPO_ROOT, f), 'utf8')), null, f);
   });
 });

@@ -10,10 +10,10 @@
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
+import { FrameError, FrameFormat, encodeFrameHead, readFrameHead } from '../../util/framedFile';
 
-const MAGIC = Buffer.from('MPQUANT1', 'latin1');
 const FORMAT_VERSION = 1;
-const DATA_ALIGN = 4096;
+const FRAME: FrameFormat = { magic: 'MPQUANT1', align: 4096, maxHeaderBytes: 64 * 2 ** 20, what: 'quantized-weights cache' };
 const SEGMENT_ALIGN = 64;
 const HASH_CHUNK = 16 * 2 ** 20;
 
@@ -51,16 +51,9 @@ function align(n: number, a: number): number {
   return Math.ceil(n / a) * a;
 }
 
-function headerBytes(h: CacheHeader): Buffer {
-  const json = Buffer.from(JSON.stringify(h), 'utf8');
-  const len = Buffer.alloc(4);
-  len.writeUInt32LE(json.length);
-  return Buffer.concat([MAGIC, len, json]);
-}
-
 /** Byte offset of the data in a file with this header. */
 export function dataStart(h: CacheHeader): number {
-  return align(headerBytes(h).length, DATA_ALIGN);
+  return encodeFrameHead(FRAME, h).length;
 }
 
 /**
@@ -104,10 +97,9 @@ export function writeCacheFile(
       if (at - before !== s.length) throw new Error(`quantized weights cache: segment ${i} produced ${at - before} bytes, planned ${s.length}`);
     });
     header.sha256 = hash.digest('hex');
-    const hb = headerBytes(header);
-    if (align(hb.length, DATA_ALIGN) !== start) throw new Error('quantized weights cache: header length changed while writing');
+    const hb = encodeFrameHead(FRAME, header); // with its zero padding up to the data
+    if (hb.length !== start) throw new Error('quantized weights cache: header length changed while writing');
     fs.writeSync(fd, hb, 0, hb.length, 0);
-    if (start > hb.length) fs.writeSync(fd, Buffer.alloc(start - hb.length), 0, start - hb.length, hb.length);
     fs.fsyncSync(fd);
   } catch (e) {
     fs.closeSync(fd);
@@ -174,22 +166,19 @@ export function readCacheFile(file: string, key: CacheKey): { header: CacheHeade
   }
   try {
     const size = fs.fstatSync(fd).size;
-    const pre = Buffer.alloc(12);
-    if (fs.readSync(fd, pre, 0, 12, 0) !== 12 || !pre.subarray(0, 8).equals(MAGIC)) return { reason: 'not a quantized-weights cache (bad magic)' };
-    const hlen = pre.readUInt32LE(8);
-    if (hlen > 64 * 2 ** 20 || 12 + hlen > size) return { reason: `header length ${hlen} does not fit the ${size}-byte file (truncated?)` };
-    const hb = Buffer.alloc(hlen);
-    fs.readSync(fd, hb, 0, hlen, 12);
     let header: CacheHeader;
+    let start: number;
     try {
-      header = JSON.parse(hb.toString('utf8')) as CacheHeader;
-    } catch {
-      return { reason: 'its header is not valid JSON' };
+      const head = readFrameHead(fd, size, FRAME);
+      header = head.header as unknown as CacheHeader;
+      start = head.dataStart;
+    } catch (e) {
+      if (e instanceof FrameError) return { reason: e.message };
+      throw e;
     }
     if (header.version !== FORMAT_VERSION) return { reason: `format version ${header.version}, expected ${FORMAT_VERSION}` };
     const mismatch = sameKey(header, key);
     if (mismatch) return { reason: mismatch };
-    const start = align(12 + hlen, DATA_ALIGN);
     if (size !== start + header.dataBytes) return { reason: `${size} bytes, expected ${start + header.dataBytes} (truncated or extended)` };
     for (const [name, e] of Object.entries(header.tensors)) {
       const spans = e.kind === 'nbits' ? [e.blob, e.scales] : [e.data];

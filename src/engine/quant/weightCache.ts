@@ -12,9 +12,9 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Checkpoint } from '../../model/checkpoint';
-import { DTYPE_BYTES, fromFloat32 } from '../../model/dtype';
+import { DType, DTYPE_BYTES, fromFloat32 } from '../../model/dtype';
 import { blobBytes, quantizeRows, unquantizableReason } from './blockwise';
-import { CacheEntry, CacheKey, Segment, Span, readCacheFile, writeCacheFile } from './cacheFile';
+import { CacheEntry, CacheHeader, CacheKey, Segment, Span, readCacheFile, writeCacheFile } from './cacheFile';
 import { Precision, quantBits } from './precision';
 
 export type QuantLog = (level: 'info' | 'warn', message: string) => void;
@@ -80,15 +80,33 @@ function forRowChunks(ckpt: Checkpoint, name: string, fn: (rows: Float32Array, c
   }
 }
 
+/**
+ * How a linear weight of this dtype and shape is stored at `precision`: block-quantized (packed
+ * blob, then float32 scales), or raw floats — bf16 at bf16 precision, else the checkpoint's float
+ * type, f32 otherwise — with the reason when quantization was asked for and is not possible.
+ * The one statement of the layout: the cache writer and the resident-size estimate both use it.
+ */
+export type LinearLayout =
+  | { kind: 'nbits'; bits: 4 | 8; n: number; k: number; blobBytes: number; scaleBytes: number }
+  | { kind: 'raw'; dtype: 'F32' | 'BF16' | 'F16'; bytes: number; reason: string | null };
+
+export function linearLayout(dtype: DType, shape: number[], precision: Precision, block: number): LinearLayout {
+  const bits = quantBits(precision);
+  const reason = bits ? unquantizableReason(dtype, shape, block) : null;
+  if (bits && !reason) {
+    const [n, k] = shape;
+    return { kind: 'nbits', bits, n, k, blobBytes: blobBytes(n, k, bits, block), scaleBytes: n * (k / block) * 4 };
+  }
+  const raw = precision === 'bf16' ? 'BF16' : dtype === 'BF16' || dtype === 'F16' ? dtype : 'F32';
+  return { kind: 'raw', dtype: raw, bytes: shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[raw], reason };
+}
+
 function planTensor(ckpt: Checkpoint, name: string, precision: Precision, block: number):
   { segment: Segment; entry: (s: Span) => CacheEntry; reason?: string } {
   const t = ckpt.files.info(name);
-  const bits = quantBits(precision);
-  const reason = bits ? unquantizableReason(t.dtype, t.shape, block) : null;
-  if (bits && !reason) {
-    const [n, k] = t.shape;
-    const bb = blobBytes(n, k, bits, block);
-    const sb = n * (k / block) * 4;
+  const lay = linearLayout(t.dtype, t.shape, precision, block);
+  if (lay.kind === 'nbits') {
+    const { bits, n, k, blobBytes: bb, scaleBytes: sb } = lay;
     return {
       segment: {
         length: bb + sb,
@@ -106,9 +124,7 @@ function planTensor(ckpt: Checkpoint, name: string, precision: Precision, block:
     };
   }
   // Raw: bf16 precision rounds to bf16; a fallback keeps the checkpoint's float type (f32 otherwise).
-  const dtype = precision === 'bf16' ? 'BF16' : t.dtype === 'BF16' || t.dtype === 'F16' ? t.dtype : 'F32';
-  const n = t.shape.reduce((a, b) => a * b, 1);
-  const length = n * DTYPE_BYTES[dtype];
+  const { dtype, bytes: length, reason } = lay;
   return {
     segment: {
       length,
@@ -132,13 +148,27 @@ export interface QuantLoadOptions {
   block: number;
   root?: string;
   log?: QuantLog;
+  /** Called after each tensor is quantized while a cache is built: done of total, and its name. */
+  progress?: (done: number, total: number, name: string) => void;
+  /** Told the cache file's path before it is checked or built. */
+  onFile?: (file: string) => void;
+}
+
+/** A cache file checked (or just built) for a checkpoint: what openQuantizedWeights needs. */
+export interface CheckedCache {
+  file: string;
+  header: CacheHeader;
+  dataStart: number;
+  built: boolean;
 }
 
 /**
- * The quantized weights of `ckpt`: a valid cache is reused; a missing, mismatched, truncated or
- * corrupted one is (re)built first.
+ * The heavy half of loading: reuses the cache file of `ckpt` at this precision when it is valid
+ * (which reads and hashes all of it), or (re)builds it when it is missing, mismatched, truncated
+ * or corrupted. Seconds to minutes at full size: the engine runs it in a worker thread
+ * (quantizeOffThread.ts) so that the process stays responsive.
  */
-export function loadQuantizedWeights(ckpt: Checkpoint, o: QuantLoadOptions): QuantizedWeights {
+export function ensureQuantCache(ckpt: Checkpoint, o: QuantLoadOptions): CheckedCache {
   const log: QuantLog = o.log ?? (() => undefined);
   const root = path.resolve(o.root ?? defaultQuantCacheRoot());
   if ((root + path.sep).startsWith(ckpt.dir + path.sep)) {
@@ -146,6 +176,7 @@ export function loadQuantizedWeights(ckpt: Checkpoint, o: QuantLoadOptions): Qua
   }
   const file = quantCacheFile(root, ckpt, o.precision, o.block);
   const key = cacheKey(ckpt, o.precision, o.block);
+  o.onFile?.(file);
   let got = readCacheFile(file, key);
   let built = false;
   if ('reason' in got) {
@@ -153,14 +184,27 @@ export function loadQuantizedWeights(ckpt: Checkpoint, o: QuantLoadOptions): Qua
     log('info', `quantizing ${ckpt.dir} to ${o.precision} (block ${o.block}) into ${file}${got.reason === 'none yet' ? '' : ` — the cache there cannot be used: ${got.reason}`}`);
     const names = linearWeightNames(ckpt);
     const plans = names.map((n) => planTensor(ckpt, n, o.precision, o.block));
-    writeCacheFile(file, key, plans.map((p) => p.segment), (spans) =>
+    const segments: Segment[] = plans.map((p, i) => ({
+      length: p.segment.length,
+      produce(emit) {
+        p.segment.produce(emit);
+        o.progress?.(i + 1, names.length, names[i]);
+      },
+    }));
+    writeCacheFile(file, key, segments, (spans) =>
       Object.fromEntries(names.map((n, i) => [n, plans[i].entry(spans[i])])));
     built = true;
     got = readCacheFile(file, key);
     if ('reason' in got) throw new Error(`quantized weights cache ${file}: unreadable right after writing it: ${got.reason}`);
     log('info', `quantized in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
-  const { header, dataStart } = got;
+  return { file, header: got.header, dataStart: got.dataStart, built };
+}
+
+/** The cheap half: the tensor table of a checked cache as graphs use it; logs every fallback. */
+export function openQuantizedWeights(c: CheckedCache, o: QuantLoadOptions): QuantizedWeights {
+  const log: QuantLog = o.log ?? (() => undefined);
+  const { header, dataStart } = c;
   const abs = (s: Span): Span => [dataStart + s[0], s[1]];
   const entries = new Map<string, CacheEntry>();
   const fallbacks: Array<{ name: string; reason: string }> = [];
@@ -172,7 +216,15 @@ export function loadQuantizedWeights(ckpt: Checkpoint, o: QuantLoadOptions): Qua
     }
   }
   return {
-    dir: path.dirname(file), location: path.basename(file), precision: o.precision, block: o.block,
-    entry: (n) => entries.get(n), bytes: header.dataBytes, fallbacks, built,
+    dir: path.dirname(c.file), location: path.basename(c.file), precision: o.precision, block: o.block,
+    entry: (n) => entries.get(n), bytes: header.dataBytes, fallbacks, built: c.built,
   };
+}
+
+/**
+ * The quantized weights of `ckpt`, on this thread: a valid cache is reused; a missing,
+ * mismatched, truncated or corrupted one is (re)built first.
+ */
+export function loadQuantizedWeights(ckpt: Checkpoint, o: QuantLoadOptions): QuantizedWeights {
+  return openQuantizedWeights(ensureQuantCache(ckpt, o), o);
 }

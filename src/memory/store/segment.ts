@@ -14,10 +14,11 @@
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as zlib from 'zlib';
+import { FrameError, FrameFormat, encodeFrameHead, readFrameHead } from '../../util/framedFile';
 import { ValueFormat, decodeRow, encodeRows, rowBytes } from './codec';
 import { StoreCorruptError } from './errors';
 
-const MAGIC = Buffer.from('MPSEG001');
+const FRAME: FrameFormat = { magic: 'MPSEG001', align: 8, maxHeaderBytes: 4096, what: 'segment file' };
 
 export interface SegmentHeader {
   layer: number;
@@ -36,8 +37,8 @@ export interface SegmentEntry {
   headSha256: string;
 }
 
-function layout(h: SegmentHeader, headerLen: number) {
-  const valuesAt = Math.ceil((12 + headerLen) / 8) * 8;
+/** Where each part lies, given the header and where the frame's data starts (the values). */
+function layout(h: SegmentHeader, valuesAt: number) {
   const rb = rowBytes(h.format, h.width);
   const keysAt = valuesAt + h.rows * rb;
   const crcAt = keysAt + h.rows * h.keyWidth * 4;
@@ -46,15 +47,11 @@ function layout(h: SegmentHeader, headerLen: number) {
 
 /** Writes a segment (fsynced) and returns its manifest entry. */
 export function writeSegment(path: string, name: string, h: SegmentHeader, values: Float32Array, keys: Float32Array): SegmentEntry {
-  const header = Buffer.from(JSON.stringify(h));
-  const L = layout(h, header.length);
+  const head = encodeFrameHead(FRAME, h);
+  const L = layout(h, head.length);
   const vals = h.width ? encodeRows(h.format, values, h.width) : Buffer.alloc(0); // keys-only segment
   const crcs = Buffer.alloc(h.rows * 4);
   for (let r = 0; r < h.rows; r++) crcs.writeUInt32LE(zlib.crc32(vals.subarray(r * L.rb, (r + 1) * L.rb)), r * 4);
-  const head = Buffer.alloc(L.valuesAt);
-  MAGIC.copy(head, 0);
-  head.writeUInt32LE(header.length, 8);
-  header.copy(head, 12);
   const keyBuf = Buffer.from(keys.buffer, keys.byteOffset, keys.byteLength);
   const sha = crypto.createHash('sha256').update(head).update(keyBuf).update(crcs).digest('hex');
   const fd = fs.openSync(path, 'w');
@@ -87,20 +84,16 @@ export class SegmentReader {
     try {
       const size = fs.fstatSync(fd).size;
       if (size !== entry.size) throw new StoreCorruptError(path, `segment is ${size} bytes, the manifest says ${entry.size} (truncated or overwritten)`);
-      const pre = Buffer.alloc(12);
-      fs.readSync(fd, pre, 0, 12, 0);
-      if (!pre.subarray(0, 8).equals(MAGIC)) throw new StoreCorruptError(path, 'not a segment file (bad magic)');
-      const hlen = pre.readUInt32LE(8);
-      if (hlen > 4096) throw new StoreCorruptError(path, 'segment header length is implausible');
-      const hbuf = Buffer.alloc(hlen);
-      fs.readSync(fd, hbuf, 0, hlen, 12);
       let h: SegmentHeader;
+      let valuesAt: number;
       try {
-        h = JSON.parse(hbuf.toString('utf8')) as SegmentHeader;
-      } catch {
-        throw new StoreCorruptError(path, 'segment header is not JSON');
+        const f = readFrameHead(fd, size, FRAME);
+        h = f.header as unknown as SegmentHeader;
+        valuesAt = f.dataStart;
+      } catch (e) {
+        throw e instanceof FrameError ? new StoreCorruptError(path, e.message) : e;
       }
-      const L = layout(h, hlen);
+      const L = layout(h, valuesAt);
       if (L.size !== size || h.rows !== entry.rows || h.layer !== entry.layer) throw new StoreCorruptError(path, 'segment header disagrees with the manifest');
       const head = Buffer.alloc(L.valuesAt);
       fs.readSync(fd, head, 0, L.valuesAt, 0);

@@ -9,7 +9,10 @@
  * ltmAges ltmRf ltmSrc ltmSeg ltmRow. Source ids and segment references are int32 on disk and
  * float64 in memory (integers well inside 2^31).
  */
+import { FrameError, FrameFormat, encodeFrameHead, parseFrameHead } from '../../util/framedFile';
 import { StoreCorruptError } from './errors';
+
+const FRAME: FrameFormat = { magic: 'MPSTATE1', align: 8, maxHeaderBytes: 256 * 2 ** 20, what: 'state file' };
 
 type Kind = 'f64' | 'f32' | 'i32';
 export type NamedArray = { name: string; kind: Kind; data: Float64Array | Float32Array | Int32Array };
@@ -22,12 +25,10 @@ export function packArrays(meta: object, arrays: NamedArray[]): Buffer {
     dirEntries.push({ name: a.name, kind: a.kind, offset: off, length: len });
     off += Math.ceil(len / 8) * 8;
   }
-  const head = Buffer.from(JSON.stringify({ meta, arrays: dirEntries }));
-  const headLen = Math.ceil((12 + head.length) / 8) * 8;
+  const head = encodeFrameHead(FRAME, { meta, arrays: dirEntries });
+  const headLen = head.length;
   const out = Buffer.alloc(headLen + off);
-  out.write('MPSTATE1', 0, 'latin1');
-  out.writeUInt32LE(head.length, 8);
-  head.copy(out, 12);
+  head.copy(out, 0);
   arrays.forEach((a, i) => Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength).copy(out, headLen + dirEntries[i].offset));
   return out;
 }
@@ -42,15 +43,15 @@ export interface PackedArrays {
 }
 
 export function unpackArrays(file: string, b: Buffer): PackedArrays {
-  if (b.toString('latin1', 0, 8) !== 'MPSTATE1') throw new StoreCorruptError(file, 'not a state file (bad magic)');
-  const hl = b.readUInt32LE(8);
   let head: { meta: Record<string, unknown>; arrays: Array<{ name: string; offset: number; length: number }> };
+  let base: number;
   try {
-    head = JSON.parse(b.toString('utf8', 12, 12 + hl));
-  } catch {
-    throw new StoreCorruptError(file, 'state file directory is not valid JSON');
+    const f = parseFrameHead(b, FRAME);
+    head = f.header as unknown as typeof head;
+    base = f.dataStart;
+  } catch (e) {
+    throw e instanceof FrameError ? new StoreCorruptError(file, e.message) : e;
   }
-  const base = Math.ceil((12 + hl) / 8) * 8;
   const byName = new Map(head.arrays.map((a) => [a.name, a]));
   // Copies: the typed arrays must be aligned and must not pin the file's buffer.
   const bytes = (name: string) => {
