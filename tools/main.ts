@@ -155,7 +155,7 @@ async function cmdBench(args: string[]): Promise<void> {
   console.log(`                 ${f(r.decodeWeightMiB)} MiB of ${r.quantizedWeightMiB === null ? 'float32' : r.precision} weights per token → ${f(r.decodeImpliedGBps)} GB/s streamed (decode is bandwidth-bound)`);
   console.log(`Θ rows per layer ${r.ltmRowsPerLayer}`);
   console.log(`θ in RAM         ${f(r.thetaMiB)} MiB (${r.stateFormat})`);
-  console.log(`peak RSS         ${f(r.peakRssMiB)} MiB`);
+  console.log(`peak RSS         ${f(r.peakRssMiB)} MiB (by the end of ${Object.entries(r.phasePeakMiB).map(([k, v]) => `${k} ${f(v, 0)}`).join(', ')})`);
 }
 
 function stateFormatOf(v: string | undefined): RowFormat | undefined {

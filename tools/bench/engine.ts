@@ -45,6 +45,8 @@ export interface EngineBenchResult {
   decodeImpliedGBps: number;
   sessionSetupMs: number;
   peakRssMiB: number;
+  /** Peak RSS so far at the end of each phase (load, sessions, injection, prefill, decode): where the peak was reached. */
+  phasePeakMiB: Record<string, number>;
   ltmRowsPerLayer: number;
   precision: Precision;
   /** Bytes of the linear weights as the graphs hold them (quantized file; null at f32/bf16-as-shipped). */
@@ -117,6 +119,8 @@ export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchRes
     executor, seed: o.seed ?? 1, precision: o.precision, quantBlock: o.quantBlock, quantCacheDir: o.quantCacheDir,
   });
   const loadMs = performance.now() - tl;
+  const peakMiB = () => process.resourceUsage().maxRSS / 1024;
+  const phasePeakMiB: Record<string, number> = { load: peakMiB() };
   try {
     const c = engine.config;
     const rng = new Rng(o.seed ?? 1);
@@ -127,6 +131,7 @@ export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchRes
     const t0 = performance.now();
     await engine.warmup();
     const sessionSetupMs = performance.now() - t0;
+    phasePeakMiB.sessions = peakMiB();
 
     const n = o.chunkTokens ?? Math.min(512, 4 * c.numTokens);
     // Enough injections to merge into Θ at least once, so retrieval scores real candidates.
@@ -142,6 +147,7 @@ export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchRes
       injTimes.push((performance.now() - ti) / 1000);
     }
     const injSec = median(injTimes) * injections;
+    phasePeakMiB.injection = peakMiB();
     const K = c.numTokens;
     const T = 1 + K + n;
     const p = Math.min(1 + K, T - K);
@@ -159,6 +165,7 @@ export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchRes
       preTimes.push(performance.now() - tp);
     }
     const prefillMs = median(preTimes);
+    phasePeakMiB.prefill = peakMiB();
     const P = 1 + c.retrieveSize + c.stmSize;
     const prefillFlops = c.numLayers * layerFlops(c, m, P + m, P + m) + 2 * c.hiddenSize * c.vocabSize;
 
@@ -171,6 +178,7 @@ export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchRes
       decTimes.push((performance.now() - td) / 1000);
     }
     const decSec = median(decTimes) * steps;
+    phasePeakMiB.decode = peakMiB();
     const decFlops = c.numLayers * layerFlops(c, 1, 1, P + m + steps / 2) + 2 * c.hiddenSize * c.vocabSize;
 
     const rate = matmulGflops * 1e9;
@@ -192,7 +200,8 @@ export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchRes
       decodeWeightMiB: decodeBytes / 2 ** 20,
       decodeImpliedGBps: (decodeBytes * steps) / decSec / 1e9,
       sessionSetupMs,
-      peakRssMiB: process.resourceUsage().maxRSS / 1024,
+      peakRssMiB: peakMiB(),
+      phasePeakMiB,
       ltmRowsPerLayer: memory.counts().ltm,
       precision: engine.precision,
       stateFormat,
