@@ -8,18 +8,16 @@
 // Run through `bash test/e2e/run.sh`; artefacts go to $E2E_OUT/errors.
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { env, harness } from './harness.mjs';
+import { env, harness, EXT_ID, packVsix } from './harness.mjs';
 
 const tools = env('MPLUS_E2E_TOOLS');
 const cache = env('CODE_SERVER_E2E_CACHE');
 const outDir = path.join(env('E2E_OUT'), 'errors');
 const vsix = env('MPLUS_E2E_VSIX');
 const model = env('MPLUS_E2E_MODEL');
-const EXT_ID = 'mplus-dev.mplus-repo-memory';
 fs.rmSync(outDir, { recursive: true, force: true });
 fs.mkdirSync(outDir, { recursive: true });
 const repo = path.join(outDir, 'repo');
@@ -30,7 +28,7 @@ const goodStores = path.join(outDir, 'stores');
 
 const { startSession } = await import(pathToFileURL(path.join(tools, 'smoke.mjs')).href);
 let s;
-const { shot, step, waitForStatus, pickFolder } = harness({ outDir, session: () => s });
+const { shot, step, waitForStatus, pickFolder, chatView, askInView } = harness({ outDir, session: () => s });
 const machineSettings = () => path.join(s.userDataDir, 'Machine', 'settings.json');
 const readMachine = () => JSON.parse(fs.readFileSync(machineSettings(), 'utf8'));
 function setMachine(patch) {
@@ -44,29 +42,6 @@ function writeRepo() {
   fs.writeFileSync(path.join(repo, 'src', 'add.ts'), '/** Adds two numbers. */\nexport function add(a: number, b: number): number {\n  return a + b;\n}\n');
   fs.writeFileSync(path.join(repo, 'src', 'scale.ts'), '/** Scales a value by a factor. */\nexport const scale = (x: number, k: number) => x * k;\n');
   fs.writeFileSync(path.join(repo, 'README.md'), '# tiny\n\nTwo helpers: add and scale.\n');
-}
-
-function pack(dir, file) {
-  execFileSync(path.join(cache, 'bin', 'vsce'), ['package', '--no-dependencies', '--allow-missing-repository', '--skip-license', '-o', file],
-    { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
-  return file;
-}
-
-async function chatView() {
-  await s.runCommand('View: Show M+ Memory');
-  const frame = await s.webviewFrame('Stop', { extensionId: EXT_ID, timeout: 30000 });
-  assert.ok(frame, 'the M+ chat view did not appear');
-  return frame;
-}
-
-async function askInView(frame, question) {
-  const n = await frame.locator('.entry').count();
-  await frame.locator('#question').click();
-  await frame.locator('#question').fill(question);
-  await frame.locator('#question').press('Enter');
-  const entry = frame.locator('.entry').nth(n);
-  await entry.waitFor({ timeout: 30000 });
-  return entry;
 }
 
 /** Exactly one notification toast says `text`, and it offers `button`. */
@@ -145,7 +120,7 @@ before(async () => {
   writeRepo();
   fs.writeFileSync(inTheWay, 'a file where M+ was told to keep its memory\n');
   fs.mkdirSync(goodStores); // the simple file dialog picks only folders that exist
-  const fakeLm = pack(path.join(tools, 'fake-lm'), path.join(outDir, 'fake-lm.vsix'));
+  const fakeLm = packVsix(cache, path.join(tools, 'fake-lm'), path.join(outDir, 'fake-lm.vsix'));
   s = await startSession({
     cache, folder: repo, vsix: [vsix, fakeLm], outDir, timeout: 60000, log: () => {},
     settings: {

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { env, harness } from './harness.mjs';
+import { env, harness, EXT_ID } from './harness.mjs';
 
 const tools = env('MPLUS_E2E_TOOLS');
 const cache = env('CODE_SERVER_E2E_CACHE');
@@ -19,7 +19,6 @@ const outDir = path.join(env('E2E_OUT'), 'firstrun');
 const vsix = env('MPLUS_E2E_VSIX');
 const model = env('MPLUS_E2E_MODEL');
 const repo = env('MPLUS_E2E_REPO');
-const EXT_ID = 'mplus-dev.mplus-repo-memory';
 const REPO_ID = 'test-org/mplus-small';
 fs.rmSync(outDir, { recursive: true, force: true });
 fs.mkdirSync(outDir, { recursive: true });

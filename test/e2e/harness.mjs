@@ -3,8 +3,19 @@
 // a folder with it). Shared by the suites run through test/e2e/run.sh.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+
+/** The extension under test (package.json publisher.name). */
+export const EXT_ID = 'mplus-dev.mplus-repo-memory';
+
+/** Packs the extension folder `dir` into `file` with the e2e tools' vsce (e.g. the fake chat model). */
+export function packVsix(cache, dir, file) {
+  execFileSync(path.join(cache, 'bin', 'vsce'), ['package', '--no-dependencies', '--allow-missing-repository', '--skip-license', '-o', file],
+    { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
+  return file;
+}
 
 /** A variable run.sh sets; a clear error when the suite was started some other way. */
 export const env = (k) => {
@@ -96,5 +107,25 @@ export function harness({ outDir, session }) {
     await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 10000 });
   }
 
-  return { shot, step, statusText, waitForStatus, typePath, pickFolder };
+  /** Shows the M+ Ask view and returns its webview frame. */
+  async function chatView() {
+    const s = session();
+    await s.runCommand('View: Show M+ Memory');
+    const frame = await s.webviewFrame('Stop', { extensionId: EXT_ID, timeout: 30000 });
+    assert.ok(frame, 'the M+ chat view did not appear');
+    return frame;
+  }
+
+  /** Asks `question` in the Ask view `frame`; returns the new entry once it shows. */
+  async function askInView(frame, question) {
+    const n = await frame.locator('.entry').count();
+    await frame.locator('#question').click();
+    await frame.locator('#question').fill(question);
+    await frame.locator('#question').press('Enter');
+    const entry = frame.locator('.entry').nth(n);
+    await entry.waitFor({ timeout: 30000 });
+    return entry;
+  }
+
+  return { shot, step, statusText, waitForStatus, typePath, pickFolder, chatView, askInView };
 }

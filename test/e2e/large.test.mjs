@@ -8,14 +8,13 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { env, harness } from './harness.mjs';
+import { env, harness, EXT_ID } from './harness.mjs';
 
 const tools = env('MPLUS_E2E_TOOLS');
 const cache = env('CODE_SERVER_E2E_CACHE');
 const outDir = path.join(env('E2E_OUT'), 'large');
 const vsix = env('MPLUS_E2E_VSIX');
 const model = env('MPLUS_E2E_MODEL');
-const EXT_ID = 'mplus-dev.mplus-repo-memory';
 const FILES = 120;
 fs.rmSync(outDir, { recursive: true, force: true });
 fs.mkdirSync(outDir, { recursive: true });
@@ -23,7 +22,7 @@ const repo = path.join(outDir, 'repo');
 
 const { startSession } = await import(pathToFileURL(path.join(tools, 'smoke.mjs')).href);
 let s;
-const { shot, step, waitForStatus } = harness({ outDir, session: () => s });
+const { shot, step, waitForStatus, chatView } = harness({ outDir, session: () => s });
 
 /** 120 small modules, one function each (one chunk each: feeding takes long enough to watch). */
 function writeRepo() {
@@ -32,13 +31,6 @@ function writeRepo() {
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(path.join(dir, `unit${i}.ts`), `/** Step ${i} of the pipeline: scales by ${i + 2}. */\nexport function unit${i}(x: number): number {\n  return x * ${i + 2} + ${i};\n}\n`);
   }
-}
-
-async function chatView() {
-  await s.runCommand('View: Show M+ Memory');
-  const frame = await s.webviewFrame('Stop', { extensionId: EXT_ID, timeout: 30000 });
-  assert.ok(frame, 'the M+ chat view did not appear');
-  return frame;
 }
 
 before(async () => {

@@ -5,11 +5,10 @@
 // CODE_SERVER_E2E_CACHE. One code-server session is shared by all tests, in order.
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { env, harness } from './harness.mjs';
+import { env, harness, EXT_ID, packVsix } from './harness.mjs';
 
 const tools = env('MPLUS_E2E_TOOLS');
 const cache = env('CODE_SERVER_E2E_CACHE');
@@ -17,10 +16,9 @@ const outDir = env('E2E_OUT');
 const vsix = env('MPLUS_E2E_VSIX');
 const model = env('MPLUS_E2E_MODEL');
 const repo = env('MPLUS_E2E_REPO');
-const EXT_ID = 'mplus-dev.mplus-repo-memory';
 const { startSession } = await import(pathToFileURL(path.join(tools, 'smoke.mjs')).href);
 let s;
-const { shot, step, waitForStatus, typePath } = harness({ outDir, session: () => s });
+const { shot, step, waitForStatus, typePath, chatView, askInView } = harness({ outDir, session: () => s });
 
 function userSettingsPath() {
   return path.join(s.userDataDir, 'User', 'settings.json');
@@ -31,13 +29,6 @@ function setUserSetting(key, value) {
   const cur = JSON.parse(fs.readFileSync(f, 'utf8'));
   cur[key] = value;
   fs.writeFileSync(f, JSON.stringify(cur, null, 2));
-}
-
-async function chatView() {
-  await s.runCommand('View: Show M+ Memory');
-  const frame = await s.webviewFrame('Stop', { extensionId: EXT_ID, timeout: 30000 });
-  assert.ok(frame, 'the M+ chat view did not appear');
-  return frame;
 }
 
 // Open a workspace file through the quick open box and wait for its tab: steps that need a known
@@ -53,24 +44,8 @@ async function openInEditor(name) {
   await s.page.locator('.tabs-container .tab.active', { hasText: name }).waitFor({ timeout: 30000 });
 }
 
-async function askInView(frame, question) {
-  const n = await frame.locator('.entry').count();
-  await frame.locator('#question').click();
-  await frame.locator('#question').fill(question);
-  await frame.locator('#question').press('Enter');
-  const entry = frame.locator('.entry').nth(n);
-  await entry.waitFor({ timeout: 30000 });
-  return entry;
-}
-
-function pack(dir, file) {
-  execFileSync(path.join(cache, 'bin', 'vsce'), ['package', '--no-dependencies', '--allow-missing-repository', '--skip-license', '-o', file],
-    { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
-  return file;
-}
-
 before(async () => {
-  const fakeLm = pack(path.join(tools, 'fake-lm'), path.join(outDir, 'fake-lm.vsix'));
+  const fakeLm = packVsix(cache, path.join(tools, 'fake-lm'), path.join(outDir, 'fake-lm.vsix'));
   s = await startSession({
     cache, folder: repo, vsix: [vsix, fakeLm], outDir, timeout: 60000, log: () => {},
     settings: {
