@@ -28,7 +28,7 @@ const goodStores = path.join(outDir, 'stores');
 
 const { startSession } = await import(pathToFileURL(path.join(tools, 'smoke.mjs')).href);
 let s;
-const { shot, step, waitForStatus, pickFolder, chatView, askInView } = harness({ outDir, session: () => s });
+const { shot, step, waitForStatus, pickFolder, chatView, askInView, typeMention } = harness({ outDir, session: () => s });
 const machineSettings = () => path.join(s.userDataDir, 'Machine', 'settings.json');
 const readMachine = () => JSON.parse(fs.readFileSync(machineSettings(), 'utf8'));
 function setMachine(patch) {
@@ -80,22 +80,10 @@ async function askMplus(question, expect) {
     await s.sendChat('', { model: 'Fake Echo' });
     await s.page.waitForTimeout(1500);
   }
-  const input = s.page.locator('.interactive-input-part .monaco-editor').first();
   const reply = s.page.locator('.interactive-item-container.interactive-response', { hasText: expect });
   const before = await reply.count();
   for (let attempt = 0; attempt < 3; attempt++) {
-    await input.click();
-    await s.page.keyboard.press('Control+A');
-    await s.page.keyboard.press('Backspace');
-    await s.page.keyboard.type('@mplus', { delay: 50 });
-    await s.page.waitForTimeout(1000);
-    if (await s.page.locator('.suggest-widget.visible').count()) await s.page.keyboard.press('Escape');
-    await s.page.keyboard.type(` ${question}`, { delay: 10 });
-    const typed = ((await input.textContent()) || '').replace(/\s+/g, ' ').trim();
-    if (!typed.startsWith(`@mplus ${question.slice(0, 10)}`)) {
-      console.log(`# chat input was "${typed}", retrying`);
-      continue;
-    }
+    if (!(await typeMention(question, question.slice(0, 10)))) continue;
     await s.page.keyboard.press('Enter');
     const end = Date.now() + 60000;
     while (Date.now() < end && (await reply.count()) <= before) await s.page.waitForTimeout(250);

@@ -127,5 +127,26 @@ export function harness({ outDir, session }) {
     return entry;
   }
 
-  return { shot, step, statusText, waitForStatus, typePath, pickFolder, chatView, askInView };
+  /**
+   * Types "@mplus QUESTION" into the VS Code chat input: clears it, lets the mention's suggestion
+   * list open and closes it, then types the question. True when the input then starts with
+   * "@mplus CHECK" (the chat input sometimes drops keys under load: callers retry).
+   */
+  async function typeMention(question, check) {
+    const s = session();
+    const input = s.page.locator('.interactive-input-part .monaco-editor').first();
+    await input.click();
+    await s.page.keyboard.press('Control+A');
+    await s.page.keyboard.press('Backspace');
+    await s.page.keyboard.type('@mplus', { delay: 50 });
+    await s.page.waitForTimeout(1000);
+    if (await s.page.locator('.suggest-widget.visible').count()) await s.page.keyboard.press('Escape');
+    await s.page.keyboard.type(` ${question}`, { delay: 10 });
+    const typed = ((await input.textContent()) || '').replace(/\s+/g, ' ').trim();
+    if (typed.startsWith(`@mplus ${check}`)) return true;
+    console.log(`# chat input was "${typed}", retrying`);
+    return false;
+  }
+
+  return { shot, step, statusText, waitForStatus, typePath, pickFolder, chatView, askInView, typeMention };
 }

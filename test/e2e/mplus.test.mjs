@@ -18,7 +18,7 @@ const model = env('MPLUS_E2E_MODEL');
 const repo = env('MPLUS_E2E_REPO');
 const { startSession } = await import(pathToFileURL(path.join(tools, 'smoke.mjs')).href);
 let s;
-const { shot, step, waitForStatus, typePath, chatView, askInView } = harness({ outDir, session: () => s });
+const { shot, step, waitForStatus, typePath, chatView, askInView, typeMention } = harness({ outDir, session: () => s });
 
 function userSettingsPath() {
   return path.join(s.userDataDir, 'User', 'settings.json');
@@ -337,22 +337,10 @@ step('@mplus answers in VS Code chat with sources', async () => {
   // the suggestion list is still catching up, so close the suggestions before typing on and check
   // the input before sending.
   await s.sendChat('', { model: 'Fake Echo' });
-  const input = s.page.locator('.interactive-input-part .monaco-editor').first();
   let ok = false;
   for (let attempt = 0; attempt < 3 && !ok; attempt++) {
     await s.page.locator('.monaco-dialog-box .dialog-close, .dialog-container .codicon-close').first().click({ timeout: 1000 }).catch(() => {});
-    await input.click();
-    await s.page.keyboard.press('Control+A');
-    await s.page.keyboard.press('Backspace');
-    await s.page.keyboard.type('@mplus', { delay: 50 });
-    await s.page.waitForTimeout(1000);
-    if (await s.page.locator('.suggest-widget.visible').count()) await s.page.keyboard.press('Escape');
-    await s.page.keyboard.type(' which function adds two numbers?', { delay: 10 });
-    const typed = ((await input.textContent()) || '').replace(/\s+/g, ' ').trim();
-    if (!typed.startsWith('@mplus which function')) {
-      console.log(`# chat input was "${typed}", retrying`);
-      continue;
-    }
+    if (!(await typeMention('which function adds two numbers?', 'which function'))) continue;
     await s.page.keyboard.press('Enter');
     ok = await s.waitForChatText('Sources:', { timeout: 60000 });
   }
