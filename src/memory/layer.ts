@@ -94,11 +94,6 @@ export function emptyLayer(d: MemoryDims, format: RowFormat = 'f32'): LayerMemor
   return out as LayerMemory;
 }
 
-/** The row format of a layer's θ and cache values. */
-export function rowFormatOf(m: LayerMemory): RowFormat {
-  return m.stm.format;
-}
-
 /** The layer with θ and cache values in `format` (the same object when they already are). */
 export function layerInFormat(m: LayerMemory, format: RowFormat): LayerMemory {
   if (m.stm.format === format && m.cache.format === format) return m;
