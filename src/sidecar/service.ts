@@ -431,12 +431,21 @@ export class MemoryService implements Service {
   }
 
   close(): Promise<void> {
+    // Every step runs even when an earlier one fails, and the store (its commit and its lock) is
+    // closed as soon as feeding has stopped: a watcher or an engine that fails or is slow to close
+    // must never leave the store locked for the next process. The first failure is rethrown.
     this.closing ??= (async () => {
       for (const f of this.asks.values()) f.cancelled = true;
-      await this.watcher?.close();
-      await this.feeder?.close();
-      this.memory.close();
-      await this.engine.close();
+      const failures: unknown[] = [];
+      const step = async (f: () => unknown): Promise<void> => {
+        try { await f(); } catch (e) { failures.push(e); }
+      };
+      const watcherClosed = step(() => this.watcher?.close());
+      await step(() => this.feeder?.close());
+      await step(() => this.memory.close());
+      await watcherClosed;
+      await step(() => this.engine.close());
+      if (failures.length) throw failures[0];
     })();
     return this.closing;
   }

@@ -377,9 +377,13 @@ export class MemoryStore {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const r of this.readers.values()) r.close();
-    this.readers.clear();
-    this.lock.release();
+    try {
+      for (const r of this.readers.values()) r.close();
+    } finally {
+      // A reader that fails to close must not keep the store locked for the next process.
+      this.readers.clear();
+      this.lock.release();
+    }
   }
 }
 
