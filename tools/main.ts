@@ -11,6 +11,7 @@ import * as path from 'path';
 import { parseArgs } from 'util';
 import { MPlusEngine } from '../src/engine/mplus';
 import { OrtExecutor } from '../src/engine/executor';
+import type { KvFormat } from '../src/engine/graphs/layer';
 import { VALUE_FORMATS, ValueFormat } from '../src/memory/store/codec';
 import { benchDiscover } from './bench/discover';
 import { benchEngine } from './bench/engine';
@@ -38,6 +39,7 @@ const USAGE = `usage: mplus <tool> [options]
   bench engine (--preset small|tiny|medium | --model DIR) [--dtype f32|bf16] [--json]
           [--precision f32|bf16|int8|int4] [--block 32] [--injections N] [--decode-tokens N] [--device cpu|cuda]
           [--state f32|bf16] (θ/cache rows in RAM; default: the checkpoint's dtype)
+          [--kv f32|f16] (a question's K/V cache; default: f16 for a bf16 checkpoint, else f32)
           injection tokens/s, prefill ms, decode tokens/s, peak RSS, vs measured matmul rate
   bench precision (--preset tiny|small|medium | --model DIR) [--precisions bf16,int8,int4] [--block 32] [--lora]
           logits error, greedy-token agreement and retrieved top-R overlap of each precision vs f32
@@ -101,7 +103,8 @@ async function cmdTrace(args: string[]): Promise<void> {
     throw new Error(`${opsFile}: cannot read ops: ${(e as Error).message}`);
   }
   const ops = parseOps(json, opsFile);
-  const engine = await MPlusEngine.load(need(values.model, 'model'), { seed: int(values.seed, 'seed', 0) });
+  // A trace is compared with the official float32 run: its K/V stay float32 whatever the checkpoint.
+  const engine = await MPlusEngine.load(need(values.model, 'model'), { seed: int(values.seed, 'seed', 0), kvFormat: 'f32' });
   try {
     const result = await runTrace(engine, ops);
     fs.writeFileSync(need(values.out, 'out'), JSON.stringify(result));
@@ -122,7 +125,7 @@ async function cmdBench(args: string[]): Promise<void> {
     options: {
       preset: { type: 'string' }, model: { type: 'string' }, dtype: { type: 'string' }, json: { type: 'boolean' },
       injections: { type: 'string' }, 'decode-tokens': { type: 'string' }, precision: { type: 'string' }, block: { type: 'string' },
-      device: { type: 'string' }, state: { type: 'string' },
+      device: { type: 'string' }, state: { type: 'string' }, kv: { type: 'string' },
     },
   });
   if (what !== 'engine') throw new UsageError(`unknown benchmark ${JSON.stringify(what)} (engine, store, ingest, discover, retention, precision)`);
@@ -137,6 +140,7 @@ async function cmdBench(args: string[]): Promise<void> {
     precision: precisionOf(values.precision),
     quantBlock: values.block === undefined ? undefined : int(values.block, 'block'),
     stateFormat: stateFormatOf(values.state),
+    kvFormat: kvFormatOf(values.kv),
   });
   if (values.json) {
     console.log(JSON.stringify({ model, ...r }));
@@ -155,7 +159,13 @@ async function cmdBench(args: string[]): Promise<void> {
   console.log(`                 ${f(r.decodeWeightMiB)} MiB of ${r.quantizedWeightMiB === null ? 'float32' : r.precision} weights per token → ${f(r.decodeImpliedGBps)} GB/s streamed (decode is bandwidth-bound)`);
   console.log(`Θ rows per layer ${r.ltmRowsPerLayer}`);
   console.log(`θ in RAM         ${f(r.thetaMiB)} MiB (${r.stateFormat})`);
+  console.log(`question K/V     ${f(r.questionKvMiB)} MiB (${r.kvFormat}, ${r.questionKvPositions} positions × ${r.kvLayers} layers, after decoding)`);
   console.log(`peak RSS         ${f(r.peakRssMiB)} MiB (by the end of ${Object.entries(r.phasePeakMiB).map(([k, v]) => `${k} ${f(v, 0)}`).join(', ')})`);
+}
+
+function kvFormatOf(v: string | undefined): KvFormat | undefined {
+  if (v === undefined || v === 'f32' || v === 'f16') return v;
+  throw new UsageError(`--kv must be f32 or f16, got ${v}`);
 }
 
 function stateFormatOf(v: string | undefined): RowFormat | undefined {

@@ -1,7 +1,8 @@
 /**
  * Where graphs run. The engine only sees `Executor` and `GraphSession`, so an execution provider
  * (CPU now; CUDA/WebGPU or a native IoBinding addon later) can be swapped without touching the
- * M+ passes. Host tensors are plain float32 arrays with dims.
+ * M+ passes. Host tensors are float32 arrays with dims; a question's K/V cache may be held at
+ * half width (HalfTensor: IEEE float16 bits — ONNX Runtime's JavaScript API has no bfloat16).
  */
 import * as ort from 'onnxruntime-node';
 
@@ -10,8 +11,28 @@ export interface HostTensor {
   dims: number[];
 }
 
+/** IEEE float16 values as their 16-bit patterns. */
+export interface HalfTensor {
+  data: Uint16Array;
+  dims: number[];
+  half: true;
+}
+
+export type AnyTensor = HostTensor | HalfTensor;
+
+export function isHalf(t: AnyTensor): t is HalfTensor {
+  return (t as HalfTensor).half === true;
+}
+
+/** The float32 values of an output the graph declares float32 (a half one is a wiring bug). */
+export function f32(t: AnyTensor): Float32Array {
+  if (isHalf(t)) throw new TypeError('expected a float32 tensor, got float16');
+  return t.data;
+}
+
 export interface GraphSession {
-  run(feeds: Record<string, HostTensor>, outputs?: string[]): Promise<Record<string, HostTensor>>;
+  /** Outputs come back in the type the graph declares: float32 → HostTensor, float16 → HalfTensor. */
+  run(feeds: Record<string, AnyTensor>, outputs?: string[]): Promise<Record<string, AnyTensor>>;
   release(): Promise<void>;
 }
 
@@ -34,13 +55,19 @@ export class EngineDeviceError extends Error {
 class OrtSession implements GraphSession {
   constructor(private readonly s: ort.InferenceSession, readonly name: string) {}
 
-  async run(feeds: Record<string, HostTensor>, outputs?: string[]): Promise<Record<string, HostTensor>> {
+  async run(feeds: Record<string, AnyTensor>, outputs?: string[]): Promise<Record<string, AnyTensor>> {
     const f: Record<string, ort.Tensor> = {};
-    for (const [k, v] of Object.entries(feeds)) f[k] = new ort.Tensor('float32', v.data, v.dims);
+    for (const [k, v] of Object.entries(feeds)) f[k] = isHalf(v) ? new ort.Tensor('float16', v.data, v.dims) : new ort.Tensor('float32', v.data, v.dims);
     const r = outputs ? await this.s.run(f, outputs) : await this.s.run(f);
-    const out: Record<string, HostTensor> = {};
+    const out: Record<string, AnyTensor> = {};
     for (const [k, v] of Object.entries(r)) {
-      out[k] = { data: v.data as Float32Array, dims: v.dims.slice() };
+      if (v.type === 'float16') {
+        // A runtime with Float16Array hands those back: keep the bits, as Uint16Array.
+        const d = v.data as unknown as ArrayBufferView & { length: number };
+        out[k] = { data: d instanceof Uint16Array ? d : new Uint16Array(d.buffer, d.byteOffset, d.length), dims: v.dims.slice(), half: true };
+      }
+      else if (v.type === 'float32') out[k] = { data: v.data as Float32Array, dims: v.dims.slice() };
+      else throw new TypeError(`${this.name}: output ${k} is ${v.type}; the engine reads float32 and float16 only`);
       v.dispose?.();
     }
     return out;

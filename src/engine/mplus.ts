@@ -21,15 +21,15 @@ import { orderByAge, repeatFill, topR, usesScores } from '../memory/retrieval';
 import type { Memory } from '../memory/memory';
 import type { RowFormat } from '../memory/rows';
 import { LtmPolicyParams, MemoryDims, MemoryState } from '../memory/state';
-import { Executor, GraphSession, HostTensor, OrtExecutor, Device } from './executor';
+import { AnyTensor, Executor, GraphSession, HostTensor, OrtExecutor, Device, f32 } from './executor';
 import { buildLmHeadGraph, buildRetrieverGraph, buildScoresGraph } from './graphs/heads';
-import { buildLayerGraph } from './graphs/layer';
+import { KvFormat, buildLayerGraph } from './graphs/layer';
 import type { WeightSource } from './graphs/common';
 import { BLOCK_SIZES, DEFAULT_BLOCK, PRECISIONS, Precision, isPrecision } from './quant/precision';
 import { loadQuantizedWeightsOffThread } from './quant/quantizeOffThread';
 import { QuantLog, QuantizedWeights, linearWeightNames } from './quant/weightCache';
 import { ropeInvFreq, ropeTables } from './rope';
-import { stateFormatOf } from './stateFormat';
+import { kvFormatOf, stateFormatOf } from './stateFormat';
 import { SamplingOptions, sampleToken } from './sampling';
 
 export interface EngineOptions {
@@ -52,6 +52,8 @@ export interface EngineOptions {
   log?: QuantLog;
   /** Stops a quantization in progress (load then rejects with QuantizationCancelled). */
   signal?: AbortSignal;
+  /** Width of a question's K/V cache (default: kvFormatOf the checkpoint, see stateFormat.ts). */
+  kvFormat?: KvFormat;
 }
 
 /**
@@ -100,7 +102,8 @@ export interface Question {
   retrievedScores: Array<Float32Array | null>;
   /** Logits of the last prefill position. */
   logits: Float32Array;
-  kv: Array<{ k: HostTensor; v: HostTensor }>;
+  /** Per layer, keys/values of every position so far [kvH, positions, hd], in the engine's kvFormat. */
+  kv: Array<{ k: AnyTensor; v: AnyTensor }>;
   position: number;
   /**
    * Per layer, the attention mass the question's rows put on each memory token during prefill,
@@ -151,6 +154,8 @@ export class MPlusEngine {
   /** Quantized linear weights; undefined at f32 (graphs read the checkpoint directly). */
   readonly quant?: QuantizedWeights;
   readonly precision: Precision;
+  /** Width a question's K/V cache is held in (layer graphs take and return it so). */
+  readonly kvFormat: KvFormat;
 
   private constructor(readonly checkpoint: Checkpoint, readonly executor: Executor, opts: EngineOptions, quant: QuantizedWeights | undefined) {
     const cfg = checkpoint.config;
@@ -169,6 +174,7 @@ export class MPlusEngine {
     this.rng = new Rng(opts.seed ?? crypto.randomInt(2 ** 31));
     this.scratchBytes = opts.scratchBytes ?? SCRATCH_BYTES;
     this.precision = opts.precision ?? 'f32';
+    this.kvFormat = opts.kvFormat ?? kvFormatOf(cfg);
     this.quant = quant;
   }
 
@@ -268,7 +274,7 @@ export class MPlusEngine {
 
   private layer(l: number): Promise<GraphSession> {
     return (this.layerSessions[l] ??= this.executor.createSession(
-      `layer ${l}`, buildLayerGraph(this.config, this.src, this.checkpoint.weights.layers[l], l), this.src.dir));
+      `layer ${l}`, buildLayerGraph(this.config, this.src, this.checkpoint.weights.layers[l], l, this.kvFormat), this.src.dir));
   }
 
   private retriever(l: number): Promise<GraphSession> {
@@ -314,9 +320,9 @@ export class MPlusEngine {
    */
   private async runLayer(
     l: number, prefix: Float32Array, x: Float32Array, adapter: HostTensor,
-    past?: { k: HostTensor; v: HostTensor },
+    past?: { k: AnyTensor; v: AnyTensor },
     withMass = false,
-  ): Promise<{ y: Float32Array; k: HostTensor; v: HostTensor; mass?: Float32Array }> {
+  ): Promise<{ y: Float32Array; k: AnyTensor; v: AnyTensor; mass?: Float32Array }> {
     const { hiddenSize: d, numKvHeads: KV, headDim: hd, numHeads: H } = this.config;
     const p = prefix.length / d;
     const n = x.length / d;
@@ -334,7 +340,7 @@ export class MPlusEngine {
         for (let j = sees + 1; j < Tk; j++) mask[row + j] = -Infinity;
       }
     }
-    const empty = { data: new Float32Array(0), dims: [KV, 0, hd] };
+    const empty: AnyTensor = this.kvFormat === 'f16' ? { data: new Uint16Array(0), dims: [KV, 0, hd], half: true } : { data: new Float32Array(0), dims: [KV, 0, hd] };
     const r = await (await this.layer(l)).run({
       prefix: { data: prefix, dims: [p, d] },
       x: { data: x, dims: [n, d] },
@@ -347,7 +353,7 @@ export class MPlusEngine {
       mask: { data: mask, dims: [G * n, Tk] },
       adapter,
     }, withMass ? ['y', 'k_all', 'v_all', 'attn_mass'] : ['y', 'k_all', 'v_all']);
-    return { y: r.y.data, k: r.k_all, v: r.v_all, mass: r.attn_mass?.data };
+    return { y: f32(r.y), k: r.k_all, v: r.v_all, mass: r.attn_mass && f32(r.attn_mass) };
   }
 
   /**
@@ -356,7 +362,7 @@ export class MPlusEngine {
    * equals one pass up to float rounding. `mass` sums the blocks' attention mass per key.
    */
   private async runLayerBlocked(l: number, prefix: Float32Array, x: Float32Array, adapter: HostTensor, withMass: boolean)
-    : Promise<{ y: Float32Array; k: HostTensor; v: HostTensor; mass?: Float32Array }> {
+    : Promise<{ y: Float32Array; k: AnyTensor; v: AnyTensor; mass?: Float32Array }> {
     const { hiddenSize: d, numHeads: H } = this.config;
     const p = prefix.length / d;
     const n = x.length / d;
@@ -365,7 +371,7 @@ export class MPlusEngine {
     if (n <= rows) return this.runLayer(l, prefix, x, adapter, undefined, withMass);
     const y = new Float32Array(x.length);
     const mass = withMass ? new Float32Array(p + n) : undefined;
-    let past: { k: HostTensor; v: HostTensor } | undefined;
+    let past: { k: AnyTensor; v: AnyTensor } | undefined;
     for (let s = 0; s < n; s += rows) {
       const e = Math.min(n, s + rows);
       const out = await this.runLayer(l, s === 0 ? prefix : new Float32Array(0), x.subarray(s * d, e * d), adapter, past, withMass);
@@ -386,7 +392,7 @@ export class MPlusEngine {
     const { maxPositionEmbeddings, numLayers: L, numKvHeads: KV, headDim: hd, hiddenSize: d, retrieveSize: R, stmSize: N } = this.config;
     const prefix = (this.bos ? 1 : 0) + R + N;
     const byPositions = maxPositionEmbeddings - prefix - answerTokens;
-    const perToken = 4 * (L * 2 * KV * hd + 8 * d);
+    const perToken = (this.kvFormat === 'f16' ? 2 : 4) * L * 2 * KV * hd + 4 * 8 * d;
     const byMemory = Math.floor((os.totalmem() * QUESTION_MEMORY_SHARE) / perToken);
     const options: QuestionLimit[] = [
       { tokens: byPositions, why: `the model's ${maxPositionEmbeddings} positions less ${prefix} memory tokens and ${answerTokens} answer tokens` },
@@ -400,12 +406,12 @@ export class MPlusEngine {
   async project(l: number, rows: Float32Array): Promise<{ q: Float32Array; k: Float32Array }> {
     const d = this.config.hiddenSize;
     const r = await (await this.retriever(l)).run({ x: { data: rows, dims: [rows.length / d, d] } });
-    return { q: r.q.data, k: r.k.data };
+    return { q: f32(r.q), k: f32(r.k) };
   }
 
   private async logits(lastRow: Float32Array): Promise<Float32Array> {
     const r = await (await this.head()).run({ x: { data: lastRow, dims: [1, this.config.hiddenSize] } });
-    return r.logits.data;
+    return f32(r.logits);
   }
 
   // ---- injection ----
@@ -469,12 +475,12 @@ export class MPlusEngine {
       const rows = Math.max(1, Math.floor(this.scratchBytes / (2 * 4 * C)));
       let scores: Float32Array;
       if (m <= rows) {
-        scores = (await (await this.scores()).run({ q: { data: q, dims: [m, s] }, keys: { data: keys, dims: [C, s] } })).scores.data;
+        scores = f32((await (await this.scores()).run({ q: { data: q, dims: [m, s] }, keys: { data: keys, dims: [C, s] } })).scores);
       } else {
         scores = new Float32Array(C);
         for (let a = 0; a < m; a += rows) {
           const b = Math.min(m, a + rows);
-          const part = (await (await this.scores()).run({ q: { data: q.subarray(a * s, b * s), dims: [b - a, s] }, keys: { data: keys, dims: [C, s] } })).scores.data;
+          const part = f32((await (await this.scores()).run({ q: { data: q.subarray(a * s, b * s), dims: [b - a, s] }, keys: { data: keys, dims: [C, s] } })).scores);
           for (let c = 0; c < C; c++) scores[c] += (part[c] * (b - a)) / m;
         }
       }
@@ -497,7 +503,7 @@ export class MPlusEngine {
     let h = this.embed(tokens);
     const retrieved: number[][] = [];
     const retrievedScores: Array<Float32Array | null> = [];
-    const kv: Array<{ k: HostTensor; v: HostTensor }> = [];
+    const kv: Question['kv'] = [];
     const memoryAttention: Question['memoryAttention'] = [];
     const b = this.bos ? 1 : 0;
     let position = 0;

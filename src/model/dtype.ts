@@ -111,7 +111,8 @@ export function fromFloat32(values: Float32Array, dtype: 'F32' | 'BF16' | 'F16')
   return out;
 }
 
-function f32ToF16Bits(x: number): number {
+/** Rounds a float32 to the nearest IEEE float16 (ties to even) and returns its 16 bits. */
+export function f32ToF16Bits(x: number): number {
   f32[0] = x;
   const b = u32[0];
   const sign = (b >>> 16) & 0x8000;

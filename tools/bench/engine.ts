@@ -10,6 +10,7 @@ import { GraphBuilder, OnnxDType } from '../../src/engine/onnx/builder';
 import { MPlusEngine, Question } from '../../src/engine/mplus';
 import { Precision } from '../../src/engine/quant/precision';
 import type { RowFormat } from '../../src/memory/rows';
+import type { KvFormat } from '../../src/engine/graphs/layer';
 
 export interface EngineBenchOptions {
   model: string;
@@ -25,6 +26,8 @@ export interface EngineBenchOptions {
   quantCacheDir?: string;
   /** Precision θ and the cache are held in (default: the engine's stateFormat()). */
   stateFormat?: RowFormat;
+  /** Width of a question's K/V cache (default: the engine's, kvFormatOf the checkpoint). */
+  kvFormat?: KvFormat;
 }
 
 export interface EngineBenchResult {
@@ -57,6 +60,11 @@ export interface EngineBenchResult {
   stateFormat: RowFormat;
   /** θ's bytes as memory holds them (every layer). */
   thetaMiB: number;
+  kvFormat: KvFormat;
+  /** The asked question's K/V cache after decoding, every layer. */
+  questionKvMiB: number;
+  questionKvPositions: number;
+  kvLayers: number;
 }
 
 function median(xs: number[]): number {
@@ -116,7 +124,7 @@ export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchRes
   const matmulGflops = await measureMatmulGflops(executor);
   const tl = performance.now();
   const engine = await MPlusEngine.load(o.model, {
-    executor, seed: o.seed ?? 1, precision: o.precision, quantBlock: o.quantBlock, quantCacheDir: o.quantCacheDir,
+    executor, seed: o.seed ?? 1, precision: o.precision, quantBlock: o.quantBlock, quantCacheDir: o.quantCacheDir, kvFormat: o.kvFormat,
   });
   const loadMs = performance.now() - tl;
   const peakMiB = () => process.resourceUsage().maxRSS / 1024;
@@ -209,6 +217,10 @@ export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchRes
       precision: engine.precision,
       stateFormat,
       thetaMiB: (c.numLayers * c.stmSize * c.hiddenSize * (stateFormat === 'bf16' ? 2 : 4)) / 2 ** 20,
+      kvFormat: engine.kvFormat,
+      questionKvMiB: asked.kv.reduce((a, x) => a + x.k.data.byteLength + x.v.data.byteLength, 0) / 2 ** 20,
+      questionKvPositions: asked.kv[0].k.dims[1],
+      kvLayers: asked.kv.length,
       quantizedWeightMiB: engine.quant ? engine.quant.bytes / 2 ** 20 : null,
       loadMs,
       quantizedThisRun: engine.quant?.built ?? false,

@@ -10,6 +10,10 @@
  *   mask    [G·n, P+p+n]  additive attention mask (0 or −inf), the [n, P+p+n] causal mask
  *                         repeated G times (row j·n + i belongs to query i of group member j)
  *   adapter [2]           one-hot over (default, decoder_adapter): which LoRA is active
+ * With kv = 'f16' past_k/past_v and k_all/v_all are float16 (a question's K/V cache at half
+ * width, for checkpoints whose official runs compute in bf16). Attention runs in float32: the past
+ * widened, the new rows as computed — so an injection (no past) is exactly the f32 graph's, and
+ * only rows read back from the cache (decoding, later prefill blocks) carry float16 rounding.
  * Outputs: y [n, d] (x + attention + MLP, with residuals), k_all, v_all [kvH, P+p+n, hd], and
  *   attn_mass [P+p+n]: attention probability each key received, summed over heads and x rows
  *   (ORT computes it only when asked for; answers use it to attribute sources to memory).
@@ -24,14 +28,19 @@ import { GraphBuilder, OnnxDType } from '../onnx/builder';
 import { WeightSource, linear, rmsNorm, silu, weight } from './common';
 
 const F = OnnxDType.FLOAT;
+const F16 = OnnxDType.FLOAT16;
 
-export function buildLayerGraph(cfg: MPlusConfig, src: WeightSource, lw: LayerWeights, layer: number): Uint8Array {
+/** Width of a question's cached keys/values. */
+export type KvFormat = 'f32' | 'f16';
+
+export function buildLayerGraph(cfg: MPlusConfig, src: WeightSource, lw: LayerWeights, layer: number, kv: KvFormat = 'f32'): Uint8Array {
   const { hiddenSize: d, numHeads: H, numKvHeads: KV, headDim: hd } = cfg;
   const g = new GraphBuilder(`mplus_layer_${layer}`);
+  const KVT = kv === 'f16' ? F16 : F;
   const prefix = g.input('prefix', F, ['p', d]);
   const x = g.input('x', F, ['n', d]);
-  const pastK = g.input('past_k', F, [KV, 'P', hd]);
-  const pastV = g.input('past_v', F, [KV, 'P', hd]);
+  const pastK = g.input('past_k', KVT, [KV, 'P', hd]);
+  const pastV = g.input('past_v', KVT, [KV, 'P', hd]);
   const cosK = g.input('cos_k', F, ['pn', hd]);
   const sinK = g.input('sin_k', F, ['pn', hd]);
   const cosQ = g.input('cos_q', F, ['n', hd]);
@@ -68,8 +77,18 @@ export function buildLayerGraph(cfg: MPlusConfig, src: WeightSource, lw: LayerWe
   const qh = rope(heads(q, H, 'q_heads'), cosQ, sinQ, 'q_rope'); // [H, n, hd]
   const kh = rope(heads(k, KV, 'k_heads'), cosK, sinK, 'k_rope'); // [KV, p+n, hd]
   const vh = heads(v, KV, 'v_heads');
-  const kAll = g.op('Concat', [pastK, kh], { axis: 1 }, 'k_all');
-  const vAll = g.op('Concat', [pastV, vh], { axis: 1 }, 'v_all');
+  // f16: the new rows attend at float32 (an injection, which has no past, is exactly the f32
+  // graph's); the past is widened for attention; the output cache is the past ‖ the new rows rounded.
+  let kAll: string, vAll: string, kStored: string, vStored: string;
+  if (kv === 'f16') {
+    kAll = g.op('Concat', [g.op('Cast', [pastK], { to: F }, 'past_k_f32'), kh], { axis: 1 }, 'k_attn');
+    vAll = g.op('Concat', [g.op('Cast', [pastV], { to: F }, 'past_v_f32'), vh], { axis: 1 }, 'v_attn');
+    kStored = g.op('Concat', [pastK, g.op('Cast', [kh], { to: F16 }, 'k_new_f16')], { axis: 1 }, 'k_all');
+    vStored = g.op('Concat', [pastV, g.op('Cast', [vh], { to: F16 }, 'v_new_f16')], { axis: 1 }, 'v_all');
+  } else {
+    kAll = kStored = g.op('Concat', [pastK, kh], { axis: 1 }, 'k_all');
+    vAll = vStored = g.op('Concat', [pastV, vh], { axis: 1 }, 'v_all');
+  }
 
   // GQA: heads h = kv·G + j share kv head kv; group them as [KV, G·n, hd] for one batched MatMul.
   const qg = g.op('Reshape', [qh, g.constI64('qg_shape', [KV, -1, hd])], {}, 'q_grouped');
@@ -90,8 +109,8 @@ export function buildLayerGraph(cfg: MPlusConfig, src: WeightSource, lw: LayerWe
   const y = g.op('Add', [h1, down], {}, 'resid2');
 
   g.output(y, 'y', F, ['n', d]);
-  g.output(kAll, 'k_all', F, [KV, 'Tk', hd]);
-  g.output(vAll, 'v_all', F, [KV, 'Tk', hd]);
+  g.output(kStored, 'k_all', KVT, [KV, 'Tk', hd]);
+  g.output(vStored, 'v_all', KVT, [KV, 'Tk', hd]);
   g.output(g.op('ReduceSum', [probs, g.constI64('mass_axes', [0, 1])], { keepdims: 0 }, 'mass'), 'attn_mass', F, ['Tk']);
   return g.toBytes();
 }
