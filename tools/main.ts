@@ -154,11 +154,13 @@ async function cmdBench(args: string[]): Promise<void> {
   console.log(`matmul rate      ${f(r.matmulGflops)} GFLOP/s (float32, measured on this executor)`);
   console.log(`session setup    ${f(r.sessionSetupMs, 0)} ms`);
   console.log(`injection        ${f(r.injectTokensPerS)} tokens/s  (${f(r.injectGflopsPerChunk, 3)} GFLOP per chunk, ${f(100 * r.injectFractionOfMatmul)}% of matmul rate)`);
-  console.log(`question prefill ${f(r.prefillMs)} ms  (${f(r.prefillGflops, 3)} GFLOP, ${f(100 * r.prefillFractionOfMatmul)}% of matmul rate)`);
+  console.log(`question prefill ${f(r.prefillMs)} ms  (${f(r.prefillGflops, 3)} GFLOP, ${f(100 * r.prefillFractionOfMatmul)}% of matmul rate; θ's K/V computed)`);
+  console.log(`next question    ${f(r.prefillCachedMs)} ms  (${f(r.prefillCachedGflops, 3)} GFLOP; θ's K/V kept from the question before)`);
   console.log(`decode           ${f(r.decodeTokensPerS)} tokens/s  (${f(r.decodeGflopsPerToken, 3)} GFLOP per token, ${f(100 * r.decodeFractionOfMatmul)}% of matmul rate)`);
   console.log(`                 ${f(r.decodeWeightMiB)} MiB of ${r.quantizedWeightMiB === null ? 'float32' : r.precision} weights per token → ${f(r.decodeImpliedGBps)} GB/s streamed (decode is bandwidth-bound)`);
   console.log(`Θ rows per layer ${r.ltmRowsPerLayer}`);
   console.log(`θ in RAM         ${f(r.thetaMiB)} MiB (${r.stateFormat})`);
+  console.log(`θ K/V cache      ${f(r.thetaKvMiB)} MiB (${r.kvFormat}, kept between questions until θ changes)`);
   console.log(`question K/V     ${f(r.questionKvMiB)} MiB (${r.kvFormat}, ${r.questionKvPositions} positions × ${r.kvLayers} layers, after decoding)`);
   console.log(`peak RSS         ${f(r.peakRssMiB)} MiB (by the end of ${Object.entries(r.phasePeakMiB).map(([k, v]) => `${k} ${f(v, 0)}`).join(', ')})`);
 }

@@ -28,7 +28,7 @@ import type { WeightSource } from './graphs/common';
 import { BLOCK_SIZES, DEFAULT_BLOCK, PRECISIONS, Precision, isPrecision } from './quant/precision';
 import { loadQuantizedWeightsOffThread } from './quant/quantizeOffThread';
 import { QuantLog, QuantizedWeights, linearWeightNames } from './quant/weightCache';
-import { ropeInvFreq, ropeTables } from './rope';
+import { concatTables, ropeInvFreq, ropeTables } from './rope';
 import { kvFormatOf, stateFormatOf } from './stateFormat';
 import { SamplingOptions, sampleToken } from './sampling';
 
@@ -94,6 +94,12 @@ export interface InjectResult {
   drop: number[][];
 }
 
+/** Keys and values of some positions of one layer, [kvH, positions, hd] each. */
+export interface KvPair {
+  k: AnyTensor;
+  v: AnyTensor;
+}
+
 /** A question after prefill: what it retrieved, its KV cache, and the next position. */
 export interface Question {
   /** Per layer, the R candidate indices (Θ first, then cache) in prefix order. */
@@ -102,8 +108,13 @@ export interface Question {
   retrievedScores: Array<Float32Array | null>;
   /** Logits of the last prefill position. */
   logits: Float32Array;
-  /** Per layer, keys/values of every position so far [kvH, positions, hd], in the engine's kvFormat. */
-  kv: Array<{ k: AnyTensor; v: AnyTensor }>;
+  /**
+   * Per layer, keys/values of the question's own positions so far [kvH, positions, hd] (bos, the
+   * retrieved rows, the question, the answer), in the engine's kvFormat.
+   */
+  kv: KvPair[];
+  /** Per layer, θ's keys/values this question attends to (the engine's θ K/V cache when it was asked). */
+  mem: KvPair[];
   position: number;
   /**
    * Per layer, the attention mass the question's rows put on each memory token during prefill,
@@ -156,6 +167,10 @@ export class MPlusEngine {
   readonly precision: Precision;
   /** Width a question's K/V cache is held in (layer graphs take and return it so). */
   readonly kvFormat: KvFormat;
+  /** θ's K/V per layer for questions, with the θ version and start position it was computed for. */
+  private readonly thetaKvCache: Array<{ version: number; at: number; kv: KvPair } | undefined> = [];
+  /** How many layer θ K/V computations this engine made (tests check the cache is reused). */
+  thetaKvComputed = 0;
 
   private constructor(readonly checkpoint: Checkpoint, readonly executor: Executor, opts: EngineOptions, quant: QuantizedWeights | undefined) {
     const cfg = checkpoint.config;
@@ -315,22 +330,26 @@ export class MPlusEngine {
   }
 
   /**
-   * Runs layer l over S = prefix ‖ x with absolute positions `start`.., past K/V optional.
-   * Returns y for the x rows and the full K/V.
+   * Runs layer l over S = prefix ‖ x, attending also to `mem` (θ's cached K/V, not returned) and
+   * `past` (this sequence's earlier K/V). Positions: the prefix rows follow the past (P..), the x
+   * rows follow the prefix and the mem rows (P + p + M..) — θ sits between the retrieved rows and the
+   * question, and its cached keys carry their own positions. Returns y for the x rows and past ‖ the
+   * new rows' K/V.
    */
   private async runLayer(
     l: number, prefix: Float32Array, x: Float32Array, adapter: HostTensor,
-    past?: { k: AnyTensor; v: AnyTensor },
-    withMass = false,
+    o: { past?: KvPair; mem?: KvPair; withMass?: boolean; prefixAt?: number } = {},
   ): Promise<{ y: Float32Array; k: AnyTensor; v: AnyTensor; mass?: Float32Array }> {
     const { hiddenSize: d, numKvHeads: KV, headDim: hd, numHeads: H } = this.config;
     const p = prefix.length / d;
     const n = x.length / d;
-    const P = past ? past.k.dims[1] : 0;
-    const start = P;
-    const tk = ropeTables(this.invFreq, start, p + n);
-    const tq = ropeTables(this.invFreq, start + p, n);
-    const Tk = P + p + n;
+    const P = o.past ? o.past.k.dims[1] : 0;
+    const M = o.mem ? o.mem.k.dims[1] : 0;
+    const prefixAt = o.prefixAt ?? P;
+    const xAt = prefixAt + p + M;
+    const tk = p ? concatTables(ropeTables(this.invFreq, prefixAt, p), ropeTables(this.invFreq, xAt, n)) : ropeTables(this.invFreq, xAt, n);
+    const tq = ropeTables(this.invFreq, xAt, n);
+    const Tk = M + P + p + n;
     const G = H / KV;
     const mask = new Float32Array(G * n * Tk);
     for (let gi = 0; gi < G; gi++) {
@@ -340,46 +359,88 @@ export class MPlusEngine {
         for (let j = sees + 1; j < Tk; j++) mask[row + j] = -Infinity;
       }
     }
-    const empty: AnyTensor = this.kvFormat === 'f16' ? { data: new Uint16Array(0), dims: [KV, 0, hd], half: true } : { data: new Float32Array(0), dims: [KV, 0, hd] };
+    const empty = this.emptyKv();
     const r = await (await this.layer(l)).run({
       prefix: { data: prefix, dims: [p, d] },
       x: { data: x, dims: [n, d] },
-      past_k: past?.k ?? empty,
-      past_v: past?.v ?? empty,
+      mem_k: o.mem?.k ?? empty,
+      mem_v: o.mem?.v ?? empty,
+      past_k: o.past?.k ?? empty,
+      past_v: o.past?.v ?? empty,
       cos_k: { data: tk.cos, dims: [p + n, hd] },
       sin_k: { data: tk.sin, dims: [p + n, hd] },
       cos_q: { data: tq.cos, dims: [n, hd] },
       sin_q: { data: tq.sin, dims: [n, hd] },
       mask: { data: mask, dims: [G * n, Tk] },
       adapter,
-    }, withMass ? ['y', 'k_all', 'v_all', 'attn_mass'] : ['y', 'k_all', 'v_all']);
+    }, o.withMass ? ['y', 'k_all', 'v_all', 'attn_mass'] : ['y', 'k_all', 'v_all']);
     return { y: f32(r.y), k: r.k_all, v: r.v_all, mass: r.attn_mass && f32(r.attn_mass) };
   }
 
+  private emptyKv(): AnyTensor {
+    const { numKvHeads: KV, headDim: hd } = this.config;
+    return this.kvFormat === 'f16' ? { data: new Uint16Array(0), dims: [KV, 0, hd], half: true } : { data: new Float32Array(0), dims: [KV, 0, hd] };
+  }
+
   /**
-   * runLayer over x in blocks of rows (see SCRATCH_BYTES): block i sees the prefix, the K/V of
+   * runLayer over x in blocks of rows (see SCRATCH_BYTES): block i sees mem, the prefix, the K/V of
    * blocks < i (as past) and itself, at the same absolute positions as in one pass, so the result
-   * equals one pass up to float rounding. `mass` sums the blocks' attention mass per key.
+   * equals one pass up to float rounding. `mass` sums the blocks' attention mass per key
+   * (mem ‖ prefix ‖ x).
    */
-  private async runLayerBlocked(l: number, prefix: Float32Array, x: Float32Array, adapter: HostTensor, withMass: boolean)
+  private async runLayerBlocked(l: number, prefix: Float32Array, x: Float32Array, adapter: HostTensor, withMass: boolean, mem?: KvPair)
     : Promise<{ y: Float32Array; k: AnyTensor; v: AnyTensor; mass?: Float32Array }> {
     const { hiddenSize: d, numHeads: H } = this.config;
     const p = prefix.length / d;
     const n = x.length / d;
+    const M = mem ? mem.k.dims[1] : 0;
     // scores + softmax of one block: ~3 × H × rows × Tk float32
-    const rows = Math.max(16, Math.min(512, Math.floor(this.scratchBytes / (3 * 4 * H * (p + n)))));
-    if (n <= rows) return this.runLayer(l, prefix, x, adapter, undefined, withMass);
+    const rows = Math.max(16, Math.min(512, Math.floor(this.scratchBytes / (3 * 4 * H * (M + p + n)))));
+    if (n <= rows) return this.runLayer(l, prefix, x, adapter, { mem, withMass });
     const y = new Float32Array(x.length);
-    const mass = withMass ? new Float32Array(p + n) : undefined;
-    let past: { k: AnyTensor; v: AnyTensor } | undefined;
+    const mass = withMass ? new Float32Array(M + p + n) : undefined;
+    let past: KvPair | undefined;
     for (let s = 0; s < n; s += rows) {
       const e = Math.min(n, s + rows);
-      const out = await this.runLayer(l, s === 0 ? prefix : new Float32Array(0), x.subarray(s * d, e * d), adapter, past, withMass);
+      const out = await this.runLayer(l, s === 0 ? prefix : new Float32Array(0), x.subarray(s * d, e * d), adapter, { past, mem, withMass });
       y.set(out.y, s * d);
       past = { k: out.k, v: out.v };
       if (mass) for (let j = 0; j < out.mass!.length; j++) mass[j] += out.mass![j];
     }
     return { y, k: past!.k, v: past!.v, mass };
+  }
+
+  /**
+   * θ_l's keys/values for a question whose θ rows start at position `at` (after bos and the
+   * retrieved rows), with the reading adapter: computed once and kept until θ_l changes
+   * (Memory.stmVersion) or `at` does. θ is 80% of a question's memory prefix at mplus-8b shape
+   * (10,240 of 12,801 rows), so every later question skips 80% of the prefill's projections.
+   * One cache per engine (the sidecar asks one memory); held in the engine's kvFormat.
+   */
+  private async thetaKv(memory: Memory, l: number, at: number): Promise<KvPair> {
+    const version = memory.stmVersion(l);
+    const hit = this.thetaKvCache[l];
+    if (hit && hit.version === version && hit.at === at) return hit.kv;
+    this.thetaKvCache[l] = undefined; // the old one goes before the new one is built
+    const { hiddenSize: d } = this.config;
+    const stm = memory.stm(l);
+    const N = stm.length / d;
+    // The layer graph needs one output row: θ's last row again, after θ; its K/V is cut off.
+    const out = await this.runLayer(l, stm, stm.subarray((N - 1) * d), ADAPTER_GENERATE, { prefixAt: at });
+    const kv = { k: dropLastPosition(out.k), v: dropLastPosition(out.v) };
+    this.thetaKvCache[l] = { version, at, kv };
+    this.thetaKvComputed++;
+    return kv;
+  }
+
+  /** Drops the θ K/V cache (the next question recomputes it): to free its memory, or to time it. */
+  forgetThetaKv(): void {
+    this.thetaKvCache.length = 0;
+  }
+
+  /** Bytes the θ K/V cache holds now, every layer. */
+  thetaKvBytes(): number {
+    return this.thetaKvCache.reduce((a, c) => a + (c ? c.kv.k.data.byteLength + c.kv.v.data.byteLength : 0), 0);
   }
 
   /**
@@ -504,6 +565,7 @@ export class MPlusEngine {
     const retrieved: number[][] = [];
     const retrievedScores: Array<Float32Array | null> = [];
     const kv: Question['kv'] = [];
+    const mem: Question['mem'] = [];
     const memoryAttention: Question['memoryAttention'] = [];
     const b = this.bos ? 1 : 0;
     let position = 0;
@@ -511,26 +573,28 @@ export class MPlusEngine {
       const r = await this.retrieve(memory, l, h);
       retrieved.push(r.idx);
       retrievedScores.push(r.scores);
-      const stm = memory.stm(l);
       const bos = this.bosRow(l);
-      const prefix = new Float32Array(bos.length + r.rows.length + stm.length);
+      const R = r.idx.length;
+      // [bos ; retrieved] are computed per question; θ's K/V come from the cache (positions b+R..)
+      const theta = await this.thetaKv(memory, l, b + R);
+      const N = theta.k.dims[1];
+      const prefix = new Float32Array(bos.length + r.rows.length);
       prefix.set(bos, 0);
       prefix.set(r.rows, bos.length);
-      prefix.set(stm, bos.length + r.rows.length);
-      const out = await this.runLayerBlocked(l, prefix, h, ADAPTER_GENERATE, true);
+      const out = await this.runLayerBlocked(l, prefix, h, ADAPTER_GENERATE, true, theta);
       kv.push({ k: out.k, v: out.v });
+      mem.push(theta);
       const norm = 1 / (this.config.numHeads * m);
-      const R = r.idx.length;
-      const N = stm.length / d;
+      // attention mass over keys θ (N) ‖ bos (b) ‖ retrieved (R) ‖ question
       memoryAttention.push({
-        retrieved: Float32Array.from(out.mass!.subarray(b, b + R), (x) => x * norm),
-        stm: Float32Array.from(out.mass!.subarray(b + R, b + R + N), (x) => x * norm),
+        retrieved: Float32Array.from(out.mass!.subarray(N + b, N + b + R), (x) => x * norm),
+        stm: Float32Array.from(out.mass!.subarray(0, N), (x) => x * norm),
       });
       h = out.y;
-      position = prefix.length / d + m;
+      position = b + R + N + m;
     }
     const logits = await this.logits(h.subarray((m - 1) * d));
-    return { retrieved, retrievedScores, logits, kv, position, memoryAttention };
+    return { retrieved, retrievedScores, logits, kv, mem, position, memoryAttention };
   }
 
   /** Feeds one token after a prefill; returns the next logits and extends the KV cache. */
@@ -538,7 +602,7 @@ export class MPlusEngine {
     let h = this.embed([token]);
     const empty = new Float32Array(0);
     for (let l = 0; l < this.config.numLayers; l++) {
-      const out = await this.runLayer(l, empty, h, ADAPTER_GENERATE, q.kv[l]);
+      const out = await this.runLayer(l, empty, h, ADAPTER_GENERATE, { past: q.kv[l], mem: q.mem[l] });
       q.kv[l] = { k: out.k, v: out.v };
       h = out.y;
     }
@@ -563,4 +627,13 @@ export class MPlusEngine {
     }
     return q;
   }
+}
+
+/** [kvH, T, hd] → [kvH, T−1, hd]: the last position of each head removed. */
+function dropLastPosition(t: AnyTensor): AnyTensor {
+  const [KV, T, hd] = t.dims;
+  const out = t.data instanceof Uint16Array ? new Uint16Array(KV * (T - 1) * hd) : new Float32Array(KV * (T - 1) * hd);
+  for (let h = 0; h < KV; h++) out.set(t.data.subarray(h * T * hd, (h * T + T - 1) * hd), h * (T - 1) * hd);
+  const dims = [KV, T - 1, hd];
+  return out instanceof Uint16Array ? { data: out, dims, half: true } : { data: out, dims };
 }

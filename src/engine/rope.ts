@@ -56,3 +56,14 @@ export function ropeTables(invFreq: Float32Array, start: number, count: number):
   }
   return { cos, sin };
 }
+
+/** Tables for two runs of positions, one after the other (rows that are not consecutive positions). */
+export function concatTables(a: { cos: Float32Array; sin: Float32Array }, b: { cos: Float32Array; sin: Float32Array }): { cos: Float32Array; sin: Float32Array } {
+  const cos = new Float32Array(a.cos.length + b.cos.length);
+  const sin = new Float32Array(a.sin.length + b.sin.length);
+  cos.set(a.cos);
+  cos.set(b.cos, a.cos.length);
+  sin.set(a.sin);
+  sin.set(b.sin, a.sin.length);
+  return { cos, sin };
+}

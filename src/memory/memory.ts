@@ -50,6 +50,8 @@ export interface Memory {
   stmRows(l: number, idx: readonly number[]): Float32Array;
   /** All of θ_l in order [N, d]. */
   stm(l: number): Float32Array;
+  /** Changes whenever θ_l may have changed; never the same for two different contents (ValueRows.version). */
+  stmVersion(l: number): number;
   /** θ indices of layer l the next injection should drop first (stale tokens), ascending. */
   preferredDrops(l: number): number[];
   applyInjection(u: InjectionUpdate): void;

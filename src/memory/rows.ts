@@ -31,6 +31,12 @@ export const ROW_FORMATS: readonly RowFormat[] = ['f32', 'bf16'];
 /** θ and cache rows: readable as float32 whatever the format they are held in. */
 export interface ValueRows extends Rows {
   readonly format: RowFormat;
+  /**
+   * A stamp that changes with every change of content made through the table's methods, unique
+   * over every table in the process (a clone gets its own): what a cache derived from the rows (the
+   * engine's θ K/V) is keyed by. Writes through `data` views bypass it: nothing writes that way.
+   */
+  readonly version: number;
   /** Overwrites row i with `row` (rounded to the table's format). */
   set(i: number, row: Float32Array): void;
   clone(): ValueRows;
@@ -51,10 +57,14 @@ export function inFormat(rows: ValueRows, format: RowFormat): ValueRows {
   return rows.format === format ? rows : valueRowsFrom(format, rows.width, rows.data);
 }
 
+let lastStamp = 0;
+const nextStamp = (): number => ++lastStamp;
+
 export class RowBuffer implements ValueRows {
   readonly format = 'f32';
   private buf: Float32Array;
   count = 0;
+  version = nextStamp();
 
   constructor(readonly width: number, capacity = 0) {
     this.buf = new Float32Array(Math.max(capacity, 1) * width);
@@ -88,11 +98,13 @@ export class RowBuffer implements ValueRows {
     }
     this.buf.set(rows, this.count * this.width);
     this.count += n;
+    this.version = nextStamp();
   }
 
   set(i: number, row: Float32Array): void {
     if (i < 0 || i >= this.count) throw new RangeError(`row ${i} outside 0..${this.count - 1}`);
     this.buf.set(row.subarray(0, this.width), i * this.width);
+    this.version = nextStamp();
   }
 
   /** Rows at `idx`, in that order, as one dense array. */
@@ -111,10 +123,12 @@ export class RowBuffer implements ValueRows {
     const g = this.gather(idx);
     this.buf.set(g);
     this.count = idx.length;
+    this.version = nextStamp();
   }
 
   clear(): void {
     this.count = 0;
+    this.version = nextStamp();
   }
 
   clone(): RowBuffer {
@@ -132,6 +146,7 @@ export class Bf16Rows implements ValueRows {
   readonly format = 'bf16';
   private buf: Uint16Array;
   count = 0;
+  version = nextStamp();
 
   constructor(readonly width: number, capacity = 0) {
     this.buf = new Uint16Array(Math.max(capacity, 1) * width);
@@ -159,11 +174,13 @@ export class Bf16Rows implements ValueRows {
     }
     f32ToBf16Array(rows, this.buf, this.count * this.width);
     this.count += n;
+    this.version = nextStamp();
   }
 
   set(i: number, row: Float32Array): void {
     if (i < 0 || i >= this.count) throw new RangeError(`row ${i} outside 0..${this.count - 1}`);
     f32ToBf16Array(row.subarray(0, this.width), this.buf, i * this.width);
+    this.version = nextStamp();
   }
 
   gather(idx: ArrayLike<number>): Float32Array {
@@ -183,10 +200,12 @@ export class Bf16Rows implements ValueRows {
     // ascending idx: row idx[i] ≥ i, so copying forward never overwrites a row still to be read
     for (let i = 0; i < idx.length; i++) if (idx[i] !== i) this.buf.copyWithin(i * w, idx[i] * w, (idx[i] + 1) * w);
     this.count = idx.length;
+    this.version = nextStamp();
   }
 
   clear(): void {
     this.count = 0;
+    this.version = nextStamp();
   }
 
   clone(): Bf16Rows {

@@ -128,6 +128,10 @@ export class MemoryState implements Memory {
     return this.layers[l].stm.data;
   }
 
+  stmVersion(l: number): number {
+    return this.layers[l].stm.version;
+  }
+
   stmSource(l: number, j: number): number {
     return this.layers[l].stmSrc.data[j];
   }

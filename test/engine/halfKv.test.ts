@@ -113,7 +113,8 @@ describe('a question’s K/V cache at half width', function () {
           const q = await e.prefill(e.initialMemory(e.stateFormat()), [5, 6, 7]);
           assert.strictEqual(isHalf(q.kv[0].k), want === 'f16');
           await e.decode(q, 8);
-          assert.strictEqual(q.kv[0].k.dims[1], q.position, 'decode extended the cache');
+          assert.strictEqual(q.mem[0].k.dims[1] + q.kv[0].k.dims[1], q.position, 'θ ‖ the question and the decoded token: every position');
+          assert.strictEqual(isHalf(q.mem[0].k), want === 'f16', 'θ K/V in the same width');
         } finally {
           await e.close();
         }

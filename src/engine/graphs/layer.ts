@@ -4,18 +4,22 @@
  * Inputs (d hidden, H heads, G = H/kvH, hd head dim):
  *   prefix  [p, d]        rows that feed keys/values only (bos, memory) — p may be 0
  *   x       [n, d]        rows that also produce outputs (n ≥ 1)
+ *   mem_k, mem_v [kvH, M, hd]    keys/values of θ computed once and kept between questions
+ *                         (MPlusEngine's θ K/V cache): attended to, not returned — M may be 0
  *   past_k, past_v [kvH, P, hd]  keys/values already computed (decoding) — P may be 0
  *   cos_k, sin_k [p+n, hd] rotary tables for the prefix and x rows (absolute positions)
  *   cos_q, sin_q [n, hd]   rotary tables for the x rows
- *   mask    [G·n, P+p+n]  additive attention mask (0 or −inf), the [n, P+p+n] causal mask
- *                         repeated G times (row j·n + i belongs to query i of group member j)
+ *   mask    [G·n, M+P+p+n] additive attention mask (0 or −inf), the [n, M+P+p+n] causal mask
+ *                         repeated G times (row j·n + i belongs to query i of group member j);
+ *                         keys in the order mem ‖ past ‖ prefix ‖ x
  *   adapter [2]           one-hot over (default, decoder_adapter): which LoRA is active
- * With kv = 'f16' past_k/past_v and k_all/v_all are float16 (a question's K/V cache at half
+ * With kv = 'f16' mem, past and k_all/v_all are float16 (a question's K/V cache at half
  * width, for checkpoints whose official runs compute in bf16). Attention runs in float32: the past
  * widened, the new rows as computed — so an injection (no past) is exactly the f32 graph's, and
  * only rows read back from the cache (decoding, later prefill blocks) carry float16 rounding.
- * Outputs: y [n, d] (x + attention + MLP, with residuals), k_all, v_all [kvH, P+p+n, hd], and
- *   attn_mass [P+p+n]: attention probability each key received, summed over heads and x rows
+ * Outputs: y [n, d] (x + attention + MLP, with residuals), k_all, v_all [kvH, P+p+n, hd] (past ‖
+ *   the new rows: mem is not copied), and
+ *   attn_mass [M+P+p+n]: attention probability each key received, summed over heads and x rows
  *   (ORT computes it only when asked for; answers use it to attribute sources to memory).
  *
  * Semantics (MPLUS-SPEC "Layer arithmetic"): q from normed x rows, k/v from normed prefix+x
@@ -39,6 +43,8 @@ export function buildLayerGraph(cfg: MPlusConfig, src: WeightSource, lw: LayerWe
   const KVT = kv === 'f16' ? F16 : F;
   const prefix = g.input('prefix', F, ['p', d]);
   const x = g.input('x', F, ['n', d]);
+  const memK = g.input('mem_k', KVT, [KV, 'M', hd]);
+  const memV = g.input('mem_v', KVT, [KV, 'M', hd]);
   const pastK = g.input('past_k', KVT, [KV, 'P', hd]);
   const pastV = g.input('past_v', KVT, [KV, 'P', hd]);
   const cosK = g.input('cos_k', F, ['pn', hd]);
@@ -78,17 +84,14 @@ export function buildLayerGraph(cfg: MPlusConfig, src: WeightSource, lw: LayerWe
   const kh = rope(heads(k, KV, 'k_heads'), cosK, sinK, 'k_rope'); // [KV, p+n, hd]
   const vh = heads(v, KV, 'v_heads');
   // f16: the new rows attend at float32 (an injection, which has no past, is exactly the f32
-  // graph's); the past is widened for attention; the output cache is the past ‖ the new rows rounded.
-  let kAll: string, vAll: string, kStored: string, vStored: string;
-  if (kv === 'f16') {
-    kAll = g.op('Concat', [g.op('Cast', [pastK], { to: F }, 'past_k_f32'), kh], { axis: 1 }, 'k_attn');
-    vAll = g.op('Concat', [g.op('Cast', [pastV], { to: F }, 'past_v_f32'), vh], { axis: 1 }, 'v_attn');
-    kStored = g.op('Concat', [pastK, g.op('Cast', [kh], { to: F16 }, 'k_new_f16')], { axis: 1 }, 'k_all');
-    vStored = g.op('Concat', [pastV, g.op('Cast', [vh], { to: F16 }, 'v_new_f16')], { axis: 1 }, 'v_all');
-  } else {
-    kAll = kStored = g.op('Concat', [pastK, kh], { axis: 1 }, 'k_all');
-    vAll = vStored = g.op('Concat', [pastV, vh], { axis: 1 }, 'v_all');
-  }
+  // graph's); mem and past are widened for attention; the output cache is the past ‖ the new rows
+  // rounded.
+  const wide = (t: string, hint: string) => (kv === 'f16' ? g.op('Cast', [t], { to: F }, hint) : t);
+  const narrow = (t: string, hint: string) => (kv === 'f16' ? g.op('Cast', [t], { to: F16 }, hint) : t);
+  const kAll = g.op('Concat', [wide(memK, 'mem_k_f32'), wide(pastK, 'past_k_f32'), kh], { axis: 1 }, 'k_attn');
+  const vAll = g.op('Concat', [wide(memV, 'mem_v_f32'), wide(pastV, 'past_v_f32'), vh], { axis: 1 }, 'v_attn');
+  const kStored = g.op('Concat', [pastK, narrow(kh, 'k_new_f16')], { axis: 1 }, 'k_all');
+  const vStored = g.op('Concat', [pastV, narrow(vh, 'v_new_f16')], { axis: 1 }, 'v_all');
 
   // GQA: heads h = kv·G + j share kv head kv; group them as [KV, G·n, hd] for one batched MatMul.
   const qg = g.op('Reshape', [qh, g.constI64('qg_shape', [KV, -1, hd])], {}, 'q_grouped');

@@ -56,6 +56,10 @@ export class StoredMemory implements Memory {
     return this.state.stm(l);
   }
 
+  stmVersion(l: number): number {
+    return this.state.stmVersion(l);
+  }
+
   preferredDrops(l: number): number[] {
     return this.state.preferredDrops(l);
   }

@@ -1,0 +1,94 @@
+/**
+ * θ's keys/values kept between questions (issue 15: θ is 10,240 of a question's 12,801 memory
+ * rows at mplus-8b shape; recomputing its K/V made every question's prefill ~7.7 TFLOP). The cache
+ * is only an optimisation, so every check is "the same as an engine that never cached":
+ *   - a second question without an injection between reuses it (no new θ K/V) and is bit-identical
+ *     to a fresh engine's;
+ *   - whatever changes θ makes the next question recompute, and still match a fresh engine: an
+ *     injection, a restore from a snapshot, a row overwritten (how a store's commit rounds θ);
+ *   - a question already asked keeps the θ it was asked against: an injection meanwhile does not
+ *     change its next decoding step.
+ */
+import * as assert from 'assert';
+import { MPlusEngine, Question } from '../../src/engine/mplus';
+import { MemoryState } from '../../src/memory/state';
+import { fixtureWorkspace } from '../helpers/fixtureWorkspace';
+
+const chunk = (k: number) => Array.from({ length: 40 }, (_, i) => 2000 + k * 50 + i);
+const question = Array.from({ length: 24 }, (_, i) => 1000 + ((i * 7919) % 5000));
+
+function same(a: Question, b: Question, what: string): void {
+  assert.deepStrictEqual(a.retrieved, b.retrieved, `${what}: retrieved`);
+  assert.deepStrictEqual(a.logits, b.logits, `${what}: logits`);
+  assert.deepStrictEqual(a.memoryAttention, b.memoryAttention, `${what}: attention on memory`);
+  assert.strictEqual(a.position, b.position);
+}
+
+describe('θ K/V kept between questions', function () {
+  this.timeout(300000);
+  const ws = fixtureWorkspace('thetakv', { model: { preset: 'small', seed: 13 } });
+  let engine: MPlusEngine;
+  let fresh: MPlusEngine;
+  let L: number;
+  before(async () => {
+    engine = await MPlusEngine.load(ws.model, { seed: 5 });
+    fresh = await MPlusEngine.load(ws.model, { seed: 5 });
+    L = engine.config.numLayers;
+  });
+  after(async () => {
+    await engine?.close();
+    await fresh?.close();
+  });
+
+  /** What an engine that never saw this memory answers (its cache is cleared by a clone). */
+  async function uncached(m: MemoryState): Promise<Question> {
+    return fresh.prefill(m.clone(), question);
+  }
+
+  it('is computed once per θ and reused: the second question is bit-identical to an uncached one', async () => {
+    const mem = engine.initialMemory();
+    for (let k = 0; k < 3; k++) await engine.inject(mem, chunk(k));
+    const before = engine.thetaKvComputed;
+    const q1 = await engine.prefill(mem, question);
+    assert.strictEqual(engine.thetaKvComputed - before, L, 'computed for every layer on the first question');
+    const q2 = await engine.prefill(mem, question);
+    assert.strictEqual(engine.thetaKvComputed - before, L, 'reused by the second');
+    same(q2, q1, 'second question');
+    same(q2, await uncached(mem), 'vs an engine that never cached');
+    assert.ok(engine.thetaKvBytes() > 0);
+    assert.strictEqual(q2.mem[0], q1.mem[0], 'the same K/V object, not a copy');
+  });
+
+  it('an injection, a restore and a row overwritten each make the next question recompute, matching an uncached engine', async () => {
+    const mem = engine.initialMemory();
+    await engine.inject(mem, chunk(0));
+    await engine.prefill(mem, question);
+    const snap = mem.snapshot();
+
+    let n = engine.thetaKvComputed;
+    await engine.inject(mem, chunk(1));
+    same(await engine.prefill(mem, question), await uncached(mem), 'after an injection');
+    assert.strictEqual(engine.thetaKvComputed - n, L, 'recomputed after the injection');
+
+    n = engine.thetaKvComputed;
+    mem.restore(snap);
+    same(await engine.prefill(mem, question), await uncached(mem), 'after a restore');
+    assert.strictEqual(engine.thetaKvComputed - n, L, 'recomputed after the restore');
+
+    // Any write through the rows' methods (the store's commit rounds θ rows with set()).
+    const row = mem.layers[1].stm.gather([3]).map((x) => x * 2);
+    mem.layers[1].stm.set(3, row);
+    n = engine.thetaKvComputed;
+    same(await engine.prefill(mem, question), await uncached(mem), 'after one θ row was overwritten');
+    assert.strictEqual(engine.thetaKvComputed - n, 1, 'recomputed for the changed layer only');
+  });
+
+  it('a question asked keeps its θ: an injection meanwhile does not change its next step', async () => {
+    const mem = engine.initialMemory();
+    await engine.inject(mem, chunk(0));
+    const q = await engine.prefill(mem, question);
+    const ref = await fresh.prefill(mem.clone(), question);
+    await engine.inject(mem, chunk(1)); // θ changes under the question
+    assert.deepStrictEqual(await engine.decode(q, 77), await fresh.decode(ref, 77));
+  });
+});
