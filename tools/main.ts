@@ -41,7 +41,7 @@ const USAGE = `usage: mplus <tool> [options]
           [--state f32|bf16] (θ/cache rows in RAM; default: the checkpoint's dtype)
           [--kv f32|f16] (a question's K/V cache; default: f16 for a bf16 checkpoint, else f32)
           injection tokens/s, prefill ms, decode tokens/s, peak RSS, vs measured matmul rate
-  bench precision (--preset tiny|small|medium | --model DIR) [--precisions bf16,int8,int4] [--block 32] [--lora]
+  bench precision (--preset tiny|small|medium | --model DIR) [--precisions bf16,int8,int4] [--block 32] [--lora] [--kv f32|f16]
           logits error, greedy-token agreement and retrieved top-R overlap of each precision vs f32
   bench store [--rows 150000] [--format bf16|f32|q8] [--save-ltm-rows 0]
           commit MB/s, open ms, gather of R=2560 rows at mplus-8b row size

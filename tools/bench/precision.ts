@@ -8,6 +8,7 @@
  *   - retrieval: per question and layer, the share of f32's top-R rows the precision also picked;
  *   - memory: max relative error of the injected deltas of the first injection.
  */
+import type { KvFormat } from '../../src/engine/graphs/layer';
 import { parseArgs } from 'util';
 import { MPlusEngine } from '../../src/engine/mplus';
 import { DEFAULT_BLOCK, PRECISIONS, Precision, isPrecision } from '../../src/engine/quant/precision';
@@ -27,6 +28,8 @@ export interface PrecisionBenchOptions {
   decodeTokens?: number;
   seed?: number;
   quantCacheDir?: string;
+  /** K/V width of the compared runs (the f32 reference always keeps float32); default: the engine's. */
+  kvFormat?: KvFormat;
 }
 
 export interface PrecisionRun {
@@ -61,7 +64,8 @@ export function relError(a: ArrayLike<number>, ref: ArrayLike<number>): number {
 
 /** Runs the fixed script; with `forced`, decodes those tokens instead of its own greedy ones. */
 async function script(o: PrecisionBenchOptions, precision: Precision, forced?: number[]): Promise<{ run: PrecisionRun; quantMiB: number | null }> {
-  const e = await MPlusEngine.load(o.model, { seed: o.seed ?? 1, precision, quantBlock: o.block, quantCacheDir: o.quantCacheDir });
+  const kvFormat = forced ? o.kvFormat : 'f32'; // `forced` tokens: a compared run; none: the reference
+  const e = await MPlusEngine.load(o.model, { seed: o.seed ?? 1, precision, quantBlock: o.block, quantCacheDir: o.quantCacheDir, kvFormat });
   try {
     const c = e.config;
     const rng = new Rng(o.seed ?? 1);
@@ -127,14 +131,17 @@ export async function benchPrecisionCmd(args: string[]): Promise<void> {
     args,
     options: {
       preset: { type: 'string' }, model: { type: 'string' }, precisions: { type: 'string' }, block: { type: 'string' },
-      seed: { type: 'string' }, json: { type: 'boolean' }, lora: { type: 'boolean' },
+      seed: { type: 'string' }, json: { type: 'boolean' }, lora: { type: 'boolean' }, kv: { type: 'string' },
     },
   });
   const preset = (values.preset ?? 'tiny') as Preset;
   if (!values.model && !PRESETS.includes(preset)) throw new Error(`--preset must be one of ${PRESETS.join(', ')}`);
   const model = values.model ?? benchFixture(preset, 'f32');
   const precisions = (values.precisions ?? 'bf16,int8,int4').split(',');
-  for (const p of precisions) if (!isPrecision(p) || p === 'f32') throw new Error(`--precisions: ${p} is not one of ${PRECISIONS.filter((x) => x !== 'f32').join(', ')}`);
+  const kv = values.kv;
+  if (kv !== undefined && kv !== 'f32' && kv !== 'f16') throw new Error(`--kv must be f32 or f16, got ${kv}`);
+  // f32 weights against the f32 reference only differ when the K/V width does
+  for (const p of precisions) if (!isPrecision(p) || (p === 'f32' && kv !== 'f16')) throw new Error(`--precisions: ${p} is not one of ${PRECISIONS.filter((x) => x !== 'f32').join(', ')} (f32 too with --kv f16)`);
   const block = values.block === undefined ? DEFAULT_BLOCK : Number(values.block);
   if (values.lora) {
     for (const bits of [8, 4] as const) {
@@ -143,9 +150,9 @@ export async function benchPrecisionCmd(args: string[]): Promise<void> {
     }
     return;
   }
-  const r = await benchPrecision({ model, precisions: precisions as Precision[], block, seed: values.seed === undefined ? 1 : Number(values.seed) });
+  const r = await benchPrecision({ model, precisions: precisions as Precision[], block, seed: values.seed === undefined ? 1 : Number(values.seed), kvFormat: kv });
   if (values.json) return void console.log(JSON.stringify({ model, block, ...r }));
-  console.log(`model ${model}, block ${block}; each row against f32 on the same tokens and drops`);
+  console.log(`model ${model}, block ${block}${kv ? `, compared runs with ${kv} K/V` : ''}; each row against f32 (float32 K/V) on the same tokens and drops`);
   console.log('precision  logits max rel err  mean rel err  greedy agree  top-R overlap (min)  delta max rel err  linear weights MiB');
   const f = (x: number, d = 4) => x.toFixed(d);
   for (const x of r.reports) {

@@ -8,10 +8,11 @@
  * folded too), Θ's shipped keys and bookkeeping, positional and BOS embeddings — except the memory
  * rows (θ and Θ's shipped values), held in the model's state format (stateFormat.ts: bf16 for a
  * bf16 checkpoint). The token embedding table is not held at all: its rows are read from the file
- * per token (MPlusEngine.embed).
+ * per token (MPlusEngine.embed). After the first question the engine also keeps θ's keys/values
+ * (MPlusEngine.thetaKv) in its K/V format (kvFormatOf: float16 for a bf16 checkpoint).
  */
 import { Checkpoint } from '../../model/checkpoint';
-import { stateFormatOf } from '../stateFormat';
+import { kvFormatOf, stateFormatOf } from '../stateFormat';
 import { DEFAULT_BLOCK, Precision } from './precision';
 import { linearLayout, linearWeightNames } from './weightCache';
 
@@ -22,6 +23,8 @@ export interface ResidentBytes {
   memoryRows: number;
   /** Every other tensor the engine holds, as float32. */
   other: number;
+  /** θ's keys/values, kept between questions: layers × θ rows × 2 × kv heads × head dim. */
+  thetaKv: number;
   total: number;
 }
 
@@ -45,5 +48,7 @@ export function residentBytes(ckpt: Checkpoint, precision: Precision, block = DE
       other += f32;
     }
   }
-  return { linear, memoryRows, other, total: linear + memoryRows + other };
+  const c = ckpt.config;
+  const thetaKv = c.numLayers * c.stmSize * 2 * c.numKvHeads * c.headDim * (kvFormatOf(c) === 'f16' ? 2 : 4);
+  return { linear, memoryRows, other, thetaKv, total: linear + memoryRows + other + thetaKv };
 }
