@@ -216,6 +216,9 @@ async function benchGatherSweepCmd(values: { layers?: string; gaps?: string; 'ma
     const w = x.gapBytes === null ? 'row by row' : `gap ≤ ${x.gapBytes >> 10} KiB, ≤ ${x.maxBytes >> 10} KiB`;
     console.log(`${String(x.layerRows).padEnd(8)} ${x.pattern.padEnd(10)} ${w.padEnd(27)} ${x.coldMs.toFixed(1).padStart(8)} ${x.warmMs.toFixed(1).padStart(8)} ${x.warmCpuMs.toFixed(1).padStart(12)} ${String(x.reads).padStart(7)} ${x.readMiB.toFixed(1).padStart(9)}`);
   }
+  const b = r.warm;
+  console.log(`warm gather of ${r.gatherRows} random rows, each part alone (CPU ms, best of 3): one read per row ${b.readsMs.toFixed(1)}, crc32 ${b.crcMs.toFixed(1)}, ` +
+    `${r.format} decode ${b.decodeMs.toFixed(1)}, allocating + first touch of the ${(r.gatherRows * r.width * 4 / 2 ** 20).toFixed(0)} MiB float32 result ${b.outputMs.toFixed(1)}`);
 }
 
 async function benchDiscoverCmd(args: string[]): Promise<void> {

@@ -13,8 +13,9 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import * as zlib from 'zlib';
 import { Rng } from '../../src/util/rng';
-import { ValueFormat } from '../../src/memory/store/codec';
+import { ValueFormat, decodeRow, rowBytes } from '../../src/memory/store/codec';
 import { READ_WINDOW, ReadWindow, SegmentEntry, SegmentReader, writeSegment } from '../../src/memory/store/segment';
 import { SegmentedRows } from '../../src/memory/store/segmentedRows';
 import { dropFromPageCache } from './pageCache';
@@ -48,8 +49,19 @@ export interface GatherSweepRow {
   readMiB: number;
 }
 
+/** Where a warm gather's time goes, ms of CPU for R random rows (best of 3). */
+export interface WarmBreakdown {
+  /** One read per row from the page cache (syscall + copy). */
+  readsMs: number;
+  crcMs: number;
+  decodeMs: number;
+  /** Allocating and first touching the R × d float32 result (fresh memory page-faults). */
+  outputMs: number;
+}
+
 export interface GatherSweepResult {
   width: number;
+  warm: WarmBreakdown;
   format: ValueFormat;
   gatherRows: number;
   segmentRows: number;
@@ -68,6 +80,43 @@ export function gatherSet(rng: Rng, M: number, R: number, pattern: GatherPattern
     for (let r = start; r < Math.min(M, start + run) && set.size < R; r++) set.add(r);
   }
   return [...set];
+}
+
+/** This process's CPU ms for f, best of 3. */
+function cpuMs(f: () => void): number {
+  let best = Infinity;
+  for (let k = 0; k < 3; k++) {
+    const c0 = process.cpuUsage();
+    f();
+    const c = process.cpuUsage(c0);
+    best = Math.min(best, (c.user + c.system) / 1000);
+  }
+  return best;
+}
+
+/** The parts of a warm gather of `rows` (of one segment), each timed alone. */
+function warmBreakdown(reader: SegmentReader, rows: number[], format: ValueFormat, d: number): WarmBreakdown {
+  const file = reader.path;
+  const rb = rowBytes(format, d);
+  const valuesAt = fs.statSync(file).size - reader.header.rows * (rb + reader.header.keyWidth * 4 + 4);
+  const fd = fs.openSync(file, 'r');
+  try {
+    const bufs = rows.map(() => Buffer.alloc(rb));
+    const dst = new Float32Array(rows.length * d);
+    reader.readRows(rows, dst, rows.map((_, i) => i)); // page cache warm
+    let x = 0;
+    return {
+      readsMs: cpuMs(() => rows.forEach((r, i) => fs.readSync(fd, bufs[i], 0, rb, valuesAt + r * rb))),
+      crcMs: cpuMs(() => bufs.forEach((b) => (x ^= zlib.crc32(b)))),
+      decodeMs: cpuMs(() => bufs.forEach((b, i) => decodeRow(format, b, 0, d, dst, i * d))),
+      outputMs: cpuMs(() => {
+        const out = new Float32Array(rows.length * d);
+        for (let i = 0; i < out.length; i += 1024) out[i] = x; // one write per 4 KiB page
+      }),
+    };
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
@@ -158,7 +207,8 @@ export async function benchGatherSweep(o: GatherSweepOptions = {}): Promise<Gath
         }
       }
     }
-    return { width: d, format, gatherRows: R, segmentRows: SEGMENT_ROWS, pageCacheDropped: dropped, rows };
+    const warm = warmBreakdown(readers[0], gatherSet(rng, Math.min(SEGMENT_ROWS, layers[0]), R, 'random'), format, d);
+    return { width: d, warm, format, gatherRows: R, segmentRows: SEGMENT_ROWS, pageCacheDropped: dropped, rows };
   } finally {
     for (const r of readers) r.close();
     if (!o.dir) fs.rmSync(dir, { recursive: true, force: true });
