@@ -22,6 +22,7 @@ import { PRECISIONS, Precision, isPrecision } from '../src/engine/quant/precisio
 import { benchIngestCmd } from './bench/ingest';
 import { benchRetentionCmd } from './bench/retention';
 import { lookupCmd } from './lookup';
+import { benchGatherSweep } from './bench/gather';
 import { benchSaveCommit, benchStore } from './bench/store';
 import { PRESETS, Preset, writeFixture } from './fixture';
 import { parseOps, runTrace } from './trace';
@@ -45,6 +46,8 @@ const USAGE = `usage: mplus <tool> [options]
           logits error, greedy-token agreement and retrieved top-R overlap of each precision vs f32
   bench store [--rows 150000] [--format bf16|f32|q8] [--save-ltm-rows 0]
           commit MB/s, open ms, gather of R=2560 rows at mplus-8b row size
+  bench store --sweep [--layers 30000,150000] [--gaps 0,16384,65536] [--max-bytes N] [--reps 3]
+          gather of R=2560 random / clustered rows, cold and warm, row by row vs each read window
   bench ingest [--repo .] [--model DIR | --preset small]
           files/s, repository tokens/s and peak RSS of a real sidecar feeding a repository
   bench discover [--files 100000]
@@ -176,9 +179,16 @@ function stateFormatOf(v: string | undefined): RowFormat | undefined {
 }
 
 async function benchStoreCmd(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { rows: { type: 'string' }, 'save-ltm-rows': { type: 'string' }, format: { type: 'string' }, dir: { type: 'string' }, json: { type: 'boolean' } } });
+  const { values } = parseArgs({
+    args,
+    options: {
+      rows: { type: 'string' }, 'save-ltm-rows': { type: 'string' }, format: { type: 'string' }, dir: { type: 'string' }, json: { type: 'boolean' },
+      sweep: { type: 'boolean' }, layers: { type: 'string' }, gaps: { type: 'string' }, 'max-bytes': { type: 'string' }, reps: { type: 'string' },
+    },
+  });
   const format = (values.format ?? 'bf16') as ValueFormat;
   if (!VALUE_FORMATS.includes(format)) throw new UsageError(`--format must be one of ${VALUE_FORMATS.join(', ')}`);
+  if (values.sweep) return benchGatherSweepCmd(values, format);
   const r = await benchStore({ rows: int(values.rows, 'rows', 150000), format, dir: values.dir });
   const sv = await benchSaveCommit({ dir: values.dir && path.join(values.dir, 'save'), ltmRows: int(values['save-ltm-rows'], 'save-ltm-rows', 0) });
   if (values.json) return void console.log(JSON.stringify({ ...r, saveCommit: sv }));
@@ -186,11 +196,29 @@ async function benchStoreCmd(args: string[]): Promise<void> {
   console.log(`Θ rows (1 layer) ${r.rows} × ${r.width} values, ${r.format} on disk → ${f(r.storeBytes / 2 ** 30, 2)} GiB`);
   console.log(`commit           ${f(r.commitMBps)} MB/s (fsync included; ${f(r.commitSeconds)} s in all)`);
   console.log(`open             ${f(r.openMs)} ms (manifest, state, every key read and verified; values not read)`);
-  console.log(`gather ${r.gatherRows} rows  ${f(r.gatherFirstMs)} ms first (${r.pageCacheDropped ? 'page cache dropped' : 'page cache NOT dropped: needs root'}), ${f(r.gatherWarmMs)} ms warm`);
+  console.log(`gather ${r.gatherRows} rows  ${f(r.gatherFirstMs)} ms first (${r.pageCacheDropped ? 'page cache dropped' : 'page cache NOT dropped: needs GNU dd'}), ${f(r.gatherWarmMs)} ms warm; ${r.gatherReads} reads each`);
   console.log(`peak RSS         ${f(r.peakRssMiB)} MiB`);
   const mb = (x: number) => f(x / 1e6);
   console.log(`θ (1 layer)      ${sv.stmRows} × ${sv.width}, bf16, Θ ${sv.ltmRows} rows: first commit ${mb(sv.firstCommitBytes)} MB in ${f(sv.firstCommitMs)} ms; ` +
     `after ${sv.injections} injection (an editor save) ${mb(sv.saveCommitBytes)} MB in ${f(sv.saveCommitMs)} ms (median)`);
+}
+
+async function benchGatherSweepCmd(values: { layers?: string; gaps?: string; 'max-bytes'?: string; reps?: string; dir?: string; json?: boolean }, format: ValueFormat): Promise<void> {
+  const list = (v: string | undefined, name: string) => v?.split(',').map((x) => int(x, name));
+  const r = await benchGatherSweep({
+    layers: list(values.layers, 'layers'), gaps: list(values.gaps, 'gaps'), format, dir: values.dir,
+    maxBytes: values['max-bytes'] === undefined ? undefined : int(values['max-bytes'], 'max-bytes'), reps: values.reps === undefined ? undefined : int(values.reps, 'reps'),
+  });
+  if (values.json) return void console.log(JSON.stringify(r));
+  console.log(`gather ${r.gatherRows} rows of width ${r.width}, ${r.format}, segments of ${r.segmentRows} rows; first read ${r.pageCacheDropped ? 'from a dropped page cache' : 'NOT from a dropped page cache (needs GNU dd)'}; medians`);
+  console.log('Θ rows   pattern    read window                 first ms  warm ms  warm CPU ms   reads  MiB read');
+  for (const x of r.rows) {
+    const w = x.gapBytes === null ? 'row by row' : `gap ≤ ${x.gapBytes >> 10} KiB, ≤ ${x.maxBytes >> 10} KiB`;
+    console.log(`${String(x.layerRows).padEnd(8)} ${x.pattern.padEnd(10)} ${w.padEnd(27)} ${x.coldMs.toFixed(1).padStart(8)} ${x.warmMs.toFixed(1).padStart(8)} ${x.warmCpuMs.toFixed(1).padStart(12)} ${String(x.reads).padStart(7)} ${x.readMiB.toFixed(1).padStart(9)}`);
+  }
+  const b = r.warm;
+  console.log(`warm gather of ${r.gatherRows} random rows, each part alone (CPU ms, best of 3): one read per row ${b.readsMs.toFixed(1)}, crc32 ${b.crcMs.toFixed(1)}, ` +
+    `${r.format} decode ${b.decodeMs.toFixed(1)}, allocating + first touch of the ${(r.gatherRows * r.width * 4 / 2 ** 20).toFixed(0)} MiB float32 result ${b.outputMs.toFixed(1)}`);
 }
 
 async function benchDiscoverCmd(args: string[]): Promise<void> {

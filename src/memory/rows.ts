@@ -60,6 +60,20 @@ export function inFormat(rows: ValueRows, format: RowFormat): ValueRows {
 let lastStamp = 0;
 const nextStamp = (): number => ++lastStamp;
 
+/** A growable table's backing array. */
+type Backing = Float32Array | Uint16Array | Float64Array;
+
+/**
+ * `buf` with room for `need` elements: itself when it has it, else a new array (at least twice
+ * as long, so appends amortise) holding its first `live` elements.
+ */
+function withRoom<T extends Backing>(buf: T, live: number, need: number, make: new (length: number) => T): T {
+  if (need <= buf.length) return buf;
+  const next = new make(Math.max(need, buf.length * 2));
+  next.set(buf.subarray(0, live));
+  return next;
+}
+
 export class RowBuffer implements ValueRows {
   readonly format = 'f32';
   private buf: Float32Array;
@@ -90,12 +104,7 @@ export class RowBuffer implements ValueRows {
   append(rows: Float32Array): void {
     const n = rows.length / this.width;
     if (!Number.isInteger(n)) throw new Error(`RowBuffer.append: ${rows.length} values is not whole rows of ${this.width}`);
-    const need = (this.count + n) * this.width;
-    if (need > this.buf.length) {
-      const next = new Float32Array(Math.max(need, this.buf.length * 2));
-      next.set(this.data);
-      this.buf = next;
-    }
+    this.buf = withRoom(this.buf, this.count * this.width, (this.count + n) * this.width, Float32Array);
     this.buf.set(rows, this.count * this.width);
     this.count += n;
     this.version = nextStamp();
@@ -166,12 +175,7 @@ export class Bf16Rows implements ValueRows {
   append(rows: Float32Array): void {
     const n = rows.length / this.width;
     if (!Number.isInteger(n)) throw new Error(`Bf16Rows.append: ${rows.length} values is not whole rows of ${this.width}`);
-    const need = (this.count + n) * this.width;
-    if (need > this.buf.length) {
-      const next = new Uint16Array(Math.max(need, this.buf.length * 2));
-      next.set(this.buf.subarray(0, this.count * this.width));
-      this.buf = next;
-    }
+    this.buf = withRoom(this.buf, this.count * this.width, (this.count + n) * this.width, Uint16Array);
     f32ToBf16Array(rows, this.buf, this.count * this.width);
     this.count += n;
     this.version = nextStamp();
@@ -238,11 +242,7 @@ export class Column {
   }
 
   append(values: ArrayLike<number>): void {
-    if (this.count + values.length > this.buf.length) {
-      const next = new Float64Array(Math.max(this.count + values.length, this.buf.length * 2));
-      next.set(this.data);
-      this.buf = next;
-    }
+    this.buf = withRoom(this.buf, this.count, this.count + values.length, Float64Array);
     this.buf.set(values, this.count);
     this.count += values.length;
   }

@@ -3,7 +3,8 @@
  * `rows` Θ tokens (default 150,000, the paper's per-layer scale):
  *   commit throughput (MB/s, fsync included), open time (manifest, state, all keys verified),
  *   and the time to gather R = 2,560 random rows (what one question reads per layer), first
- *   with a cold page cache where the OS lets us drop it (else noted), then warm.
+ *   with the store's files dropped from the page cache (GNU dd; else noted), then warm.
+ *   Gathers by density and pattern, per read window: gather.ts (`--sweep`).
  * Values are stored in bf16 (mplus-8b's dtype) unless --format says otherwise.
  */
 import * as fs from 'fs';
@@ -15,6 +16,8 @@ import { SourceTable } from '../../src/memory/provenance';
 import { MemoryState } from '../../src/memory/state';
 import { ValueFormat } from '../../src/memory/store/codec';
 import { MemoryStore } from '../../src/memory/store/store';
+import { SegmentedRows } from '../../src/memory/store/segmentedRows';
+import { dropFromPageCache } from './pageCache';
 
 export interface StoreBenchOptions {
   rows?: number;
@@ -36,17 +39,10 @@ export interface StoreBenchResult {
   gatherRows: number;
   gatherFirstMs: number;
   gatherWarmMs: number;
+  /** read() calls of the first gather. */
+  gatherReads: number;
   pageCacheDropped: boolean;
   peakRssMiB: number;
-}
-
-function dropPageCache(): boolean {
-  try {
-    fs.writeFileSync('/proc/sys/vm/drop_caches', '1');
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export async function benchStore(o: StoreBenchOptions = {}): Promise<StoreBenchResult> {
@@ -86,15 +82,18 @@ export async function benchStore(o: StoreBenchOptions = {}): Promise<StoreBenchR
     }
     const storeBytes = store.sizes().totalBytes;
     store.close();
-    const dropped = dropPageCache();
+    const dropped = dropFromPageCache(dir);
     const t0 = performance.now();
     const reopened = MemoryStore.open(dir, { identity, dims, policy }, initial);
     const openMs = performance.now() - t0;
     const idx = Array.from({ length: R }, () => rng.int(rows));
-    const ltm = reopened.state.layers[0].ltm;
+    const ltm = reopened.state.layers[0].ltm as SegmentedRows;
+    const reads = () => [...new Set(ltm.refSeg)].reduce((a, id) => a + ltm.lookup(id).valueReads, 0);
+    const reads0 = reads();
     const t1 = performance.now();
     ltm.gather(idx);
     const gatherFirstMs = performance.now() - t1;
+    const gatherReads = reads() - reads0;
     const idx2 = Array.from({ length: R }, () => rng.int(rows));
     ltm.gather(idx2); // warm the file cache for these rows
     const t2 = performance.now();
@@ -104,7 +103,7 @@ export async function benchStore(o: StoreBenchOptions = {}): Promise<StoreBenchR
     reopened.store.close();
     return {
       rows, width: d, format, storeBytes, commitMBps: written / 1e6 / writeSeconds, commitSeconds: writeSeconds, openMs,
-      gatherRows: R, gatherFirstMs, gatherWarmMs, pageCacheDropped: dropped, peakRssMiB: peak / 2 ** 20,
+      gatherRows: R, gatherFirstMs, gatherWarmMs, gatherReads, pageCacheDropped: dropped, peakRssMiB: peak / 2 ** 20,
     };
   } finally {
     if (!o.dir) fs.rmSync(dir, { recursive: true, force: true });

@@ -7,7 +7,7 @@
  * index into `pending`. keep() only edits the references; the bytes go at the next rewrite.
  */
 import { RowBuffer, Rows } from '../rows';
-import { SegmentReader } from './segment';
+import { ReadWindow, SegmentReader } from './segment';
 
 export type SegmentLookup = (segId: number) => SegmentReader;
 
@@ -28,7 +28,8 @@ export class SegmentedRows implements Rows {
     return this.gather(Array.from({ length: this.count }, (_, i) => i));
   }
 
-  gather(idx: ArrayLike<number>): Float32Array {
+  /** Rows idx (repeats allowed), in that order; `window` tunes how segment reads coalesce (the bench varies it). */
+  gather(idx: ArrayLike<number>, window?: ReadWindow): Float32Array {
     const d = this.width;
     const out = new Float32Array(idx.length * d);
     const bySeg = new Map<number, Array<[number, number]>>();
@@ -45,8 +46,8 @@ export class SegmentedRows implements Rows {
       }
     }
     for (const [s, l] of bySeg) {
-      l.sort((a, b) => a[0] - b[0]); // ascending file offsets
-      this.lookup(s).readRows(l.map((x) => x[0]), out, l.map((x) => x[1]));
+      l.sort((a, b) => a[0] - b[0]); // ascending file offsets: neighbours share a read
+      this.lookup(s).readRows(l.map((x) => x[0]), out, l.map((x) => x[1]), window);
     }
     return out;
   }
