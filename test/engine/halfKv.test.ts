@@ -11,6 +11,7 @@
  *   - the default follows the checkpoint: float16 for bf16, float32 for f32 (golden cases, traces).
  */
 import * as assert from 'assert';
+import { relDiff } from '../helpers/numeric';
 import { MPlusEngine, Question } from '../../src/engine/mplus';
 import { isHalf } from '../../src/engine/executor';
 import type { KvFormat } from '../../src/engine/graphs/layer';
@@ -18,17 +19,6 @@ import { f32ToF16Bits } from '../../src/model/dtype';
 import { writeFixture } from '../../tools/fixture';
 import { fixtureWorkspace } from '../helpers/fixtureWorkspace';
 import { rmDir, tmpDir } from '../helpers/tmp';
-
-function relDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.strictEqual(a.length, b.length);
-  let m = 0;
-  let scale = 1e-6;
-  for (let i = 0; i < a.length; i++) {
-    m = Math.max(m, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(a[i]));
-  }
-  return m / scale;
-}
 
 function argmax(x: Float32Array): number {
   let best = 0;

@@ -5,19 +5,9 @@
  * limit names what sets it.
  */
 import * as assert from 'assert';
+import { relDiff } from '../helpers/numeric';
 import { MPlusEngine } from '../../src/engine/mplus';
 import { fixtureWorkspace } from '../helpers/fixtureWorkspace';
-
-function relDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.strictEqual(a.length, b.length);
-  let m = 0;
-  let scale = 1e-6;
-  for (let i = 0; i < a.length; i++) {
-    m = Math.max(m, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(a[i]));
-  }
-  return m / scale;
-}
 
 describe('question prefill in blocks', function () {
   this.timeout(300000);
