@@ -161,7 +161,7 @@ async function cmdBench(args: string[]): Promise<void> {
   console.log(`next question    ${f(r.prefillCachedMs)} ms  (${f(r.prefillCachedGflops, 3)} GFLOP; θ's K/V kept from the question before)`);
   console.log(`decode           ${f(r.decodeTokensPerS)} tokens/s  (${f(r.decodeGflopsPerToken, 3)} GFLOP per token, ${f(100 * r.decodeFractionOfMatmul)}% of matmul rate)`);
   console.log(`                 ${f(r.decodeWeightMiB)} MiB of ${r.quantizedWeightMiB === null ? 'float32' : r.precision} weights per token → ${f(r.decodeImpliedGBps)} GB/s streamed (decode is bandwidth-bound)`);
-  console.log(`Θ rows per layer ${r.ltmRowsPerLayer}`);
+  console.log(`Θ rows per layer ${r.ltmRowsPerLayer} (${f((r.ltmRowsPerLayer * r.kvLayers * r.hiddenSize * (r.stateFormat === 'bf16' ? 2 : 4)) / 2 ** 20)} MiB of values in RAM here, ${r.stateFormat}; the sidecar keeps Θ on disk)`);
   console.log(`θ in RAM         ${f(r.thetaMiB)} MiB (${r.stateFormat})`);
   console.log(`θ K/V cache      ${f(r.thetaKvMiB)} MiB (${r.kvFormat}, kept between questions until θ changes)`);
   console.log(`question K/V     ${f(r.questionKvMiB)} MiB (${r.kvFormat}, ${r.questionKvPositions} positions × ${r.kvLayers} layers, after decoding)`);

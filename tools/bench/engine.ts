@@ -57,6 +57,7 @@ export interface EngineBenchResult {
   /** Peak RSS so far at the end of each phase (load, sessions, injection, prefill, decode): where the peak was reached. */
   phasePeakMiB: Record<string, number>;
   ltmRowsPerLayer: number;
+  hiddenSize: number;
   precision: Precision;
   /** Bytes of the linear weights as the graphs hold them (quantized file; null at f32/bf16-as-shipped). */
   quantizedWeightMiB: number | null;
@@ -233,6 +234,7 @@ export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchRes
       peakRssMiB: peakMiB(),
       phasePeakMiB,
       ltmRowsPerLayer: memory.counts().ltm,
+      hiddenSize: c.hiddenSize,
       precision: engine.precision,
       stateFormat,
       thetaMiB: (c.numLayers * c.stmSize * c.hiddenSize * (stateFormat === 'bf16' ? 2 : 4)) / 2 ** 20,
