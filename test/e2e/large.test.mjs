@@ -24,12 +24,15 @@ const { startSession } = await import(pathToFileURL(path.join(tools, 'smoke.mjs'
 let s;
 const { shot, step, waitForStatus, chatView } = harness({ outDir, session: () => s });
 
-/** 120 small modules, one function each (one chunk each: feeding takes long enough to watch). */
+/** 120 small modules, one function each with a few hundred tokens of notes (feeding takes long enough to watch). */
 function writeRepo() {
   for (let i = 0; i < FILES; i++) {
     const dir = path.join(repo, 'src', `area${Math.floor(i / 20)}`);
     fs.mkdirSync(dir, { recursive: true });
-    fs.writeFileSync(path.join(dir, `unit${i}.ts`), `/** Step ${i} of the pipeline: scales by ${i + 2}. */\nexport function unit${i}(x: number): number {\n  return x * ${i + 2} + ${i};\n}\n`);
+    // A few hundred tokens of notes per file: feeding takes long enough (about a minute here) for
+    // the steps below to watch it; one-line files were all fed in ~20 s, before a question could ask.
+    const notes = Array.from({ length: 24 }, (_, k) => `// note ${k}: unit ${i} keeps its inputs finite and its scale (${i + 2}) constant across calls.`).join('\n');
+    fs.writeFileSync(path.join(dir, `unit${i}.ts`), `/** Step ${i} of the pipeline: scales by ${i + 2}. */\n${notes}\nexport function unit${i}(x: number): number {\n  return x * ${i + 2} + ${i};\n}\n`);
   }
 }
 
@@ -82,16 +85,21 @@ step(`feeding ${FILES} files: one count, the file being read and the time left, 
   const frame = await chatView();
   await frame.locator('#coverage', { hasText: /memory covers \d+\/120 files · reading src\/area\d\/unit\d+\.ts, about \d+ (s|min) left/ }).waitFor({ timeout: 30000 });
   await shot('feeding-eta');
-  // a question while feeding: the answer says how much memory covered
+  // A question over partial memory: the answer says how much memory covered. Feeding is paused
+  // first so that memory is still partial when the answer ends, however fast this machine feeds
+  // (CI once fed all 120 files before the answer was checked).
+  await s.runCommand('M+: Pause Feeding');
+  await waitForStatus(new RegExp(`M\\+ paused \\d+/${FILES}`), 60000);
   const n = await frame.locator('.entry').count();
   await frame.locator('#question').fill('Which unit scales by 7?');
   await frame.locator('#question').press('Enter');
   const entry = frame.locator('.entry').nth(n);
   await entry.waitFor({ timeout: 30000 });
-  const during = await waitForStatus(/M\+ (answering|feeding)/, 30000);
+  const during = await waitForStatus(/M\+ (answering|paused)/, 30000);
   console.log(`# while answering: ${during}`);
   await entry.locator('.note', { hasText: /Memory covered \d+\/120 files when this was answered/ }).waitFor({ timeout: 120000 });
   await shot('answer-partial-memory');
+  await s.runCommand('M+: Resume Feeding');
 }, 300000);
 
 step('everything fed; the consent is remembered for this workspace after a restart', async () => {
