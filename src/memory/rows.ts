@@ -58,7 +58,8 @@ export function inFormat(rows: ValueRows, format: RowFormat): ValueRows {
 }
 
 let lastStamp = 0;
-const nextStamp = (): number => ++lastStamp;
+/** A version stamp no table in this process has had (ValueRows.version). */
+export const nextStamp = (): number => ++lastStamp;
 
 /** A growable table's backing array. */
 type Backing = Float32Array | Uint16Array | Float64Array;

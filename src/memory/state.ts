@@ -117,7 +117,8 @@ export class MemoryState implements Memory {
 
   stmTail(l: number): Float32Array {
     const { stmSize: N, tokensPerInjection: K } = this.dims;
-    return this.layers[l].stm.data.slice((N - K) * this.dims.hidden);
+    // the tail only: θ may be on disk (the store's SegmentedRows)
+    return this.layers[l].stm.gather(Array.from({ length: K }, (_, i) => N - K + i));
   }
 
   stmRows(l: number, idx: readonly number[]): Float32Array {

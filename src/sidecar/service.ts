@@ -187,7 +187,8 @@ export class MemoryService implements Service {
       this.watcher = await WorkspaceWatcher.start(this.p.workspaceFolders, {
         backend,
         isIgnored: matcher.isIgnored,
-        onBatch: (b) => void this.onChanges(b.changed, b.deleted, b.ignoreFilesChanged).catch((e) => this.log('error', `refresh failed: ${(e as Error).message}`)),
+        // guarded: a damaged row found while refreshing (θ, the cache and Θ are read from disk) is reported as for a request
+        onBatch: (b) => void this.guarded(() => this.onChanges(b.changed, b.deleted, b.ignoreFilesChanged)).catch((e) => this.log('error', `refresh failed: ${(e as Error).message}`)),
         onError: (e) => this.log('warn', `watcher: ${e.message}`),
       });
     }
@@ -262,7 +263,7 @@ export class MemoryService implements Service {
   }
 
   /**
-   * Runs `job`; damage to the store found on the way (a Θ row failing its checksum) is remembered
+   * Runs `job`; damage to the store found on the way (a θ, cache or Θ row failing its checksum) is remembered
    * for `status`, logged, and answered with StoreDamaged, which clients turn into a Rebuild offer.
    */
   private async guarded<T>(job: () => Promise<T>): Promise<T> {

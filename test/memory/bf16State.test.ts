@@ -7,6 +7,7 @@ import * as assert from 'assert';
 import { MPlusEngine } from '../../src/engine/mplus';
 import { roundTrip } from '../../src/memory/store/codec';
 import { Bf16Rows, RowBuffer, ValueRows } from '../../src/memory/rows';
+import { SegmentedRows } from '../../src/memory/store/segmentedRows';
 import { MemoryStore, OpenResult } from '../../src/memory/store/store';
 import { Rng } from '../../src/util/rng';
 import { writeFixture } from '../../tools/fixture';
@@ -94,7 +95,9 @@ describe('bf16 memory state on a bf16 checkpoint (tiny fixture)', function () {
     try {
       const a = open(engine, 'f32');
       const st = a.o.state;
-      assert.ok(st.layers.every((m) => m.stm instanceof Bf16Rows && m.cache instanceof Bf16Rows), 'θ/cache not held as bf16');
+      // on disk once committed, in bf16; rows pending a commit are held as bf16 too
+      const bf16OnDisk = (t: ValueRows) => t instanceof SegmentedRows && t.format === 'bf16' && t.pending instanceof Bf16Rows;
+      assert.ok(st.layers.every((m) => bf16OnDisk(m.stm) && bf16OnDisk(m.cache)), 'θ/cache not held as bf16');
       assert.strictEqual(st.rowFormat, 'bf16');
       // The reference: θ in float32 RAM, rounded only by each commit (the pre-bf16-state path).
       const ref = engine.initialMemory('f32');
@@ -131,7 +134,7 @@ describe('bf16 memory state on a bf16 checkpoint (tiny fixture)', function () {
           assert.deepStrictEqual(b.o.state.layers[l].stm.data, st.layers[l].stm.data, `reopen: layer ${l} θ`);
           assert.deepStrictEqual(b.o.state.layers[l].cache.data, st.layers[l].cache.data, `reopen: layer ${l} cache`);
         }
-        assert.ok(b.o.state.layers[0].stm instanceof Bf16Rows);
+        assert.ok(b.o.state.layers[0].stm instanceof SegmentedRows && b.o.state.layers[0].stm.format === 'bf16', 'θ not held as bf16 on disk');
         b.o.store.close();
       } finally {
         await refEngine.close();

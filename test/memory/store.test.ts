@@ -25,8 +25,8 @@ function replica(steps: number, fmt: ValueFormat = 'f32'): { state: MemoryState;
       store.commit(state, sources, { steps: i + 1 }, { rewrite: c });
     }
     const snap = { state: MemoryState.prototype.clone.call(state) as MemoryState, sources: sources.clone() };
-    // materialise Θ before the scratch store closes
-    for (const m of snap.state.layers) m.ltm = { ...m.ltm, data: m.ltm.data } as never;
+    // materialise Θ, θ and the cache (all read from disk) before the scratch store closes
+    for (const m of snap.state.layers) for (const part of ['ltm', 'stm', 'cache'] as const) m[part] = { ...m[part], data: m[part].data } as never;
     store.close();
     return snap;
   } finally {

@@ -1,12 +1,13 @@
 /**
  * θ and the dropped cache in row segments: a commit writes only rows created since the last one,
- * row segments stay bounded, θ bytes are checked at open, and bf16 θ rounds the same in the
- * session as on reopen.
+ * row segments stay bounded, θ stays on disk between commits (its bytes checked when read), and
+ * bf16 θ rounds the same in the session as on reopen.
  */
 import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import { StoreCorruptError } from '../../src/memory/store/errors';
+import { SegmentedRows } from '../../src/memory/store/segmentedRows';
 import { MemoryStore, StoreOptions } from '../../src/memory/store/store';
 import { rmDir, tmpDir } from '../helpers/tmp';
 import { DIMS, IDENTITY, POLICY, applyStep, initialState, snapshot } from './storeOps';
@@ -44,6 +45,26 @@ describe('memory store: θ and cache in row segments', () => {
     const stateFile = fs.statSync(path.join(dir, m.state.file)).size;
     const sourcesFile = fs.statSync(path.join(dir, m.sources.file)).size;
     assert.strictEqual(c.bytesWritten, fresh.reduce((a, e) => a + e.size, 0) + stateFile + sourcesFile);
+    store.close();
+  });
+
+  it('θ and the cache stay on disk: a commit leaves no row of them in RAM and keeps their content and version', () => {
+    const { store, state, sources } = MemoryStore.open(dir, OPTS, initialState);
+    const tables = () => state.layers.flatMap((m) => [m.stm, m.cache]) as SegmentedRows[];
+    assert.ok(tables().every((t) => t instanceof SegmentedRows), 'θ/cache not segment-backed');
+    assert.ok(tables().every((t) => t.pending.count === 0), 'the first commit left θ in RAM');
+    for (let i = 0; i < 3; i++) {
+      applyStep(state, sources, i);
+      // the injection's rows wait in RAM for the commit, the rest are on disk
+      assert.ok(state.layers.every((m) => (m.stm as SegmentedRows).pendingPositions().length === DIMS.tokensPerInjection));
+      const before = snapshot(state);
+      const versions = tables().map((t) => t.version);
+      store.commit(state, sources, {});
+      assert.ok(tables().every((t) => t.pending.count === 0 && t.pendingPositions().length === 0), `commit ${i}: rows left in RAM`);
+      assert.deepStrictEqual(snapshot(state), before, `commit ${i}: content changed`);
+      // unchanged content keeps its version: the engine's θ K/V stays valid across a commit
+      assert.deepStrictEqual(tables().map((t) => t.version), versions, `commit ${i}: versions changed`);
+    }
     store.close();
   });
 
@@ -136,7 +157,7 @@ describe('memory store: θ and cache in row segments', () => {
     b.store.close();
   });
 
-  it('a flipped θ byte is caught at open, naming the row segment', () => {
+  it('a flipped θ byte is caught when its row is read (θ stays on disk), and by verify, naming the row segment', () => {
     const { store, state, sources } = MemoryStore.open(dir, OPTS, initialState);
     applyStep(state, sources, 0);
     store.commit(state, sources, {});
@@ -147,7 +168,18 @@ describe('memory store: θ and cache in row segments', () => {
     const valuesAt = Math.ceil((12 + b.readUInt32LE(8)) / 8) * 8;
     b[valuesAt + 5] ^= 0x40;
     fs.writeFileSync(p, b);
-    assert.throws(() => MemoryStore.open(dir, OPTS, initialState), (e: Error) => e instanceof StoreCorruptError && e.message.includes(seg) && /checksum/.test(e.message));
+    const corrupt = (e: Error) => e instanceof StoreCorruptError && e.message.includes(seg) && /checksum/.test(e.message);
+    const reopened = MemoryStore.open(dir, OPTS, initialState);
+    try {
+      // the flipped row is one of layer 0's θ or cache rows (the first segment holds the initial θ)
+      const l0 = reopened.state.layers[0];
+      assert.throws(() => [l0.stm.data, l0.cache.data], corrupt);
+      assert.throws(() => reopened.store.verify(), corrupt);
+      // rows elsewhere still read
+      assert.strictEqual(reopened.state.stmTail(1).length, OPTS.dims.tokensPerInjection * OPTS.dims.hidden);
+    } finally {
+      reopened.store.close();
+    }
     fs.rmSync(p);
     assert.throws(() => MemoryStore.open(dir, OPTS, initialState), (e: Error) => e instanceof StoreCorruptError && e.message.includes(seg) && /missing/.test(e.message));
   });

@@ -212,6 +212,9 @@ export function prepareCommit(
       newRefs.forEach((r, l) => {
         const m = state.layers[l];
         ctx.refs.reset(l, { ids: m.stmId.data, refs: r.stm }, { ids: m.cacheId.data, refs: r.cache, keyRefs: r.cacheKey });
+        // θ and the cache are read from disk from now on; their pending copies leave RAM.
+        (m.stm as SegmentedRows).pointAt(r.stm);
+        (m.cache as SegmentedRows).pointAt(r.cache);
       });
     },
   };

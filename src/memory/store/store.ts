@@ -39,7 +39,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { layerInFormat } from '../layer';
 import { SourceTable } from '../provenance';
-import { Column, RowBuffer, valueRowsFrom } from '../rows';
+import { Column, RowBuffer, RowFormat, Rows, ValueRows } from '../rows';
 import { LayerMemory, LtmPolicyParams, MemoryDims, MemoryState } from '../state';
 import { ValueFormat, rowBytes } from './codec';
 import { prepareCommit } from './commit';
@@ -202,15 +202,25 @@ export class MemoryStore {
     return r;
   }
 
-  /** Puts a state's Θ values under this store (pending until the next commit). */
+  /**
+   * Puts a state's values under this store: Θ, θ and the cache become segment-backed tables,
+   * their rows pending until the next commit writes them, and read from disk after it.
+   */
   adopt(state: MemoryState): void {
     if (this.state && this.state !== state) throw new Error('a store commits the one memory state it opened or created');
     this.state = state;
+    const d = state.dims.hidden;
+    const onDisk = (rows: Rows, format: RowFormat): SegmentedRows => {
+      if (rows instanceof SegmentedRows) return rows;
+      const t = new SegmentedRows(d, (id) => this.reader(id), format);
+      if ('format' in rows && rows.format === format) t.adoptPending(rows as ValueRows); // no copy of θ (2.7 GB at mplus-8b)
+      else if (rows.count) t.append(rows.data);
+      return t;
+    };
     for (const m of state.layers) {
-      if (m.ltm instanceof SegmentedRows) continue;
-      const rows = new SegmentedRows(state.dims.hidden, (id) => this.reader(id));
-      if (m.ltm.count) rows.append(m.ltm.data);
-      m.ltm = rows;
+      m.ltm = onDisk(m.ltm, 'f32');
+      m.stm = onDisk(m.stm, this.opts.thetaFormat);
+      m.cache = onDisk(m.cache, this.opts.thetaFormat);
     }
   }
 
@@ -254,7 +264,7 @@ export class MemoryStore {
       const stmId = Float64Array.from(stmRef, (_, i) => i);
       const cacheId = Float64Array.from(cacheRef, (_, i) => stmRef.length + i);
       const lm: LayerMemory = {
-        stm: valueRowsFrom(this.opts.thetaFormat, d, this.readRefs(stmRef, rowSegs, d, stFile, `layer ${l} θ`)),
+        stm: this.rowsAt(stmRef, rowSegs, stFile, `layer ${l} θ`),
         stmAges: Column.from(st.f64(at('stmAges'))),
         stmSrc: Column.from(st.i32(at('stmSrc'))),
         stmId: Column.from(stmId),
@@ -263,7 +273,7 @@ export class MemoryStore {
         ltmAges: Column.from(lt.f64(at('ltmAges')).map((a) => a + m.ltm.ageShift)),
         ltmRf: Column.from(lt.f32(at('ltmRf'))),
         ltmSrc: Column.from(lt.i32(at('ltmSrc'))),
-        cache: valueRowsFrom(this.opts.thetaFormat, d, this.readRefs(cacheRef, rowSegs, d, stFile, `layer ${l} cache`)),
+        cache: this.rowsAt(cacheRef, rowSegs, stFile, `layer ${l} cache`),
         cacheKeys: RowBuffer.from(s, this.readKeyRefs(cacheKeyRef, keySegs, s, stFile, `layer ${l} cache keys`)),
         cacheAges: Column.from(st.f64(at('cacheAges'))),
         cacheSrc: Column.from(st.i32(at('cacheSrc'))),
@@ -298,11 +308,15 @@ export class MemoryStore {
     return { seg, row };
   }
 
-  /** θ or cache values by reference, read (checksummed) the way Θ rows are gathered. */
-  private readRefs(refs: Float64Array, layerSegs: Set<number>, d: number, file: string, what: string): Float32Array {
-    const t = new SegmentedRows(d, (id) => this.reader(id));
+  /**
+   * θ or cache values by reference, left on disk: read (checksummed) when the engine asks for
+   * rows, as Θ's are. A flipped value byte is therefore found at that read (StoreCorruptError, the
+   * sidecar's Rebuild offer), not at open; `verify()` reads them all.
+   */
+  private rowsAt(refs: Float64Array, layerSegs: Set<number>, file: string, what: string): SegmentedRows {
+    const t = new SegmentedRows(this.opts.dims.hidden, (id) => this.reader(id), this.opts.thetaFormat);
     ({ seg: t.refSeg, row: t.refRow } = this.resolveRefs(refs, layerSegs, file, what));
-    return t.data;
+    return t;
   }
 
   /** The cache's keys by reference, from key segments (their keys are in RAM, verified at open). */

@@ -11,6 +11,7 @@ import type { Memory, MemorySnapshot, RetrievalCandidates } from '../memory';
 import type { Part } from '../layer';
 import { SourceTable } from '../provenance';
 import { InjectionUpdate, MemoryState } from '../state';
+import { SegmentedRows } from './segmentedRows';
 import { CommitInfo, MemoryStore, OpenResult, StoreSizes } from './store';
 
 interface StoredSnapshot extends MemorySnapshot {
@@ -114,6 +115,11 @@ export class StoredMemory implements Memory {
   /** Rows per layer of θ, Θ and the cache. */
   counts(): Record<Part, number> {
     return this.state.counts();
+  }
+
+  /** Bytes of θ and cache rows held in RAM awaiting a commit (the rest are on disk). */
+  thetaPendingBytes(): number {
+    return this.state.layers.reduce((a, m) => a + (m.stm as SegmentedRows).pendingBytes + (m.cache as SegmentedRows).pendingBytes, 0);
   }
 
   sizes(): StoreSizes {
