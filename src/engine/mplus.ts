@@ -29,7 +29,7 @@ import { BLOCK_SIZES, DEFAULT_BLOCK, PRECISIONS, Precision, isPrecision } from '
 import { loadQuantizedWeightsOffThread } from './quant/quantizeOffThread';
 import { QuantLog, QuantizedWeights, linearWeightNames } from './quant/weightCache';
 import { concatTables, ropeInvFreq, ropeTables } from './rope';
-import { kvFormatOf, stateFormatOf } from './stateFormat';
+import { kvBytes, kvFormatOf, stateFormatOf } from './stateFormat';
 import { SamplingOptions, sampleToken } from './sampling';
 
 export interface EngineOptions {
@@ -167,6 +167,8 @@ export class MPlusEngine {
   readonly precision: Precision;
   /** Width a question's K/V cache is held in (layer graphs take and return it so). */
   readonly kvFormat: KvFormat;
+  /** A zero-position K/V in kvFormat: what a layer graph gets for an absent past or memory. */
+  private readonly emptyKv: AnyTensor;
   /** θ's K/V per layer for questions, with the θ version and start position it was computed for. */
   private readonly thetaKvCache: Array<{ version: number; at: number; kv: KvPair } | undefined> = [];
   /** How many layer θ K/V computations this engine made (tests check the cache is reused). */
@@ -190,6 +192,9 @@ export class MPlusEngine {
     this.scratchBytes = opts.scratchBytes ?? SCRATCH_BYTES;
     this.precision = opts.precision ?? 'f32';
     this.kvFormat = opts.kvFormat ?? kvFormatOf(cfg);
+    this.emptyKv = this.kvFormat === 'f16'
+      ? { data: new Uint16Array(0), dims: [cfg.numKvHeads, 0, cfg.headDim], half: true }
+      : { data: new Float32Array(0), dims: [cfg.numKvHeads, 0, cfg.headDim] };
     this.quant = quant;
   }
 
@@ -359,7 +364,7 @@ export class MPlusEngine {
         for (let j = sees + 1; j < Tk; j++) mask[row + j] = -Infinity;
       }
     }
-    const empty = this.emptyKv();
+    const empty = this.emptyKv;
     const r = await (await this.layer(l)).run({
       prefix: { data: prefix, dims: [p, d] },
       x: { data: x, dims: [n, d] },
@@ -375,11 +380,6 @@ export class MPlusEngine {
       adapter,
     }, o.withMass ? ['y', 'k_all', 'v_all', 'attn_mass'] : ['y', 'k_all', 'v_all']);
     return { y: f32(r.y), k: r.k_all, v: r.v_all, mass: r.attn_mass && f32(r.attn_mass) };
-  }
-
-  private emptyKv(): AnyTensor {
-    const { numKvHeads: KV, headDim: hd } = this.config;
-    return this.kvFormat === 'f16' ? { data: new Uint16Array(0), dims: [KV, 0, hd], half: true } : { data: new Float32Array(0), dims: [KV, 0, hd] };
   }
 
   /**
@@ -422,12 +422,25 @@ export class MPlusEngine {
     const hit = this.thetaKvCache[l];
     if (hit && hit.version === version && hit.at === at) return hit.kv;
     this.thetaKvCache[l] = undefined; // the old one goes before the new one is built
-    const { hiddenSize: d } = this.config;
-    const stm = memory.stm(l);
-    const N = stm.length / d;
-    // The layer graph needs one output row: θ's last row again, after θ; its K/V is cut off.
-    const out = await this.runLayer(l, stm, stm.subarray((N - 1) * d), ADAPTER_GENERATE, { prefixAt: at });
-    const kv = { k: dropLastPosition(out.k), v: dropLastPosition(out.v) };
+    const { hiddenSize: d, numKvHeads: KV, headDim: hd } = this.config;
+    const N = memory.dims.stmSize;
+    // In blocks of θ rows, read from memory block by block (θ may be on disk): a row's K/V is its
+    // own projection and rotation, so blocks equal one pass, and the transients are one block's
+    // (~16 float32 rows of activations per θ row) instead of θ_l's — 160 MiB of float32 rows
+    // alone at mplus-8b shape, on top of the cache being built.
+    const B = Math.max(16, Math.min(N, Math.floor(this.scratchBytes / (16 * 4 * d))));
+    const make = (): AnyTensor => (this.kvFormat === 'f16'
+      ? { data: new Uint16Array(KV * N * hd), dims: [KV, N, hd], half: true }
+      : { data: new Float32Array(KV * N * hd), dims: [KV, N, hd] });
+    const kv = { k: make(), v: make() };
+    for (let s = 0; s < N; s += B) {
+      const e = Math.min(N, s + B);
+      const rows = memory.stmRows(l, Array.from({ length: e - s }, (_, i) => s + i));
+      // The layer graph needs one output row: the block's last row again, after it; its K/V is not kept.
+      const out = await this.runLayer(l, rows, rows.subarray((e - s - 1) * d), ADAPTER_GENERATE, { prefixAt: at + s });
+      copyPositions(out.k, kv.k, s, e - s);
+      copyPositions(out.v, kv.v, s, e - s);
+    }
     this.thetaKvCache[l] = { version, at, kv };
     this.thetaKvComputed++;
     return kv;
@@ -453,7 +466,7 @@ export class MPlusEngine {
     const { maxPositionEmbeddings, numLayers: L, numKvHeads: KV, headDim: hd, hiddenSize: d, retrieveSize: R, stmSize: N } = this.config;
     const prefix = (this.bos ? 1 : 0) + R + N;
     const byPositions = maxPositionEmbeddings - prefix - answerTokens;
-    const perToken = (this.kvFormat === 'f16' ? 2 : 4) * L * 2 * KV * hd + 4 * 8 * d;
+    const perToken = kvBytes(this.kvFormat) * L * 2 * KV * hd + 4 * 8 * d;
     const byMemory = Math.floor((os.totalmem() * QUESTION_MEMORY_SHARE) / perToken);
     const options: QuestionLimit[] = [
       { tokens: byPositions, why: `the model's ${maxPositionEmbeddings} positions less ${prefix} memory tokens and ${answerTokens} answer tokens` },
@@ -633,10 +646,10 @@ export class MPlusEngine {
 }
 
 /** [kvH, T, hd] → [kvH, T−1, hd]: the last position of each head removed. */
-function dropLastPosition(t: AnyTensor): AnyTensor {
-  const [KV, T, hd] = t.dims;
-  const out = t.data instanceof Uint16Array ? new Uint16Array(KV * (T - 1) * hd) : new Float32Array(KV * (T - 1) * hd);
-  for (let h = 0; h < KV; h++) out.set(t.data.subarray(h * T * hd, (h * T + T - 1) * hd), h * (T - 1) * hd);
-  const dims = [KV, T - 1, hd];
-  return out instanceof Uint16Array ? { data: out, dims, half: true } : { data: out, dims };
+/** Positions 0..n−1 of `src` [KV, T, hd] into positions at..at+n−1 of `dst` [KV, P, hd] (same element type). */
+function copyPositions(src: AnyTensor, dst: AnyTensor, at: number, n: number): void {
+  const [KV, T, hd] = src.dims;
+  const P = dst.dims[1];
+  if (src.data.constructor !== dst.data.constructor) throw new Error('copyPositions: K/V of different widths');
+  for (let h = 0; h < KV; h++) (dst.data as Float32Array).set((src.data as Float32Array).subarray(h * T * hd, (h * T + n) * hd), (h * P + at) * hd);
 }

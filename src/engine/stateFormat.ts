@@ -20,3 +20,8 @@ export function stateFormatOf(cfg: MPlusConfig): RowFormat {
 export function kvFormatOf(cfg: MPlusConfig): 'f32' | 'f16' {
   return stateFormatOf(cfg) === 'bf16' ? 'f16' : 'f32';
 }
+
+/** Bytes of one K or V value held in `format`. */
+export function kvBytes(format: 'f32' | 'f16'): number {
+  return format === 'f16' ? 2 : 4;
+}

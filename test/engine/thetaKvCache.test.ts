@@ -59,6 +59,21 @@ describe('θ K/V kept between questions', function () {
     assert.strictEqual(q2.mem[0], q1.mem[0], 'the same K/V object, not a copy');
   });
 
+  it('computed in blocks of θ rows (a small scratch bound) equals one pass', async () => {
+    const { hiddenSize: d, stmSize: N } = engine.config;
+    // 16 rows per block (the least), N/16 blocks: each block's rows at their own positions
+    const blocked = await MPlusEngine.load(ws.model, { seed: 5, scratchBytes: 16 * 4 * d * 16 });
+    try {
+      assert.ok(N > 32, `the fixture's θ (${N} rows) must span several blocks`);
+      const mem = engine.initialMemory();
+      for (let k = 0; k < 2; k++) await engine.inject(mem, chunk(k));
+      const short = question.slice(0, 12); // one question block at either scratch bound
+      same(await blocked.prefill(mem.clone(), short), await fresh.prefill(mem.clone(), short), 'blocked vs one pass');
+    } finally {
+      await blocked.close();
+    }
+  });
+
   it('an injection, a restore and a row overwritten each make the next question recompute, matching an uncached engine', async () => {
     const mem = engine.initialMemory();
     await engine.inject(mem, chunk(0));
