@@ -14,7 +14,7 @@ import { OrtExecutor } from '../src/engine/executor';
 import type { KvFormat } from '../src/engine/graphs/layer';
 import { VALUE_FORMATS, ValueFormat } from '../src/memory/store/codec';
 import { benchDiscover } from './bench/discover';
-import { benchEngine } from './bench/engine';
+import { BENCH_MEMORIES, BenchMemory, benchEngine } from './bench/engine';
 import { ROW_FORMATS, RowFormat } from '../src/memory/rows';
 import { benchFixture } from './bench/fixture';
 import { benchPrecisionCmd } from './bench/precision';
@@ -39,7 +39,8 @@ const USAGE = `usage: mplus <tool> [options]
           run a script of inject/generate ops and write every intermediate a checker needs
   bench engine (--preset small|tiny|medium | --model DIR) [--dtype f32|bf16] [--json]
           [--precision f32|bf16|int8|int4] [--block 32] [--injections N] [--decode-tokens N] [--device cpu|cuda]
-          [--state f32|bf16] (θ/cache rows in RAM; default: the checkpoint's dtype)
+          [--state f32|bf16] (θ/cache rows; default: the checkpoint's dtype)
+          [--memory store|ram] (store: θ/cache/Θ on disk, committed per injection, as in the sidecar — the default)
           [--kv f32|f16] (a question's K/V cache; default: f16 for a bf16 checkpoint, else f32)
           injection tokens/s, prefill ms, decode tokens/s, peak RSS, vs measured matmul rate
   bench precision (--preset tiny|small|medium | --model DIR) [--precisions bf16,int8,int4] [--block 32] [--lora] [--kv f32|f16]
@@ -128,7 +129,7 @@ async function cmdBench(args: string[]): Promise<void> {
     options: {
       preset: { type: 'string' }, model: { type: 'string' }, dtype: { type: 'string' }, json: { type: 'boolean' },
       injections: { type: 'string' }, 'decode-tokens': { type: 'string' }, precision: { type: 'string' }, block: { type: 'string' },
-      device: { type: 'string' }, state: { type: 'string' }, kv: { type: 'string' },
+      device: { type: 'string' }, state: { type: 'string' }, kv: { type: 'string' }, memory: { type: 'string' },
     },
   });
   if (what !== 'engine') throw new UsageError(`unknown benchmark ${JSON.stringify(what)} (engine, store, ingest, discover, retention, precision)`);
@@ -144,6 +145,7 @@ async function cmdBench(args: string[]): Promise<void> {
     quantBlock: values.block === undefined ? undefined : int(values.block, 'block'),
     stateFormat: stateFormatOf(values.state),
     kvFormat: kvFormatOf(values.kv),
+    memory: benchMemoryOf(values.memory),
   });
   if (values.json) {
     console.log(JSON.stringify({ model, ...r }));
@@ -161,11 +163,18 @@ async function cmdBench(args: string[]): Promise<void> {
   console.log(`next question    ${f(r.prefillCachedMs)} ms  (${f(r.prefillCachedGflops, 3)} GFLOP; θ's K/V kept from the question before)`);
   console.log(`decode           ${f(r.decodeTokensPerS)} tokens/s  (${f(r.decodeGflopsPerToken, 3)} GFLOP per token, ${f(100 * r.decodeFractionOfMatmul)}% of matmul rate)`);
   console.log(`                 ${f(r.decodeWeightMiB)} MiB of ${r.quantizedWeightMiB === null ? 'float32' : r.precision} weights per token → ${f(r.decodeImpliedGBps)} GB/s streamed (decode is bandwidth-bound)`);
-  console.log(`Θ rows per layer ${r.ltmRowsPerLayer} (${f((r.ltmRowsPerLayer * r.kvLayers * r.hiddenSize * (r.stateFormat === 'bf16' ? 2 : 4)) / 2 ** 20)} MiB of values in RAM here, ${r.stateFormat}; the sidecar keeps Θ on disk)`);
-  console.log(`θ in RAM         ${f(r.thetaMiB)} MiB (${r.stateFormat})`);
+  const ltmMiB = f((r.ltmRowsPerLayer * r.kvLayers * r.hiddenSize * (r.stateFormat === 'bf16' ? 2 : 4)) / 2 ** 20);
+  console.log(`Θ rows per layer ${r.ltmRowsPerLayer} (${ltmMiB} MiB of values, ${r.stateFormat}, ${r.memory === 'store' ? 'on disk' : 'in RAM here; the sidecar keeps Θ on disk'})`);
+  console.log(`θ                ${f(r.thetaMiB)} MiB (${r.stateFormat}); in RAM ${f(r.thetaInRamMiB)} MiB (memory: ${r.memory === 'store' ? 'a store, θ/cache/Θ on disk as in the sidecar' : 'all in RAM'})`);
+  if (r.commitMs !== null) console.log(`commit           ${f(r.commitMs, 0)} ms after each injection (untimed above)`);
   console.log(`θ K/V cache      ${f(r.thetaKvMiB)} MiB (${r.kvFormat}, kept between questions until θ changes)`);
   console.log(`question K/V     ${f(r.questionKvMiB)} MiB (${r.kvFormat}, ${r.questionKvPositions} positions × ${r.kvLayers} layers, after decoding)`);
   console.log(`peak RSS         ${f(r.peakRssMiB)} MiB (by the end of ${Object.entries(r.phasePeakMiB).map(([k, v]) => `${k} ${f(v, 0)}`).join(', ')})`);
+}
+
+function benchMemoryOf(v: string | undefined): BenchMemory | undefined {
+  if (v === undefined || (BENCH_MEMORIES as readonly string[]).includes(v)) return v as BenchMemory | undefined;
+  throw new UsageError(`--memory must be one of ${BENCH_MEMORIES.join(', ')}, got ${v}`);
 }
 
 function kvFormatOf(v: string | undefined): KvFormat | undefined {

@@ -3,6 +3,9 @@
  * each next to the FLOPs it needed and the machine's measured float32 matmul rate on the same
  * executor, so "fraction of the physical floor" can be read off directly.
  */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import { MPlusConfig } from '../../src/model/config';
 import { Rng } from '../../src/util/rng';
 import { Executor, OrtExecutor } from '../../src/engine/executor';
@@ -11,6 +14,9 @@ import { MPlusEngine, Question } from '../../src/engine/mplus';
 import { Precision } from '../../src/engine/quant/precision';
 import type { RowFormat } from '../../src/memory/rows';
 import type { KvFormat } from '../../src/engine/graphs/layer';
+import { MemoryState } from '../../src/memory/state';
+import { MemoryStore } from '../../src/memory/store/store';
+import { StoredMemory } from '../../src/memory/store/storedMemory';
 
 export interface EngineBenchOptions {
   model: string;
@@ -28,7 +34,16 @@ export interface EngineBenchOptions {
   stateFormat?: RowFormat;
   /** Width of a question's K/V cache (default: the engine's, kvFormatOf the checkpoint). */
   kvFormat?: KvFormat;
+  /**
+   * Where memory lives: 'store' (default) as the sidecar holds it — a store in a temporary
+   * folder, θ, the cache and Θ on disk, committed after every injection (untimed) — or 'ram',
+   * all of it in RAM (MemoryState, as traces and golden cases run).
+   */
+  memory?: BenchMemory;
 }
+
+export type BenchMemory = 'store' | 'ram';
+export const BENCH_MEMORIES: readonly BenchMemory[] = ['store', 'ram'];
 
 export interface EngineBenchResult {
   executor: string;
@@ -67,6 +82,11 @@ export interface EngineBenchResult {
   stateFormat: RowFormat;
   /** θ's bytes as memory holds them (every layer). */
   thetaMiB: number;
+  memory: BenchMemory;
+  /** θ's bytes held in RAM at the end (all of θ for 'ram'; rows awaiting a commit for 'store'). */
+  thetaInRamMiB: number;
+  /** Median time of the commit after an injection ('store' only). */
+  commitMs: number | null;
   kvFormat: KvFormat;
   /** The asked question's K/V cache after decoding, every layer. */
   questionKvMiB: number;
@@ -136,12 +156,31 @@ export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchRes
   const loadMs = performance.now() - tl;
   const peakMiB = () => process.resourceUsage().maxRSS / 1024;
   const phasePeakMiB: Record<string, number> = { load: peakMiB() };
+  let storeDir: string | undefined;
+  let stored: StoredMemory | undefined;
   try {
     const c = engine.config;
     const rng = new Rng(o.seed ?? 1);
     // θ and the cache held as the sidecar holds them (bf16 for a bf16 checkpoint), unless told.
     const stateFormat = o.stateFormat ?? engine.stateFormat();
-    const memory = engine.initialMemory(stateFormat);
+    const where = o.memory ?? 'store';
+    let memory: MemoryState | StoredMemory;
+    if (where === 'store') {
+      storeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mplus-bench-store-'));
+      // the sidecar's store options for this model (service.ts), without a budget
+      const storeOpts = { identity: engine.checkpoint.identity(), dims: engine.memoryDims(), policy: engine.memoryPolicy(), valueFormat: stateFormat, thetaFormat: stateFormat };
+      memory = stored = new StoredMemory(MemoryStore.open(storeDir, storeOpts, () => engine.initialMemory(stateFormat)));
+    } else {
+      memory = engine.initialMemory(stateFormat);
+    }
+    const commitTimes: number[] = [];
+    const commit = () => {
+      if (!(memory instanceof StoredMemory)) return;
+      const tc = performance.now();
+      memory.commit({});
+      commitTimes.push(performance.now() - tc);
+    };
+    phasePeakMiB.memory = peakMiB();
     const tok = (n: number) => Array.from({ length: n }, () => rng.int(c.vocabSize));
     const t0 = performance.now();
     await engine.warmup();
@@ -153,13 +192,17 @@ export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchRes
     const injections = o.injections ?? Math.max(8, c.updateLtmFrequency + 1);
     if (injections < 1) throw new Error('--injections must be at least 1');
     // First-run allocations out of the timing, unless a single injection is all that was asked.
-    if (injections > 1) await engine.inject(memory, tok(n));
+    if (injections > 1) {
+      await engine.inject(memory, tok(n));
+      commit();
+    }
     // Medians of per-unit times: this VM's neighbours make single timings swing ±40%.
     const injTimes: number[] = [];
     for (let i = 0; i < injections; i++) {
       const ti = performance.now();
       await engine.inject(memory, tok(n));
       injTimes.push((performance.now() - ti) / 1000);
+      commit();
     }
     const injSec = median(injTimes) * injections;
     phasePeakMiB.injection = peakMiB();
@@ -238,6 +281,9 @@ export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchRes
       precision: engine.precision,
       stateFormat,
       thetaMiB: (c.numLayers * c.stmSize * c.hiddenSize * (stateFormat === 'bf16' ? 2 : 4)) / 2 ** 20,
+      memory: where,
+      thetaInRamMiB: memory instanceof StoredMemory ? memory.thetaPendingBytes() / 2 ** 20 : (c.numLayers * c.stmSize * c.hiddenSize * (stateFormat === 'bf16' ? 2 : 4)) / 2 ** 20,
+      commitMs: commitTimes.length ? median(commitTimes) : null,
       kvFormat: engine.kvFormat,
       questionKvMiB: asked.kv.reduce((a, x) => a + x.k.data.byteLength + x.v.data.byteLength, 0) / 2 ** 20,
       questionKvPositions: asked.kv[0].k.dims[1],
@@ -247,6 +293,8 @@ export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchRes
       quantizedThisRun: engine.quant?.built ?? false,
     };
   } finally {
+    stored?.close();
     await engine.close();
+    if (storeDir) fs.rmSync(storeDir, { recursive: true, force: true });
   }
 }
