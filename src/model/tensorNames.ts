@@ -132,7 +132,7 @@ export function mapTensorNames(cfg: MPlusConfig, files: TensorFiles): { weights:
       lw.queryProj = projector(`${p}.self_attn.query_proj`);
       lw.keyProj = projector(`${p}.self_attn.key_proj`);
       if (cfg.addEncoderRetriever) {
-        // Trained jointly but unused at inference: accepted, never required.
+        // Trained jointly but unused at inference: accepted, never required (unusedAtInference).
         for (const s of ['0', '2']) take(`${p}.self_attn.encoder_query_proj.${s}.weight`, false);
         take(`${p}.self_attn.encoder_query_proj.weight`, false);
       }
@@ -226,4 +226,9 @@ export function checkShapes(cfg: MPlusConfig, files: TensorFiles, w: ModelWeight
     expect(t.rf, [m]);
     expect(t.ages, [m]);
   });
+}
+
+/** A checkpoint tensor the engine never reads: the encoder retriever's query projection (trained jointly with the retriever, unused at inference). */
+export function unusedAtInference(name: string): boolean {
+  return /(^|\.)self_attn\.encoder_query_proj\./.test(name);
 }

@@ -6,20 +6,23 @@
  * in-graph cast once at session creation, also for a bf16 file). Everything else the engine reads
  * as float32: norms, LoRA adapters and a linear weight that could not be quantized (their cast is
  * folded too), Θ's shipped keys and bookkeeping, positional and BOS embeddings — except the memory
- * rows (θ and Θ's shipped values), held in the model's state format (stateFormat.ts: bf16 for a
- * bf16 checkpoint). The token embedding table is not held at all: its rows are read from the file
- * per token (MPlusEngine.embed). After the first question the engine also keeps θ's keys/values
+ * rows (θ and Θ's shipped values, `memoryRows`), which the sidecar's store keeps on disk and reads
+ * per question and injection (store/segmentedRows.ts): they are reported, in the model's state
+ * format, but not part of `total`. Not held at all: the token embedding table (its rows are read
+ * from the file per token, MPlusEngine.embed) and tensors the engine never reads
+ * (unusedAtInference). After the first question the engine also keeps θ's keys/values
  * (MPlusEngine.thetaKv) in its K/V format (kvFormatOf: float16 for a bf16 checkpoint).
  */
 import { Checkpoint } from '../../model/checkpoint';
-import { kvFormatOf, stateFormatOf } from '../stateFormat';
+import { unusedAtInference } from '../../model/tensorNames';
+import { kvBytes, kvFormatOf, stateFormatOf } from '../stateFormat';
 import { DEFAULT_BLOCK, Precision } from './precision';
 import { linearLayout, linearWeightNames } from './weightCache';
 
 export interface ResidentBytes {
   /** Linear weights (decoder, retriever projections, lm_head) as held. */
   linear: number;
-  /** θ and Θ's shipped values, in the state format. */
+  /** θ and Θ's shipped values, in the state format: on disk in the sidecar's store, not in `total`. */
   memoryRows: number;
   /** Every other tensor the engine holds, as float32. */
   other: number;
@@ -44,11 +47,11 @@ export function residentBytes(ckpt: Checkpoint, precision: Precision, block = DE
     } else if (linearNames.has(name)) {
       const lay = linearLayout(t.dtype, t.shape, precision, block);
       linear += lay.kind === 'nbits' ? lay.blobBytes + lay.scaleBytes : f32;
-    } else if (name !== ckpt.weights.embed) {
+    } else if (name !== ckpt.weights.embed && !unusedAtInference(name)) {
       other += f32;
     }
   }
   const c = ckpt.config;
-  const thetaKv = c.numLayers * c.stmSize * 2 * c.numKvHeads * c.headDim * (kvFormatOf(c) === 'f16' ? 2 : 4);
-  return { linear, memoryRows, other, thetaKv, total: linear + memoryRows + other + thetaKv };
+  const thetaKv = c.numLayers * c.stmSize * 2 * c.numKvHeads * c.headDim * kvBytes(kvFormatOf(c));
+  return { linear, memoryRows, other, thetaKv, total: linear + other + thetaKv };
 }
