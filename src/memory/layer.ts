@@ -3,7 +3,8 @@
  *
  * Per layer l (d = hidden size, s = retriever key size, N = |θ|, M = |Θ|, C = |cache|):
  *   part  column      shape   meaning
- *   stm   stm         [N, d]  θ, the short-term pool; row order is meaningful (the tail feeds injection)
+ *   stm   stm         [N, d]  θ, the short-term pool; row order is meaningful (the tail feeds injection);
+ *                             in RAM, or on disk behind `ValueRows` (the store's SegmentedRows)
  *         stmAges     [N]     slot of the token in the injection that wrote it (K−1 … 0); ⚑ never grows
  *         stmSrc      [N]     provenance: source id that wrote the token (−1 = shipped with the checkpoint)
  *         stmId       [N]     row identity (see below)
@@ -37,7 +38,7 @@ export interface MemoryDims {
 }
 
 export interface LayerMemory {
-  /** θ values, in the memory's row format (f32, or bf16: half the RAM). */
+  /** θ values, in the memory's row format (f32, or bf16: half the bytes); in RAM or on disk (SegmentedRows). */
   stm: ValueRows;
   stmAges: Column;
   stmSrc: Column;

@@ -26,7 +26,10 @@
  * created since the last one (an editor save: K rows per layer per injection) instead of all of
  * θ and the cache (at mplus-8b, 2.7 GB and up to 4 GB more in bf16). Row segments of a layer are
  * rewritten into one when under a third of their rows is still referenced, which bounds them at
- * 3× the live θ + cache and amortises the rewrite to half a row per new row.
+ * 3× the live θ + cache and amortises the rewrite to half a row per new row. The session reads
+ * θ and the cache from those segments too (SegmentedRows), as it reads Θ: only rows written since
+ * the last commit are held in RAM. The engine keeps θ's K/V between questions, so θ is read once
+ * per injection (to recompute them) plus the K tail rows and the rows an injection drops.
  *
  * Commit (commit.ts): write the new files → fsync each → write manifest.tmp → fsync → rename over
  * manifest.json → fsync the directory → point the live state at the new files → delete files no
@@ -121,7 +124,8 @@ export class MemoryStore {
         // The caller's policy (budget, θ only) governs from the first injection, as after a reopen;
         // the checkpoint's initial state carries the model's.
         const shipped = initial();
-        // θ and the cache live in RAM in the store's θ format (bf16 θ: half the memory).
+        // θ and the cache in the store's θ format (bf16 θ: half the bytes); adopt() + the first
+        // commit move them to disk, and the RAM copy goes.
         const state = new MemoryState(shipped.dims, opts.policy, shipped.layers.map((l) => layerInFormat(l, opts.thetaFormat)));
         store.adopt(state);
         const sources = new SourceTable();
