@@ -7,6 +7,7 @@ import { ChildProcess, spawn } from 'child_process';
 import * as path from 'path';
 import { MessageConnection, StreamMessageReader, StreamMessageWriter, createMessageConnection } from 'vscode-jsonrpc/node';
 import { Initialize, InitializeParams, InitializeResult, PROTOCOL_VERSION, Shutdown } from './protocol';
+import { allocatorEnv } from '../util/allocatorEnv';
 
 export interface SpawnOptions {
   /** Node (or Electron-as-Node) binary; default: this process's. */
@@ -39,7 +40,7 @@ export function sidecarEntry(): string {
 export function spawnSidecar(opts: SpawnOptions = {}): SidecarHandle {
   const child = spawn(opts.execPath ?? process.execPath, [sidecarEntry()], {
     stdio: ['pipe', 'pipe', 'pipe'],
-    env: { ...process.env, ...opts.env },
+    env: { ...process.env, ...allocatorEnv(), ...opts.env },
     detached: !!opts.ownProcessGroup,
   });
   const exited = new Promise<number | string>((resolve) => {
