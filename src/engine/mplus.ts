@@ -25,7 +25,7 @@ import { AnyTensor, Executor, GraphSession, HostTensor, OrtExecutor, Device, f32
 import { buildLmHeadGraph, buildRetrieverGraph, buildScoresGraph } from './graphs/heads';
 import { KvFormat, buildLayerGraph } from './graphs/layer';
 import type { WeightSource } from './graphs/common';
-import { BLOCK_SIZES, DEFAULT_BLOCK, PRECISIONS, Precision, isPrecision } from './quant/precision';
+import { BLOCK_SIZES, PRECISIONS, Precision, defaultBlock, isPrecision } from './quant/precision';
 import { loadQuantizedWeightsOffThread } from './quant/quantizeOffThread';
 import { QuantLog, QuantizedWeights, linearWeightNames } from './quant/weightCache';
 import { concatTables, ropeInvFreq, ropeTables } from './rope';
@@ -44,7 +44,7 @@ export interface EngineOptions {
   scratchBytes?: number;
   /** Precision of the linear layers (default f32; see quant/precision.ts). */
   precision?: Precision;
-  /** Weights per quantization scale (default DEFAULT_BLOCK). */
+  /** Weights per quantization scale (default: defaultBlock of the precision). */
   quantBlock?: number;
   /** Folder of the quantized-weights cache (default: defaultQuantCacheRoot()). */
   quantCacheDir?: string;
@@ -206,7 +206,7 @@ export class MPlusEngine {
   static async load(dir: string, opts: EngineOptions = {}): Promise<MPlusEngine> {
     const precision = opts.precision ?? 'f32';
     if (!isPrecision(precision)) throw new Error(`precision must be one of ${PRECISIONS.join(', ')}, got ${String(precision)}`);
-    const block = opts.quantBlock ?? DEFAULT_BLOCK;
+    const block = opts.quantBlock ?? defaultBlock(precision);
     if (!BLOCK_SIZES.includes(block)) throw new Error(`quantization block must be one of ${BLOCK_SIZES.join(', ')}, got ${block}`);
     const ckpt = Checkpoint.open(dir);
     try {

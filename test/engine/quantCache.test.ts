@@ -185,6 +185,17 @@ describe('quantized weights cache', function () {
     assert.deepStrictEqual(a.logits, b.logits);
   });
 
+  it('the block defaults by precision: 64 weights per scale at int8, 32 at int4', async () => {
+    for (const [precision, block] of [['int8', 64], ['int4', 32]] as const) {
+      const e = await MPlusEngine.load(ckpt, { precision, quantCacheDir: cache, log: () => undefined });
+      try {
+        assert.strictEqual(e.quant?.block, block, precision);
+      } finally {
+        await e.close();
+      }
+    }
+  });
+
   it('refuses a cache folder inside the checkpoint', async () => {
     await assert.rejects(MPlusEngine.load(ckpt, { precision: 'int8', quantCacheDir: path.join(ckpt, 'q') }), /inside the checkpoint folder/);
   });

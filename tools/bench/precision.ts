@@ -11,7 +11,7 @@
 import type { KvFormat } from '../../src/engine/graphs/layer';
 import { parseArgs } from 'util';
 import { MPlusEngine } from '../../src/engine/mplus';
-import { DEFAULT_BLOCK, PRECISIONS, Precision, isPrecision } from '../../src/engine/quant/precision';
+import { PRECISIONS, Precision, defaultBlock, isPrecision } from '../../src/engine/quant/precision';
 import { argmax } from '../../src/engine/sampling';
 import { Rng } from '../../src/util/rng';
 import { benchFixture } from './fixture';
@@ -142,17 +142,20 @@ export async function benchPrecisionCmd(args: string[]): Promise<void> {
   if (kv !== undefined && kv !== 'f32' && kv !== 'f16') throw new Error(`--kv must be f32 or f16, got ${kv}`);
   // f32 weights against the f32 reference only differ when the K/V width does
   for (const p of precisions) if (!isPrecision(p) || (p === 'f32' && kv !== 'f16')) throw new Error(`--precisions: ${p} is not one of ${PRECISIONS.filter((x) => x !== 'f32').join(', ')} (f32 too with --kv f16)`);
-  const block = values.block === undefined ? DEFAULT_BLOCK : Number(values.block);
+  // one block for every precision when given, else each precision's default (defaultBlock)
+  const block = values.block === undefined ? undefined : Number(values.block);
   if (values.lora) {
     for (const bits of [8, 4] as const) {
-      const m = loraMergeError(model, bits, block);
-      console.log(`LoRA at ${bits} bits, block ${block}, ${m.linears} adapted linears: relative weight error unmerged ${m.unmerged.toExponential(3)}, merged ${m.merged.toExponential(3)}`);
+      const b = block ?? defaultBlock(bits === 8 ? 'int8' : 'int4');
+      const m = loraMergeError(model, bits, b);
+      console.log(`LoRA at ${bits} bits, block ${b}, ${m.linears} adapted linears: relative weight error unmerged ${m.unmerged.toExponential(3)}, merged ${m.merged.toExponential(3)}`);
     }
     return;
   }
   const r = await benchPrecision({ model, precisions: precisions as Precision[], block, seed: values.seed === undefined ? 1 : Number(values.seed), kvFormat: kv });
   if (values.json) return void console.log(JSON.stringify({ model, block, ...r }));
-  console.log(`model ${model}, block ${block}${kv ? `, compared runs with ${kv} K/V` : ''}; each row against f32 (float32 K/V) on the same tokens and drops`);
+  const blocks = block === undefined ? `block ${(precisions as Precision[]).filter((p) => p === 'int8' || p === 'int4').map((p) => `${defaultBlock(p)} at ${p}`).join(', ') || 'n/a'}` : `block ${block}`;
+  console.log(`model ${model}, ${blocks}${kv ? `, compared runs with ${kv} K/V` : ''}; each row against f32 (float32 K/V) on the same tokens and drops`);
   console.log('precision  logits max rel err  mean rel err  greedy agree  top-R overlap (min)  delta max rel err  linear weights MiB');
   const f = (x: number, d = 4) => x.toFixed(d);
   for (const x of r.reports) {

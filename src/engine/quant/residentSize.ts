@@ -16,7 +16,7 @@
 import { Checkpoint } from '../../model/checkpoint';
 import { unusedAtInference } from '../../model/tensorNames';
 import { kvBytes, kvFormatOf, stateFormatOf } from '../stateFormat';
-import { DEFAULT_BLOCK, Precision } from './precision';
+import { Precision, defaultBlock } from './precision';
 import { linearLayout, linearWeightNames } from './weightCache';
 
 export interface ResidentBytes {
@@ -31,7 +31,7 @@ export interface ResidentBytes {
   total: number;
 }
 
-export function residentBytes(ckpt: Checkpoint, precision: Precision, block = DEFAULT_BLOCK): ResidentBytes {
+export function residentBytes(ckpt: Checkpoint, precision: Precision, block = defaultBlock(precision)): ResidentBytes {
   const linearNames = new Set(linearWeightNames(ckpt));
   const rowNames = new Set([ckpt.weights.memory, ...(ckpt.weights.ltm?.map((t) => t.values) ?? [])]);
   const rowBytes = stateFormatOf(ckpt.config) === 'bf16' ? 2 : 4;
