@@ -8,7 +8,7 @@
 #   bash training/gpu.sh collect FROM RUN   # here: put the state that came back into RUN
 #
 # With the `device` tool: run `prepare`, then `run` with carry [".train"] and the command
-# `bash training/gpu.sh train 480 --preset small --seed 1 --batch 32 --lr 2e-3 --warmup 300`
+# `bash training/gpu.sh train 480 --preset small --seed 1 --batch 32 --lr 2e-3 --warmup 300 --advance-at 0.8`
 # (the same training arguments as the CPU run: a run's identity must match to resume it), then
 # `collect` from the files that came back. MPLUS_TRAIN_DEVICE=cpu runs the same path on the CPU.
 set -euo pipefail
