@@ -192,9 +192,7 @@ export class MPlusEngine {
     this.scratchBytes = opts.scratchBytes ?? SCRATCH_BYTES;
     this.precision = opts.precision ?? 'f32';
     this.kvFormat = opts.kvFormat ?? kvFormatOf(cfg);
-    this.emptyKv = this.kvFormat === 'f16'
-      ? { data: new Uint16Array(0), dims: [cfg.numKvHeads, 0, cfg.headDim], half: true }
-      : { data: new Float32Array(0), dims: [cfg.numKvHeads, 0, cfg.headDim] };
+    this.emptyKv = this.kvTensor(0);
     this.quant = quant;
   }
 
@@ -382,6 +380,13 @@ export class MPlusEngine {
     return { y: f32(r.y), k: r.k_all, v: r.v_all, mass: r.attn_mass && f32(r.attn_mass) };
   }
 
+  /** A zeroed K or V of `positions` positions [kv heads, positions, head dim], in kvFormat. */
+  private kvTensor(positions: number): AnyTensor {
+    const dims = [this.config.numKvHeads, positions, this.config.headDim];
+    const n = dims[0] * positions * dims[2];
+    return this.kvFormat === 'f16' ? { data: new Uint16Array(n), dims, half: true } : { data: new Float32Array(n), dims };
+  }
+
   /**
    * runLayer over x in blocks of rows (see SCRATCH_BYTES): block i sees mem, the prefix, the K/V of
    * blocks < i (as past) and itself, at the same absolute positions as in one pass, so the result
@@ -422,17 +427,14 @@ export class MPlusEngine {
     const hit = this.thetaKvCache[l];
     if (hit && hit.version === version && hit.at === at) return hit.kv;
     this.thetaKvCache[l] = undefined; // the old one goes before the new one is built
-    const { hiddenSize: d, numKvHeads: KV, headDim: hd } = this.config;
+    const d = this.config.hiddenSize;
     const N = memory.dims.stmSize;
     // In blocks of θ rows, read from memory block by block (θ may be on disk): a row's K/V is its
     // own projection and rotation, so blocks equal one pass, and the transients are one block's
     // (~16 float32 rows of activations per θ row) instead of θ_l's — 160 MiB of float32 rows
     // alone at mplus-8b shape, on top of the cache being built.
     const B = Math.max(16, Math.min(N, Math.floor(this.scratchBytes / (16 * 4 * d))));
-    const make = (): AnyTensor => (this.kvFormat === 'f16'
-      ? { data: new Uint16Array(KV * N * hd), dims: [KV, N, hd], half: true }
-      : { data: new Float32Array(KV * N * hd), dims: [KV, N, hd] });
-    const kv = { k: make(), v: make() };
+    const kv = { k: this.kvTensor(N), v: this.kvTensor(N) };
     for (let s = 0; s < N; s += B) {
       const e = Math.min(N, s + B);
       const rows = memory.stmRows(l, Array.from({ length: e - s }, (_, i) => s + i));
@@ -645,7 +647,6 @@ export class MPlusEngine {
   }
 }
 
-/** [kvH, T, hd] → [kvH, T−1, hd]: the last position of each head removed. */
 /** Positions 0..n−1 of `src` [KV, T, hd] into positions at..at+n−1 of `dst` [KV, P, hd] (same element type). */
 function copyPositions(src: AnyTensor, dst: AnyTensor, at: number, n: number): void {
   const [KV, T, hd] = src.dims;
