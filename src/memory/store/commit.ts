@@ -16,7 +16,7 @@
 import * as path from 'path';
 import { SourceTable } from '../provenance';
 import { MemoryState } from '../state';
-import { ValueFormat, roundTrip } from './codec';
+import { ValueFormat } from './codec';
 import { Manifest, ModelIdentity, STORE_FORMAT, STORE_VERSION, SegmentRef, allSegments, sha256, writeDurable } from './manifest';
 import { RowRefs, assignRefs, segIdsOf } from './rowRefs';
 import { writeSegment } from './segment';
@@ -98,14 +98,16 @@ export function prepareCommit(
   }
 
   // θ and cache values, then the cache's keys: what is not yet on disk (all of a layer's when
-  // its segments are mostly dead) becomes one write-once segment per layer. Values are rounded
-  // to the stored precision first, in the live state too, so the session equals a reopen.
+  // its segments are mostly dead) becomes one write-once segment per layer. The store's tables
+  // hold θ and the cache in the stored precision already (MemoryStore.adopt), so what is written
+  // is exactly what the session reads: the session equals a reopen.
   const tf = ctx.thetaFormat;
   const rowSegments: SegmentRef[] = [];
   const keySegments: SegmentRef[] = [];
   const newRefs: Array<{ stm: Float64Array; cache: Float64Array; cacheKey: Float64Array }> = [];
   for (let l = 0; l < dims.layers; l++) {
     const m = state.layers[l];
+    if (m.stm.format !== tf || m.cache.format !== tf) throw new Error(`commit: layer ${l} holds ${m.stm.format} θ / ${m.cache.format} cache rows, the store ${tf}`);
     const r = { stm: ctx.refs.valueRefs(l, m.stmId.data), cache: ctx.refs.valueRefs(l, m.cacheId.data), cacheKey: ctx.refs.keyRefs(l, m.cacheId.data) };
     newRefs.push(r);
     const vals = planSegments([segIdsOf(r.stm), segIdsOf(r.cache)], (prev?.rowSegments ?? []).filter((e) => e.layer === l), rewrite, ROW_REWRITE);
@@ -116,11 +118,7 @@ export function prepareCommit(
       const values = new Float32Array(n * d);
       values.set(m.stm.gather(stmPos), 0);
       values.set(m.cache.gather(cachePos), stmPos.length * d);
-      const rounded = tf === 'f32' ? values : roundTrip(tf, values, d);
-      // (a no-op for rows held in the stored format already, as bf16 θ is)
-      if (m.stm.format !== tf) stmPos.forEach((p, k) => m.stm.set(p, rounded.subarray(k * d, (k + 1) * d)));
-      if (m.cache.format !== tf) cachePos.forEach((p, k) => m.cache.set(p, rounded.subarray((stmPos.length + k) * d, (stmPos.length + k + 1) * d)));
-      const e = write('rows', l, { rows: n, width: d, keyWidth: 0, format: tf }, rounded, new Float32Array(0));
+      const e = write('rows', l, { rows: n, width: d, keyWidth: 0, format: tf }, values, new Float32Array(0));
       rowSegments.push(e);
       assignRefs(e.id, [r.stm, r.cache], vals.positions);
     }
