@@ -175,9 +175,9 @@ export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchRes
     }
     const commitTimes: number[] = [];
     const commit = () => {
-      if (!(memory instanceof StoredMemory)) return;
+      if (!stored) return;
       const tc = performance.now();
-      memory.commit({});
+      stored.commit({});
       commitTimes.push(performance.now() - tc);
     };
     phasePeakMiB.memory = peakMiB();
@@ -253,6 +253,7 @@ export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchRes
     const decFlops = c.numLayers * layerFlops(c, 1, 1, P + m + steps / 2) + 2 * c.hiddenSize * c.vocabSize;
 
     const rate = matmulGflops * 1e9;
+    const thetaMiB = (c.numLayers * c.stmSize * c.hiddenSize * (stateFormat === 'bf16' ? 2 : 4)) / 2 ** 20;
     // Quantized: the base linears and lm_head come from the quantized file (which also holds the
     // retriever projections decode does not read: under 2% of it at these shapes); LoRA and norms stay f32.
     const decodeBytes = engine.quant ? decodeWeightBytes(c) - linearBaseBytesF32(c) + engine.quant.bytes : decodeWeightBytes(c);
@@ -280,9 +281,9 @@ export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchRes
       hiddenSize: c.hiddenSize,
       precision: engine.precision,
       stateFormat,
-      thetaMiB: (c.numLayers * c.stmSize * c.hiddenSize * (stateFormat === 'bf16' ? 2 : 4)) / 2 ** 20,
+      thetaMiB,
       memory: where,
-      thetaInRamMiB: memory instanceof StoredMemory ? memory.thetaPendingBytes() / 2 ** 20 : (c.numLayers * c.stmSize * c.hiddenSize * (stateFormat === 'bf16' ? 2 : 4)) / 2 ** 20,
+      thetaInRamMiB: stored ? stored.thetaPendingBytes() / 2 ** 20 : thetaMiB,
       commitMs: commitTimes.length ? median(commitTimes) : null,
       kvFormat: engine.kvFormat,
       questionKvMiB: asked.kv.reduce((a, x) => a + x.k.data.byteLength + x.v.data.byteLength, 0) / 2 ** 20,

@@ -12,6 +12,7 @@
  * by the rows written between two commits).
  */
 import { RowFormat, ValueRows, nextStamp, valueRows } from '../rows';
+import { rowBytes } from './codec';
 import { ROW_SPAN } from './rowRefs';
 import { ReadWindow, SegmentReader } from './segment';
 
@@ -154,7 +155,7 @@ export class SegmentedRows implements ValueRows {
 
   /** Bytes held in RAM for rows not yet on disk (what keeping the rest on disk saves is the difference). */
   get pendingBytes(): number {
-    return this.pending.count * this.width * (this.format === 'bf16' ? 2 : 4);
+    return this.pending.count * rowBytes(this.format, this.width);
   }
 
   private dropPendingIfDone(): void {
