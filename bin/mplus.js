@@ -9,21 +9,22 @@ const argv = process.argv.slice(2);
 const entry = TOOLS.includes(argv[0]) ? ['tools', 'main.js'] : ['src', 'cli', 'main.js'];
 let cli;
 try {
+  // bench and trace run the engine in this process: start it again with the allocator settings the
+  // sidecar gets (src/util/allocatorEnv.ts; glibc reads them only at process start), before this
+  // process loads the CLI and ONNX Runtime for nothing.
+  if (argv[0] === 'bench' || argv[0] === 'trace') {
+    const extra = require(path.join(__dirname, '..', 'out', 'src', 'util', 'allocatorEnv.js')).allocatorEnv();
+    if (Object.keys(extra).length) {
+      const r = require('child_process').spawnSync(process.execPath, [...process.execArgv, __filename, ...argv], { stdio: 'inherit', env: { ...process.env, ...extra } });
+      if (r.signal) process.kill(process.pid, r.signal);
+      process.exit(r.status === null ? 1 : r.status);
+    }
+  }
   cli = require(path.join(__dirname, '..', 'out', ...entry));
 } catch (e) {
   if (e && e.code !== 'MODULE_NOT_FOUND') throw e;
   console.error('mplus: the project is not built yet; run `npm install && npm run build` in ' + path.join(__dirname, '..'));
   process.exit(1);
-}
-// bench and trace run the engine in this process: start it again with the allocator settings the
-// sidecar gets (src/util/allocatorEnv.ts; glibc reads them only at process start).
-if (argv[0] === 'bench' || argv[0] === 'trace') {
-  const extra = require(path.join(__dirname, '..', 'out', 'src', 'util', 'allocatorEnv.js')).allocatorEnv();
-  if (Object.keys(extra).length) {
-    const r = require('child_process').spawnSync(process.execPath, [...process.execArgv, __filename, ...argv], { stdio: 'inherit', env: { ...process.env, ...extra } });
-    if (r.signal) process.kill(process.pid, r.signal);
-    process.exit(r.status === null ? 1 : r.status);
-  }
 }
 cli.main(argv).then((code) => {
   process.exitCode = code;
