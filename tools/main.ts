@@ -53,7 +53,7 @@ const USAGE = `usage: mplus <tool> [options]
           files/s, repository tokens/s and peak RSS of a real sidecar feeding a repository
   bench discover [--files 100000]
           discovery and watch-setup time and RSS on a generated tree
-  bench retention [--model DIR] [--tokens 0,8192,32768] [--facts 16] [--seed 1] [--modes theta,mplus] [--out BASE]
+  bench retention [--model DIR] [--tokens 0,8192,32768] [--facts 16] [--seed 1] [--modes theta,mplus] [--precision P] [--out BASE]
           facts fed, then N tokens of unrelated code, then each asked: exact hits and fact rows
           retrieved, θ only (MemoryLLM) vs M+, real sidecar; BASE.md/.svg/.json, resumable
   lookup  [--repo .] [--model DIR] [--store DIR] [--seed S] [--json]

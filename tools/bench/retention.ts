@@ -1,6 +1,6 @@
 /**
  * `mplus bench retention [--model DIR] [--tokens 0,8192,32768] [--facts 16] [--seed 1]
- *  [--modes theta,mplus] [--out BASE] [--json]`: knowledge retention through the real sidecar, as
+ *  [--modes theta,mplus] [--precision P] [--out BASE] [--json]`: knowledge retention through the real sidecar, as
  * the authors' test_qa_memory.py measures it, for θ only (Θ off: MemoryLLM, `initialize.thetaOnly`)
  * and for M+. Per N and mode: a fresh repository and store; F constants with freshly drawn names
  * and values (never from training data) are fed first (one file each), then N tokens of
@@ -25,7 +25,7 @@ import { Rng } from '../../src/util/rng';
 import { TextTokenizer } from '../../src/model/tokenizer';
 import { initialize, shutdown, spawnSidecar } from '../../src/sidecar/client';
 import { resolveModel } from '../../src/sidecar/defaultModel';
-import { Ask, Ingest, LayerRetrieval, Progress } from '../../src/sidecar/protocol';
+import { Ask, Ingest, LayerRetrieval, PRECISIONS, Precision, Progress, isPrecision } from '../../src/sidecar/protocol';
 import { MODE_NAMES, RetentionMode, RetentionRow, RetentionRun, kTokens, readResumable, writeRun } from './retentionReport';
 
 const SYL = ['ka', 'lo', 'mi', 'ren', 'tor', 'vex', 'sul', 'pha', 'dri', 'nox', 'bel', 'qua', 'zin', 'gor', 'fen', 'wil'];
@@ -110,6 +110,8 @@ export interface RetentionOptions {
   seed: number;
   modes?: RetentionMode[];
   maxTokens?: number;
+  /** Weight precision of the sidecar's engine (default: the sidecar's own, f32 on the CPU). */
+  precision?: Precision;
   /** Write BASE.md/.svg/.json after each row and resume from BASE.json. */
   out?: string;
   log?: (s: string) => void;
@@ -161,7 +163,7 @@ async function measure(opts: RetentionOptions, tok: TextTokenizer, n: number, mo
       fs.mkdirSync(path.dirname(path.join(repo, f.file)), { recursive: true });
       fs.writeFileSync(path.join(repo, f.file), `export const ${f.name} = ${f.value};\n`);
     }
-    const init = await initialize(h.connection, { modelDir: opts.model, storeDir: store, device: 'auto', workspaceFolders: [repo], watch: false, seed: opts.seed, thetaOnly: mode === 'theta' });
+    const init = await initialize(h.connection, { modelDir: opts.model, storeDir: store, device: 'auto', workspaceFolders: [repo], watch: false, seed: opts.seed, thetaOnly: mode === 'theta', precision: opts.precision });
     // Facts first, then the distractors: the second ingest feeds only the new files.
     const tf = performance.now();
     const first = await h.connection.sendRequest(Ingest, { paths: 'all' });
@@ -208,9 +210,10 @@ async function measure(opts: RetentionOptions, tok: TextTokenizer, n: number, mo
 
 export async function benchRetention(opts: RetentionOptions): Promise<RetentionRun> {
   const tok = await TextTokenizer.fromDir(opts.model);
-  const config = { model: opts.model, facts: opts.facts, seed: opts.seed, maxTokens: opts.maxTokens ?? 24 };
+  // A precision joins the config only when set, so runs from before the flag still resume.
+  const config = { model: opts.model, facts: opts.facts, seed: opts.seed, maxTokens: opts.maxTokens ?? 24, ...(opts.precision ? { precision: opts.precision } : {}) };
   const run: RetentionRun = { config, rows: opts.out ? readResumable(opts.out, config) : [] };
-  const title = `Retention through the sidecar: ${path.basename(opts.model)}, ${opts.facts} facts, seed ${opts.seed}`;
+  const title = `Retention through the sidecar: ${path.basename(opts.model)}${opts.precision ? ` at ${opts.precision}` : ''}, ${opts.facts} facts, seed ${opts.seed}`;
   for (const n of opts.tokens) {
     for (const mode of opts.modes ?? ['theta', 'mplus']) {
       if (run.rows.some((r) => r.tokens === n && r.mode === mode)) {
@@ -237,6 +240,7 @@ export async function benchRetentionCmd(args: string[]): Promise<void> {
     options: {
       model: { type: 'string' }, tokens: { type: 'string' }, facts: { type: 'string' }, seed: { type: 'string' },
       modes: { type: 'string' }, out: { type: 'string' }, 'max-tokens': { type: 'string' }, json: { type: 'boolean' },
+      precision: { type: 'string' },
     },
   });
   const resolved = resolveModel([values.model, process.env.MPLUS_MODEL]);
@@ -250,11 +254,12 @@ export async function benchRetentionCmd(args: string[]): Promise<void> {
     if (!Number.isInteger(x) || x < 1) throw new Error(`--${name} must be a positive integer, got ${v}`);
     return x;
   };
+  if (values.precision !== undefined && !isPrecision(values.precision)) throw new Error(`--precision must be one of ${PRECISIONS.join(', ')}, got ${values.precision}`);
   const log = values.json ? undefined : (s: string) => console.log(s);
   log?.(`bench retention: model ${resolved.dir}${resolved.label ? ` (${resolved.label})` : ''}; N = ${tokens.join(', ')}; ${modes.map((m) => MODE_NAMES[m]).join(' and ')}, through the real sidecar`);
   const run = await benchRetention({
     model: resolved.dir, tokens, modes, facts: num(values.facts, 'facts', 16), seed: num(values.seed, 'seed', 1),
-    maxTokens: num(values['max-tokens'], 'max-tokens', 24), out: values.out && path.resolve(values.out), log,
+    maxTokens: num(values['max-tokens'], 'max-tokens', 24), precision: values.precision as Precision | undefined, out: values.out && path.resolve(values.out), log,
   });
   if (values.json) console.log(JSON.stringify(run));
   else if (values.out) console.log(`wrote ${values.out}.md, ${values.out}.svg, ${values.out}.json`);

@@ -82,7 +82,10 @@ def main(argv=None):
     with open(os.path.join(tmp, 'question_template.txt'), 'w') as f:
         f.write(TEMPLATE)
     if not a.no_verify:
-        bad = verify(tmp)
+        notes = []
+        bad = verify(tmp, notes)
+        for n in notes:
+            print(f'export: {n}')
         if bad:
             shutil.rmtree(tmp, ignore_errors=True)
             print(f'export: the product and the trainer disagree on the exported checkpoint; nothing written to {out}:', file=sys.stderr)

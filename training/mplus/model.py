@@ -392,10 +392,11 @@ class MPlus(nn.Module):
         return torch.gather(sel, 1, idx)
 
     def generate_logits(self, mem: Memory, tokens: torch.Tensor, q_len: torch.Tensor,
-                        fixed: Optional[List[torch.Tensor]] = None):
+                        fixed: Optional[List[torch.Tensor]] = None, score_fixed: bool = False):
         """Teacher-forced generation. tokens [B, m'] = question rows then answer rows (right-padded);
         q_len [B]: how many leading rows are the question (retrieval reads only those).
-        fixed: per layer retrieved indices to reuse (decoding after a prefill).
+        fixed: per layer retrieved indices to reuse (decoding after a prefill, or another
+        implementation's choice); score_fixed: still score the candidates (the terms) under `fixed`.
         Returns (logits [B, m', V] f32, retrieved [L][B, R], retriever terms [L] of (logits, weights)).
         """
         c = self.c
@@ -410,6 +411,8 @@ class MPlus(nn.Module):
             parts = [self.bos_embedding[l].unsqueeze(0).expand(B, 1, -1)]
             if fixed is not None:
                 order, lg, w = fixed[l], None, None
+                if score_fixed:
+                    _, lg, w = self.retrieve(mem, l, h, q_mask)
             else:
                 order, lg, w = self.retrieve(mem, l, h, q_mask)
             cand = torch.cat([mem.ltm[l], mem.cache[l]], dim=1)

@@ -16,11 +16,23 @@ def rows(t):
     return t.detach().double().tolist()
 
 
+def scores_of(terms):
+    """Per layer, the retrieval score of every candidate (mean sigmoid over question rows), or None
+    where the layer retrieved without scoring (Θ smaller than R: the repeat-fill path)."""
+    out = []
+    for lg, w in terms:
+        out.append(None if lg is None else ((torch.sigmoid(lg) * w).sum(1) / w.sum(1).clamp(min=1))[0].tolist())
+    return out
+
+
 @torch.no_grad()
-def run(model, shipped, ops):
+def run(model, shipped, ops, forced=None):
+    """forced: {op index: retrieved indices per layer} — a generate op reads those rows instead of
+    its own top-R (still scoring the candidates, in the result's `_scores`), to check the rest of
+    an implementation whose retrieval broke a near-tie the other way."""
     mem = model.fresh_memory(1, shipped)
     results = []
-    for op in ops:
+    for i, op in enumerate(ops):
         x = torch.tensor([op['tokens']], dtype=torch.long)
         if op['op'] == 'inject':
             drop = [torch.tensor([d]) for d in op['drop']] if op.get('drop') is not None else None
@@ -28,7 +40,11 @@ def run(model, shipped, ops):
             results.append({'delta': [rows(dl[0]) for dl in deltas]})
         else:
             m = x.shape[1]
-            logits, retrieved, _ = model.generate_logits(mem, x, torch.tensor([m]))
+            if forced and i in forced:
+                fixed = [torch.tensor([r]) for r in forced[i]]
+                logits, retrieved, terms = model.generate_logits(mem, x, torch.tensor([m]), fixed=fixed, score_fixed=True)
+            else:
+                logits, retrieved, terms = model.generate_logits(mem, x, torch.tensor([m]))
             out = [logits[0, -1]]
             toks = []
             seq = x
@@ -39,7 +55,8 @@ def run(model, shipped, ops):
                 seq = torch.cat([seq, torch.tensor([[t]])], dim=1)
                 lg, _, _ = model.generate_logits(mem, seq, torch.tensor([m]), fixed=retrieved)
                 out.append(lg[0, -1])
-            results.append({'retrieved': [r[0].tolist() for r in retrieved], 'logits': [rows(o) for o in out], 'tokens': toks})
+            results.append({'retrieved': [r[0].tolist() for r in retrieved], 'logits': [rows(o) for o in out], 'tokens': toks,
+                            '_scores': scores_of(terms)})
     layers = []
     for l in range(model.c.num_layers):
         layers.append({
@@ -62,6 +79,8 @@ def main(argv=None):
     with open(a.ops) as f:
         ops = json.load(f)['ops']
     res = run(model, shipped, ops)
+    for r in res['results']:
+        r.pop('_scores', None)  # not part of the golden format
     with open(a.out, 'w') as f:
         json.dump(res, f)
 

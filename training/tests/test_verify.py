@@ -7,7 +7,9 @@ import unittest
 
 from training.mplus import export, trace
 from training.mplus.checkpoint import load
-from training.mplus.verify import compare, make_ops
+import torch
+
+from training.mplus.verify import compare, is_top_r, make_ops, near_ties
 
 
 class VerifyTest(unittest.TestCase):
@@ -38,3 +40,65 @@ class VerifyTest(unittest.TestCase):
 
 if __name__ == '__main__':
     unittest.main()
+
+
+class NearTieTest(unittest.TestCase):
+    """A retrieval near-tie broken the other way is accepted only when it is one; a real wrong pick is not."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix='mplus-neartie-')
+        out = os.path.join(cls.tmp, 'ckpt')
+        assert export.main(['--init', 'smoke', '--seed', '4', '--out', out, '--no-verify']) == 0
+        cls.model, cls.shipped = load(out)
+        cls.ops = make_ops(cls.model.c)['ops']
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def product_picking_another_row(self, py, gen):
+        """What an implementation that kept another candidate at layer 0 reports: the trainer forced to it."""
+        chosen = list(py['results'][gen]['retrieved'][0])
+        scores = py['results'][gen]['_scores'][0]
+        best = max(chosen, key=lambda c: scores[c])
+        worst_left_out = min((c for c in range(len(scores)) if c not in chosen), key=lambda c: scores[c])
+        other = [worst_left_out if c == best else c for c in chosen]
+        return trace.run(self.model, self.shipped, self.ops, forced={gen: [other] + py['results'][gen]['retrieved'][1:]})
+
+    def test_is_top_r(self):
+        s = [0.5, 0.5 + 5e-6, 0.2, 0.9]
+        self.assertTrue(is_top_r(s, [3, 1]))
+        self.assertTrue(is_top_r(s, [3, 0]))      # 0 trails 1 by less than TIE
+        self.assertFalse(is_top_r(s, [3, 2]))
+        self.assertFalse(is_top_r(s, [0, 1]))
+
+    def run_case(self, scale):
+        with torch.no_grad():
+            saved = {n: p.clone() for n, p in self.model.named_parameters() if 'query_proj' in n}
+            for n, p in self.model.named_parameters():
+                if 'query_proj' in n:
+                    p.mul_(scale)
+        try:
+            py = trace.run(self.model, self.shipped, self.ops)
+            gen = next(i for i, r in enumerate(py['results']) if 'logits' in r)
+            self.assertIsNotNone(py['results'][gen]['_scores'][0], 'layer 0 must score its candidates')
+            ts = self.product_picking_another_row(py, gen)
+            self.assertTrue(any('retrieved' in b for b in compare(py, ts)))
+            return near_ties(py, ts, lambda forced: trace.run(self.model, self.shipped, self.ops, forced=forced)), ts
+        finally:
+            with torch.no_grad():
+                for n, p in self.model.named_parameters():
+                    if n in saved:
+                        p.copy_(saved[n])
+
+    def test_exact_tie_is_accepted_and_the_rest_checked(self):
+        (py2, notes), ts = self.run_case(0.0)  # query_proj zeroed: every score is sigmoid(0) = 0.5
+        self.assertIsNotNone(py2, notes)
+        self.assertTrue(any('near-tie' in n for n in notes))
+        self.assertEqual(compare(py2, ts), [])
+
+    def test_a_wrong_pick_is_refused(self):
+        (py2, bad), _ = self.run_case(200.0)  # scores spread far beyond TIE
+        self.assertIsNone(py2)
+        self.assertTrue(any('not a top' in b for b in bad), bad)
