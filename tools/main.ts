@@ -161,6 +161,8 @@ async function cmdBench(args: string[]): Promise<void> {
   console.log(`injection        ${f(r.injectTokensPerS)} tokens/s  (${f(r.injectGflopsPerChunk, 3)} GFLOP per chunk, ${f(100 * r.injectFractionOfMatmul)}% of matmul rate)`);
   console.log(`question prefill ${f(r.prefillMs)} ms  (${f(r.prefillGflops, 3)} GFLOP, ${f(100 * r.prefillFractionOfMatmul)}% of matmul rate; θ's K/V computed)`);
   console.log(`next question    ${f(r.prefillCachedMs)} ms  (${f(r.prefillCachedGflops, 3)} GFLOP; θ's K/V kept from the question before)`);
+  console.log(`injection again  ${f(r.injectWarmMs, 0)} ms with θ's K/V updated (${f(r.thetaKvUpdateMs, 0)} ms of it: K new rows projected per layer)`);
+  console.log(`question after   ${f(r.prefillAfterInjectionMs)} ms  (θ's K/V updated by the injection, not recomputed)`);
   console.log(`decode           ${f(r.decodeTokensPerS)} tokens/s  (${f(r.decodeGflopsPerToken, 3)} GFLOP per token, ${f(100 * r.decodeFractionOfMatmul)}% of matmul rate)`);
   console.log(`                 ${f(r.decodeWeightMiB)} MiB of ${r.quantizedWeightMiB === null ? 'float32' : r.precision} weights per token → ${f(r.decodeImpliedGBps)} GB/s streamed (decode is bandwidth-bound)`);
   const ltmMiB = f((r.ltmRowsPerLayer * r.kvLayers * r.hiddenSize * (r.stateFormat === 'bf16' ? 2 : 4)) / 2 ** 20);

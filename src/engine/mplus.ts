@@ -100,6 +100,14 @@ export interface KvPair {
   v: AnyTensor;
 }
 
+/**
+ * θ's keys before RoPE and its values, one layer [kvH, N, hd] each, and the position of θ's first
+ * row in a question (after bos and the retrieved rows): the layer graph rotates the keys there.
+ */
+export interface ThetaKv extends KvPair {
+  at: number;
+}
+
 /** A question after prefill: what it retrieved, its KV cache, and the next position. */
 export interface Question {
   /** Per layer, the R candidate indices (Θ first, then cache) in prefix order. */
@@ -114,7 +122,7 @@ export interface Question {
    */
   kv: KvPair[];
   /** Per layer, θ's keys/values this question attends to (the engine's θ K/V cache when it was asked). */
-  mem: KvPair[];
+  mem: ThetaKv[];
   position: number;
   /**
    * Per layer, the attention mass the question's rows put on each memory token during prefill,
@@ -169,10 +177,18 @@ export class MPlusEngine {
   readonly kvFormat: KvFormat;
   /** A zero-position K/V in kvFormat: what a layer graph gets for an absent past or memory. */
   private readonly emptyKv: AnyTensor;
-  /** θ's K/V per layer for questions, with the θ version and start position it was computed for. */
-  private readonly thetaKvCache: Array<{ version: number; at: number; kv: KvPair } | undefined> = [];
-  /** How many layer θ K/V computations this engine made (tests check the cache is reused). */
+  /**
+   * θ's K/V per layer for questions (keys before RoPE), with the θ version it was computed for.
+   * Kept across injections: an injection moves the rows it keeps and projects only its K new ones.
+   */
+  private readonly thetaKvCache: Array<{ version: number; kv: KvPair } | undefined> = [];
+  /** Rotary tables of θ's positions in a question, [N, hd] each (the same for every layer and question). */
+  private memRope?: { at: number; count: number; cos: Float32Array; sin: Float32Array };
+  /** How many layer θ K/V computations over all of θ this engine made (tests check the cache is reused). */
   thetaKvComputed = 0;
+  /** How many layer θ K/V updates after an injection (K new rows projected) this engine made, and their time. */
+  thetaKvUpdated = 0;
+  thetaKvUpdateMs = 0;
 
   private constructor(readonly checkpoint: Checkpoint, readonly executor: Executor, opts: EngineOptions, quant: QuantizedWeights | undefined) {
     const cfg = checkpoint.config;
@@ -341,7 +357,7 @@ export class MPlusEngine {
    */
   private async runLayer(
     l: number, prefix: Float32Array, x: Float32Array, adapter: HostTensor,
-    o: { past?: KvPair; mem?: KvPair; withMass?: boolean; prefixAt?: number } = {},
+    o: { past?: KvPair; mem?: ThetaKv; withMass?: boolean; prefixAt?: number; unrotated?: boolean } = {},
   ): Promise<{ y: Float32Array; k: AnyTensor; v: AnyTensor; mass?: Float32Array }> {
     const { hiddenSize: d, numKvHeads: KV, headDim: hd, numHeads: H } = this.config;
     const p = prefix.length / d;
@@ -350,8 +366,11 @@ export class MPlusEngine {
     const M = o.mem ? o.mem.k.dims[1] : 0;
     const prefixAt = o.prefixAt ?? P;
     const xAt = prefixAt + p + M;
-    const tk = p ? concatTables(ropeTables(this.invFreq, prefixAt, p), ropeTables(this.invFreq, xAt, n)) : ropeTables(this.invFreq, xAt, n);
-    const tq = ropeTables(this.invFreq, xAt, n);
+    // unrotated: cos 1, sin 0 — RoPE is then exactly the identity (k·1 + rot(k)·0 = k)
+    const tk = o.unrotated ? identityTables(p + n, hd)
+      : p ? concatTables(ropeTables(this.invFreq, prefixAt, p), ropeTables(this.invFreq, xAt, n)) : ropeTables(this.invFreq, xAt, n);
+    const tq = o.unrotated ? identityTables(n, hd) : ropeTables(this.invFreq, xAt, n);
+    const tm = o.mem ? this.memTables(o.mem.at, M) : { cos: new Float32Array(0), sin: new Float32Array(0) };
     const Tk = M + P + p + n;
     const G = H / KV;
     const mask = new Float32Array(G * n * Tk);
@@ -368,6 +387,8 @@ export class MPlusEngine {
       x: { data: x, dims: [n, d] },
       mem_k: o.mem?.k ?? empty,
       mem_v: o.mem?.v ?? empty,
+      cos_m: { data: tm.cos, dims: [M, hd] },
+      sin_m: { data: tm.sin, dims: [M, hd] },
       past_k: o.past?.k ?? empty,
       past_v: o.past?.v ?? empty,
       cos_k: { data: tk.cos, dims: [p + n, hd] },
@@ -393,7 +414,7 @@ export class MPlusEngine {
    * equals one pass up to float rounding. `mass` sums the blocks' attention mass per key
    * (mem ‖ prefix ‖ x).
    */
-  private async runLayerBlocked(l: number, prefix: Float32Array, x: Float32Array, adapter: HostTensor, withMass: boolean, mem?: KvPair)
+  private async runLayerBlocked(l: number, prefix: Float32Array, x: Float32Array, adapter: HostTensor, withMass: boolean, mem?: ThetaKv)
     : Promise<{ y: Float32Array; k: AnyTensor; v: AnyTensor; mass?: Float32Array }> {
     const { hiddenSize: d, numHeads: H } = this.config;
     const p = prefix.length / d;
@@ -416,36 +437,82 @@ export class MPlusEngine {
   }
 
   /**
-   * θ_l's keys/values for a question whose θ rows start at position `at` (after bos and the
-   * retrieved rows), with the reading adapter: computed once and kept until θ_l changes
-   * (Memory.stmVersion) or `at` does. θ is 80% of a question's memory prefix at mplus-8b shape
-   * (10,240 of 12,801 rows), so every later question skips 80% of the prefill's projections.
-   * One cache per engine (the sidecar asks one memory); held in the engine's kvFormat.
+   * θ_l's keys (before RoPE) and values for a question whose θ rows start at position `at` (after
+   * bos and the retrieved rows; the layer graph rotates the keys there), with the reading adapter.
+   * Computed once per θ version and kept: every later question reuses it, and an injection updates
+   * it (updateThetaKv) instead of dropping it. θ is 80% of a question's memory prefix at mplus-8b
+   * shape (10,240 of 12,801 rows). One cache per engine (the sidecar asks one memory); held in the
+   * engine's kvFormat.
    */
-  private async thetaKv(memory: Memory, l: number, at: number): Promise<KvPair> {
+  private async thetaKv(memory: Memory, l: number, at: number): Promise<ThetaKv> {
     const version = memory.stmVersion(l);
     const hit = this.thetaKvCache[l];
-    if (hit && hit.version === version && hit.at === at) return hit.kv;
+    if (hit && hit.version === version) return { ...hit.kv, at };
     this.thetaKvCache[l] = undefined; // the old one goes before the new one is built
-    const d = this.config.hiddenSize;
     const N = memory.dims.stmSize;
-    // In blocks of θ rows, read from memory block by block (θ may be on disk): a row's K/V is its
-    // own projection and rotation, so blocks equal one pass, and the transients are one block's
-    // (~16 float32 rows of activations per θ row) instead of θ_l's — 160 MiB of float32 rows
-    // alone at mplus-8b shape, on top of the cache being built.
-    const B = Math.max(16, Math.min(N, Math.floor(this.scratchBytes / (16 * 4 * d))));
     const kv = { k: this.kvTensor(N), v: this.kvTensor(N) };
-    for (let s = 0; s < N; s += B) {
-      const e = Math.min(N, s + B);
+    await this.projectTheta(memory, l, 0, N, kv);
+    this.thetaKvCache[l] = { version, kv };
+    this.thetaKvComputed++;
+    return { ...kv, at };
+  }
+
+  /**
+   * K/V (keys unrotated) of θ_l's rows s0..e0−1 into those positions of `kv`. In blocks of θ rows,
+   * read from memory block by block (θ may be on disk): a row's K/V is its own projection, so
+   * blocks equal one pass, and the transients are one block's (~16 float32 rows of activations per
+   * θ row) instead of θ_l's — 160 MiB of float32 rows alone at mplus-8b shape.
+   */
+  private async projectTheta(memory: Memory, l: number, s0: number, e0: number, kv: KvPair): Promise<void> {
+    const d = this.config.hiddenSize;
+    const B = Math.max(16, Math.min(e0 - s0, Math.floor(this.scratchBytes / (16 * 4 * d))));
+    for (let s = s0; s < e0; s += B) {
+      const e = Math.min(e0, s + B);
       const rows = memory.stmRows(l, Array.from({ length: e - s }, (_, i) => s + i));
       // The layer graph needs one output row: the block's last row again, after it; its K/V is not kept.
-      const out = await this.runLayer(l, rows, rows.subarray((e - s - 1) * d), ADAPTER_GENERATE, { prefixAt: at + s });
-      copyPositions(out.k, kv.k, s, e - s);
-      copyPositions(out.v, kv.v, s, e - s);
+      const out = await this.runLayer(l, rows, rows.subarray((e - s - 1) * d), ADAPTER_GENERATE, { unrotated: true });
+      copyPositions(out.k, 0, kv.k, s, e - s);
+      copyPositions(out.v, 0, kv.v, s, e - s);
     }
-    this.thetaKvCache[l] = { version, at, kv };
-    this.thetaKvComputed++;
+  }
+
+  /**
+   * θ_l's K/V after an injection, from the K/V before it: θ became [its rows not in `dropped`,
+   * ascending; K new rows] (Memory.applyInjection), and a key before RoPE depends only on its row,
+   * so the kept rows' K/V move down unchanged and only the K new rows are projected — K rows
+   * instead of N (256 of 10,240 at mplus-8b shape). A new tensor: a question asked before the
+   * injection keeps reading the old one.
+   */
+  private async updateThetaKv(memory: Memory, l: number, old: KvPair, dropped: readonly number[]): Promise<KvPair> {
+    const { stmSize: N, numTokens: K } = this.config;
+    const t0 = performance.now();
+    const kv = { k: this.kvTensor(N), v: this.kvTensor(N) };
+    const isDropped = new Uint8Array(N);
+    for (const i of dropped) isDropped[i] = 1;
+    let j = 0;
+    for (let i = 0; i < N;) {
+      if (isDropped[i]) { i++; continue; }
+      let e = i;
+      while (e < N && !isDropped[e]) e++;
+      copyPositions(old.k, i, kv.k, j, e - i);
+      copyPositions(old.v, i, kv.v, j, e - i);
+      j += e - i;
+      i = e;
+    }
+    if (j !== N - K) throw new Error(`θ K/V update: ${j} rows kept of ${N}, expected ${N - K} (a drop of ${dropped.length} distinct rows)`);
+    await this.projectTheta(memory, l, N - K, N, kv);
+    this.thetaKvUpdated++;
+    this.thetaKvUpdateMs += performance.now() - t0;
     return kv;
+  }
+
+  /** Rotary tables of `count` θ rows from position `at`, built once. */
+  private memTables(at: number, count: number): { cos: Float32Array; sin: Float32Array } {
+    const m = this.memRope;
+    if (m && m.at === at && m.count === count) return m;
+    const t = ropeTables(this.invFreq, at, count);
+    this.memRope = { at, count, ...t };
+    return t;
   }
 
   /** Drops the θ K/V cache (the next question recomputes it): to free its memory, or to time it. */
@@ -525,10 +592,17 @@ export class MPlusEngine {
     for (let l = 0; l < L; l++) {
       droppedKeys.push(memory.thetaOnly ? new Float32Array(0) : (await this.project(l, memory.stmRows(l, drop[l]))).k);
     }
-    memory.applyInjection({ drop, delta, droppedKeys, source: opts.source ?? -1 });
-    // Every layer's θ changed: its cached K/V is stale; free it now rather than at the next question
-    // (1.3 GB at mplus-8b shape, held through a whole ingestion otherwise).
+    // θ's K/V cache, where a question built one for this θ, follows the injection (updateThetaKv);
+    // a layer whose cache is stale, or absent, is computed whole by the next question.
+    const warm = this.thetaKvCache.map((c, l) => (c && c.version === memory.stmVersion(l) ? c.kv : undefined));
     this.forgetThetaKv();
+    memory.applyInjection({ drop, delta, droppedKeys, source: opts.source ?? -1 });
+    for (let l = 0; l < L; l++) {
+      const old = warm[l];
+      if (!old) continue;
+      warm[l] = undefined; // one layer's old and new K/V alive at a time
+      this.thetaKvCache[l] = { version: memory.stmVersion(l), kv: await this.updateThetaKv(memory, l, old, drop[l]) };
+    }
     return { delta, drop };
   }
 
@@ -647,10 +721,15 @@ export class MPlusEngine {
   }
 }
 
-/** Positions 0..n−1 of `src` [KV, T, hd] into positions at..at+n−1 of `dst` [KV, P, hd] (same element type). */
-function copyPositions(src: AnyTensor, dst: AnyTensor, at: number, n: number): void {
+/** Positions from..from+n−1 of `src` [KV, T, hd] into positions at..at+n−1 of `dst` [KV, P, hd] (same element type). */
+function copyPositions(src: AnyTensor, from: number, dst: AnyTensor, at: number, n: number): void {
   const [KV, T, hd] = src.dims;
   const P = dst.dims[1];
   if (src.data.constructor !== dst.data.constructor) throw new Error('copyPositions: K/V of different widths');
-  for (let h = 0; h < KV; h++) (dst.data as Float32Array).set((src.data as Float32Array).subarray(h * T * hd, (h * T + n) * hd), (h * P + at) * hd);
+  for (let h = 0; h < KV; h++) (dst.data as Float32Array).set((src.data as Float32Array).subarray((h * T + from) * hd, (h * T + from + n) * hd), (h * P + at) * hd);
+}
+
+/** RoPE tables that leave a vector unchanged: cos 1, sin 0, [rows, hd]. */
+function identityTables(rows: number, hd: number): { cos: Float32Array; sin: Float32Array } {
+  return { cos: new Float32Array(rows * hd).fill(1), sin: new Float32Array(rows * hd) };
 }

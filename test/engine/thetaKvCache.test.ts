@@ -4,8 +4,11 @@
  * is only an optimisation, so every check is "the same as an engine that never cached":
  *   - a second question without an injection between reuses it (no new θ K/V) and is bit-identical
  *     to a fresh engine's;
- *   - whatever changes θ makes the next question recompute, and still match a fresh engine: an
- *     injection, a restore from a snapshot, a row overwritten (how a store's commit rounds θ);
+ *   - an injection updates it: the kept rows' K/V move, only the K new rows are projected (keys
+ *     are cached before RoPE and rotated by the layer graph), and the next question is
+ *     bit-identical to a fresh engine's — at float32 and at float16 K/V, over many injections;
+ *   - whatever else changes θ makes the next question recompute, and still match a fresh engine:
+ *     a restore from a snapshot, a row overwritten;
  *   - a question already asked keeps the θ it was asked against: an injection meanwhile does not
  *     change its next decoding step.
  */
@@ -56,7 +59,7 @@ describe('θ K/V kept between questions', function () {
     same(q2, q1, 'second question');
     same(q2, await uncached(mem), 'vs an engine that never cached');
     assert.ok(engine.thetaKvBytes() > 0);
-    assert.strictEqual(q2.mem[0], q1.mem[0], 'the same K/V object, not a copy');
+    assert.strictEqual(q2.mem[0].k, q1.mem[0].k, 'the same K/V tensors, not a copy');
   });
 
   it('computed in blocks of θ rows (a small scratch bound) equals one pass', async () => {
@@ -74,18 +77,54 @@ describe('θ K/V kept between questions', function () {
     }
   });
 
-  it('an injection, a restore and a row overwritten each make the next question recompute, matching an uncached engine', async () => {
+  it('an injection updates it (K new rows per layer) and the next question matches an uncached engine', async () => {
+    const mem = engine.initialMemory();
+    await engine.inject(mem, chunk(0));
+    await engine.prefill(mem, question);
+    const n = engine.thetaKvComputed;
+    const u = engine.thetaKvUpdated;
+    // several injections: kept rows move by different amounts each time, and rows written by an
+    // update are moved again by the next one
+    for (let k = 1; k <= 4; k++) {
+      await engine.inject(mem, chunk(k));
+      same(await engine.prefill(mem, question), await uncached(mem), `after injection ${k}`);
+    }
+    assert.strictEqual(engine.thetaKvComputed - n, 0, 'never recomputed whole');
+    assert.strictEqual(engine.thetaKvUpdated - u, 4 * L, 'updated per layer per injection');
+    // with no question since, injections keep updating it; a fresh engine agrees on the next step too
+    await engine.inject(mem, chunk(5));
+    await engine.inject(mem, chunk(6));
+    const q = await engine.prefill(mem, question);
+    const ref = await uncached(mem);
+    same(q, ref, 'after two injections without a question');
+    assert.deepStrictEqual(await engine.decode(q, 77), await fresh.decode(ref, 77), 'decoding reads the rotated θ keys too');
+  });
+
+  it('at float16 K/V the update is exact too (keys rounded before RoPE either way)', async () => {
+    const half = await MPlusEngine.load(ws.model, { seed: 5, kvFormat: 'f16' });
+    const halfFresh = await MPlusEngine.load(ws.model, { seed: 5, kvFormat: 'f16' });
+    try {
+      const mem = half.initialMemory();
+      await half.inject(mem, chunk(0));
+      await half.prefill(mem, question);
+      for (let k = 1; k <= 3; k++) await half.inject(mem, chunk(k));
+      assert.strictEqual(half.thetaKvComputed, L);
+      same(await half.prefill(mem, question), await halfFresh.prefill(mem.clone(), question), 'f16, after 3 injections');
+    } finally {
+      await half.close();
+      await halfFresh.close();
+    }
+  });
+
+  it('a restore and a row overwritten each make the next question recompute, matching an uncached engine', async () => {
     const mem = engine.initialMemory();
     await engine.inject(mem, chunk(0));
     await engine.prefill(mem, question);
     const snap = mem.snapshot();
+    await engine.inject(mem, chunk(1));
+    await engine.prefill(mem, question);
 
     let n = engine.thetaKvComputed;
-    await engine.inject(mem, chunk(1));
-    same(await engine.prefill(mem, question), await uncached(mem), 'after an injection');
-    assert.strictEqual(engine.thetaKvComputed - n, L, 'recomputed after the injection');
-
-    n = engine.thetaKvComputed;
     mem.restore(snap);
     same(await engine.prefill(mem, question), await uncached(mem), 'after a restore');
     assert.strictEqual(engine.thetaKvComputed - n, L, 'recomputed after the restore');

@@ -4,8 +4,12 @@
  * Inputs (d hidden, H heads, G = H/kvH, hd head dim):
  *   prefix  [p, d]        rows that feed keys/values only (bos, memory) — p may be 0
  *   x       [n, d]        rows that also produce outputs (n ≥ 1)
- *   mem_k, mem_v [kvH, M, hd]    keys/values of θ computed once and kept between questions
- *                         (MPlusEngine's θ K/V cache): attended to, not returned — M may be 0
+ *   mem_k, mem_v [kvH, M, hd]    keys (before RoPE) and values of θ, computed once and kept
+ *                         between questions and injections (MPlusEngine's θ K/V cache): attended
+ *                         to, not returned — M may be 0
+ *   cos_m, sin_m [M, hd]  rotary tables for the mem rows (their absolute positions): mem_k is
+ *                         rotated here, so a θ row's cached key does not depend on where the row
+ *                         sits — an injection shifts θ's rows, and only its K new rows need projecting
  *   past_k, past_v [kvH, P, hd]  keys/values already computed (decoding) — P may be 0
  *   cos_k, sin_k [p+n, hd] rotary tables for the prefix and x rows (absolute positions)
  *   cos_q, sin_q [n, hd]   rotary tables for the x rows
@@ -16,7 +20,8 @@
  * With kv = 'f16' mem, past and k_all/v_all are float16 (a question's K/V cache at half
  * width, for checkpoints whose official runs compute in bf16). Attention runs in float32: the past
  * widened, the new rows as computed — so an injection (no past) is exactly the f32 graph's, and
- * only rows read back from the cache (decoding, later prefill blocks) carry float16 rounding.
+ * only rows read back from the cache (decoding, later prefill blocks) carry float16 rounding (θ's
+ * keys are rounded before their rotation, the question's own after).
  * Outputs: y [n, d] (x + attention + MLP, with residuals), k_all, v_all [kvH, P+p+n, hd] (past ‖
  *   the new rows: mem is not copied), and
  *   attn_mass [M+P+p+n]: attention probability each key received, summed over heads and x rows
@@ -45,6 +50,8 @@ export function buildLayerGraph(cfg: MPlusConfig, src: WeightSource, lw: LayerWe
   const x = g.input('x', F, ['n', d]);
   const memK = g.input('mem_k', KVT, [KV, 'M', hd]);
   const memV = g.input('mem_v', KVT, [KV, 'M', hd]);
+  const cosM = g.input('cos_m', F, ['M', hd]);
+  const sinM = g.input('sin_m', F, ['M', hd]);
   const pastK = g.input('past_k', KVT, [KV, 'P', hd]);
   const pastV = g.input('past_v', KVT, [KV, 'P', hd]);
   const cosK = g.input('cos_k', F, ['pn', hd]);
@@ -88,7 +95,10 @@ export function buildLayerGraph(cfg: MPlusConfig, src: WeightSource, lw: LayerWe
   // rounded.
   const wide = (t: string, hint: string) => (kv === 'f16' ? g.op('Cast', [t], { to: F }, hint) : t);
   const narrow = (t: string, hint: string) => (kv === 'f16' ? g.op('Cast', [t], { to: F16 }, hint) : t);
-  const kAll = g.op('Concat', [wide(memK, 'mem_k_f32'), wide(pastK, 'past_k_f32'), kh], { axis: 1 }, 'k_attn');
+  // mem keys: widened, then rotated in float32 — the same ops on the same values as the prefix's
+  // k_rope, so at f32 a θ key equals the one computed with its row in the prefix, bit for bit.
+  const memKRot = rope(wide(memK, 'mem_k_f32'), cosM, sinM, 'mem_k_rope');
+  const kAll = g.op('Concat', [memKRot, wide(pastK, 'past_k_f32'), kh], { axis: 1 }, 'k_attn');
   const vAll = g.op('Concat', [wide(memV, 'mem_v_f32'), wide(pastV, 'past_v_f32'), vh], { axis: 1 }, 'v_attn');
   const kStored = g.op('Concat', [pastK, narrow(kh, 'k_new_f16')], { axis: 1 }, 'k_all');
   const vStored = g.op('Concat', [pastV, narrow(vh, 'v_new_f16')], { axis: 1 }, 'v_all');
