@@ -45,13 +45,14 @@ export interface LayerMemory {
   stmId: Column;
   /** Θ values: in RAM (RowBuffer) or on disk with lazy row reads (the store's SegmentedRows). */
   ltm: Rows;
-  ltmKeys: RowBuffer;
+  /** Retriever keys of Θ rows, in the memory's row format (bf16 halves the part of RAM that grows with Θ). */
+  ltmKeys: ValueRows;
   ltmAges: Column;
   ltmRf: Column;
   ltmSrc: Column;
   /** Cache values, in the same row format as θ (they are rows θ dropped). */
   cache: ValueRows;
-  cacheKeys: RowBuffer;
+  cacheKeys: ValueRows;
   cacheAges: Column;
   cacheSrc: Column;
   cacheId: Column;
@@ -82,23 +83,24 @@ function widthOf(col: ColumnName, d: MemoryDims): number {
   return 0;
 }
 
-/** An empty layer; θ and cache values in `format` (Θ values and all keys stay float32). */
+/** An empty layer; θ and cache values and every key in `format` (Θ values stay float32 in RAM; the store holds them on disk). */
 export function emptyLayer(d: MemoryDims, format: RowFormat = 'f32'): LayerMemory {
   const out: Partial<Record<ColumnName, Rows | Column>> = {};
   for (const part of Object.keys(PARTS) as Part[]) {
     const cap = part === 'stm' ? d.stmSize : 0;
     for (const col of PARTS[part]) {
       const w = widthOf(col, d);
-      out[col] = !w ? new Column(cap) : col === 'stm' || col === 'cache' ? valueRows(format, w, cap) : new RowBuffer(w, cap);
+      out[col] = !w ? new Column(cap) : col === 'ltm' ? new RowBuffer(w, cap) : valueRows(format, w, cap);
     }
   }
   return out as LayerMemory;
 }
 
-/** The layer with θ and cache values in `format` (the same object when they already are). */
+/** The layer with θ and cache values and the keys in `format` (the same object when they already are). */
 export function layerInFormat(m: LayerMemory, format: RowFormat): LayerMemory {
-  if (m.stm.format === format && m.cache.format === format) return m;
-  return { ...m, stm: inFormat(m.stm, format), cache: inFormat(m.cache, format) };
+  const tables = [m.stm, m.cache, m.ltmKeys, m.cacheKeys];
+  if (tables.every((t) => t.format === format)) return m;
+  return { ...m, stm: inFormat(m.stm, format), cache: inFormat(m.cache, format), ltmKeys: inFormat(m.ltmKeys, format), cacheKeys: inFormat(m.cacheKeys, format) };
 }
 
 /** A deep copy (on-disk Θ rows are shared: they never change once written). */
@@ -132,7 +134,9 @@ export function rowsWhereSource(m: LayerMemory, part: Part, pred: (source: numbe
 
 /** Checks the part-length invariant (for loaders of untrusted data and for tests). */
 export function checkLayer(m: LayerMemory, where: string): void {
-  if (m.stm.format !== m.cache.format) throw new Error(`${where}: θ rows are ${m.stm.format}, cache rows ${m.cache.format}`);
+  for (const [what, t] of [['cache rows', m.cache], ['Θ keys', m.ltmKeys], ['cache keys', m.cacheKeys]] as const) {
+    if (t.format !== m.stm.format) throw new Error(`${where}: θ rows are ${m.stm.format}, ${what} ${t.format}`);
+  }
   for (const part of Object.keys(PARTS) as Part[]) {
     const n = partCount(m, part);
     for (const col of PARTS[part]) {

@@ -8,7 +8,7 @@
  * never runs the model: dropped tokens' keys are computed by the engine and handed in with the
  * update.
  */
-import { Column, RowBuffer, RowFormat, valueRowsFrom } from './rows';
+import { Column, RowFormat, valueRowsFrom } from './rows';
 import { LayerMemory, MemoryDims, Part, SOURCE_COLUMN, checkLayer, clearPart, cloneLayer, emptyLayer, keepPart, partCount, rowsWhereSource } from './layer';
 import type { Memory, MemorySnapshot, RetrievalCandidates } from './memory';
 
@@ -94,7 +94,7 @@ export class MemoryState implements Memory {
       const t = ltm?.[l];
       if (t && t.ages.length) {
         lm.ltm = valueRowsFrom(format, d, t.values); // a copy in either format
-        lm.ltmKeys = RowBuffer.from(s, t.keys.slice());
+        lm.ltmKeys = valueRowsFrom(format, s, t.keys); // a copy in either format
         lm.ltmAges = Column.from(t.ages);
         lm.ltmRf = Column.from(t.rf);
         lm.ltmSrc = Column.from(new Float64Array(t.ages.length).fill(-1));

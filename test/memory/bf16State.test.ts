@@ -89,7 +89,7 @@ describe('bf16 memory state on a bf16 checkpoint (tiny fixture)', function () {
     return t.data;
   }
 
-  it('the store holds θ and the cache as bf16, equal step by step to f32 rows rounded at every commit, and to a reopen', async () => {
+  it('the store holds θ, the cache and the keys as bf16, equal step by step to f32 rows rounded at every commit, and to a reopen', async () => {
     const engine = await MPlusEngine.load(model, { seed: 8, device: 'cpu' });
     assert.strictEqual(engine.stateFormat(), 'bf16');
     try {
@@ -98,6 +98,8 @@ describe('bf16 memory state on a bf16 checkpoint (tiny fixture)', function () {
       // on disk once committed, in bf16; rows pending a commit are held as bf16 too
       const bf16OnDisk = (t: ValueRows) => t instanceof SegmentedRows && t.format === 'bf16' && t.pending instanceof Bf16Rows;
       assert.ok(st.layers.every((m) => bf16OnDisk(m.stm) && bf16OnDisk(m.cache)), 'θ/cache not held as bf16');
+      // retriever keys in RAM at half width too (the part of memory that grows with Θ)
+      assert.ok(st.layers.every((m) => m.ltmKeys instanceof Bf16Rows && m.cacheKeys instanceof Bf16Rows), 'keys not held as bf16');
       assert.strictEqual(st.rowFormat, 'bf16');
       // The reference: θ in float32 RAM, rounded only by each commit (the pre-bf16-state path).
       const ref = engine.initialMemory('f32');
@@ -113,7 +115,7 @@ describe('bf16 memory state on a bf16 checkpoint (tiny fixture)', function () {
           await refEngine.inject(ref, chunk);
           for (let l = 0; l < L; l++) {
             // round the reference as a commit would
-            for (const part of ['stm', 'cache'] as const) {
+            for (const part of ['stm', 'cache', 'ltmKeys', 'cacheKeys'] as const) {
               const t = ref.layers[l][part];
               const r = roundTrip('bf16', t.data, t.width);
               for (let j = 0; j < t.count; j++) t.set(j, r.subarray(j * t.width, (j + 1) * t.width));
@@ -133,6 +135,8 @@ describe('bf16 memory state on a bf16 checkpoint (tiny fixture)', function () {
         for (let l = 0; l < L; l++) {
           assert.deepStrictEqual(b.o.state.layers[l].stm.data, st.layers[l].stm.data, `reopen: layer ${l} θ`);
           assert.deepStrictEqual(b.o.state.layers[l].cache.data, st.layers[l].cache.data, `reopen: layer ${l} cache`);
+          assert.deepStrictEqual(b.o.state.layers[l].ltmKeys.data, st.layers[l].ltmKeys.data, `reopen: layer ${l} Θ keys`);
+          assert.deepStrictEqual(b.o.state.layers[l].cacheKeys.data, st.layers[l].cacheKeys.data, `reopen: layer ${l} cache keys`);
         }
         assert.ok(b.o.state.layers[0].stm instanceof SegmentedRows && b.o.state.layers[0].stm.format === 'bf16', 'θ not held as bf16 on disk');
         b.o.store.close();

@@ -68,6 +68,23 @@ describe('memory store: θ and cache in row segments', () => {
     store.close();
   });
 
+  it('keys are held once: by the state, not also by the segment readers (after open and after commits)', () => {
+    let { store, state, sources } = MemoryStore.open(dir, OPTS, initialState);
+    for (let i = 0; i < 7; i++) { // merges every 2: Θ segments with keys, and the 7th in the cache
+      applyStep(state, sources, i);
+      store.commit(state, sources, {});
+    }
+    const m = manifest(dir);
+    assert.ok(m.segments.some((e) => e.rows > 0) && m.keySegments.length > 0, 'the store must hold Θ and cache key segments');
+    assert.strictEqual(store.readerKeyBytes, 0, 'readers opened by commits hold keys');
+    const keysBefore = state.layers.map((l) => [Array.from(l.ltmKeys.data), Array.from(l.cacheKeys.data)]);
+    store.close();
+    ({ store, state, sources } = MemoryStore.open(dir, OPTS, initialState));
+    assert.strictEqual(store.readerKeyBytes, 0, 'readers kept the keys they loaded');
+    assert.deepStrictEqual(state.layers.map((l) => [Array.from(l.ltmKeys.data), Array.from(l.cacheKeys.data)]), keysBefore, 'keys reloaded');
+    store.close();
+  });
+
   it('row and key segments stay within 3× the live rows, and the directory holds only what the manifest names', () => {
     const { store, state, sources } = MemoryStore.open(dir, OPTS, initialState);
     let rewrites = 0;

@@ -101,10 +101,16 @@ function scratch(bytes: number): Buffer {
   return scratchBuf;
 }
 
-/** An open segment: keys in RAM, values read on demand with each row's checksum verified. */
+/**
+ * An open segment: values read on demand with each row's checksum verified. Its keys are read and
+ * verified at open and held only when asked (`keepKeys`), until `dropKeys()`: the memory state
+ * holds every key it scores with (LayerMemory.ltmKeys/cacheKeys), so a reader that kept them too
+ * would double the one part of memory that grows with Θ (4.9 GB of f32 keys at 150k rows per
+ * layer at mplus-8b shape). The store keeps them while it loads a state from its segments.
+ */
 export class SegmentReader {
   readonly header: SegmentHeader;
-  readonly keys: Float32Array;
+  private heldKeys: Float32Array | null;
   private readonly crcs: Uint32Array;
   private readonly valuesAt: number;
   private readonly rb: number;
@@ -113,7 +119,7 @@ export class SegmentReader {
   valueReads = 0;
   valueBytesRead = 0;
 
-  constructor(readonly path: string, entry: SegmentEntry) {
+  constructor(readonly path: string, entry: SegmentEntry, opts: { keepKeys?: boolean } = {}) {
     let fd: number;
     try {
       fd = fs.openSync(path, 'r');
@@ -143,7 +149,7 @@ export class SegmentReader {
       if (sha !== entry.headSha256) throw new StoreCorruptError(path, 'segment keys or checksums do not match the manifest (corrupted)');
       this.header = h;
       const keyBytes = h.rows * h.keyWidth * 4;
-      this.keys = new Float32Array(tail.buffer.slice(tail.byteOffset, tail.byteOffset + keyBytes));
+      this.heldKeys = opts.keepKeys ? new Float32Array(tail.buffer.slice(tail.byteOffset, tail.byteOffset + keyBytes)) : null;
       this.crcs = new Uint32Array(tail.buffer.slice(tail.byteOffset + keyBytes, tail.byteOffset + keyBytes + h.rows * 4));
       this.valuesAt = L.valuesAt;
       this.rb = L.rb;
@@ -151,6 +157,21 @@ export class SegmentReader {
       fs.closeSync(fd);
       throw e;
     }
+  }
+
+  /** The segment's keys [rows × keyWidth], verified at open; only while held (keepKeys, before dropKeys). */
+  get keys(): Float32Array {
+    if (!this.heldKeys) throw new Error(`${this.path}: segment keys are not held (opened without keepKeys, or dropped); this is a bug`);
+    return this.heldKeys;
+  }
+
+  /** Bytes of keys this reader holds (0 once dropped). */
+  get heldKeyBytes(): number {
+    return this.heldKeys ? this.heldKeys.byteLength : 0;
+  }
+
+  dropKeys(): void {
+    this.heldKeys = null;
   }
 
   /**

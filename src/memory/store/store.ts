@@ -42,7 +42,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { layerInFormat } from '../layer';
 import { SourceTable } from '../provenance';
-import { Column, RowBuffer, RowFormat, Rows, ValueRows } from '../rows';
+import { Column, RowFormat, Rows, ValueRows, valueRowsFrom } from '../rows';
 import { LayerMemory, LtmPolicyParams, MemoryDims, MemoryState } from '../state';
 import { ValueFormat, rowBytes } from './codec';
 import { prepareCommit } from './commit';
@@ -195,6 +195,13 @@ export class MemoryStore {
     return this.manifest?.seq ?? 0;
   }
 
+  /** Bytes of keys the segment readers hold (0 after open: the state's tables hold them). */
+  get readerKeyBytes(): number {
+    let n = 0;
+    for (const r of this.readers.values()) n += r.heldKeyBytes;
+    return n;
+  }
+
   private reader(id: number): SegmentReader {
     let r = this.readers.get(id);
     if (!r) {
@@ -232,8 +239,9 @@ export class MemoryStore {
     const { dims } = m;
     const d = dims.hidden;
     const s = dims.keyDim;
-    // Open (and verify) every segment up front: keys are needed for retrieval anyway.
-    for (const e of allSegments(m)) this.readers.set(e.id, new SegmentReader(path.join(this.dir, e.file), e));
+    // Open (and verify) every segment up front, holding its keys until the state has copied them
+    // (load's end drops them: the state's tables are what retrieval reads).
+    for (const e of allSegments(m)) this.readers.set(e.id, new SegmentReader(path.join(this.dir, e.file), e, { keepKeys: true }));
     const stFile = path.join(this.dir, m.state.file);
     const st = unpackArrays(stFile, readChecked(this.dir, m.state));
     const ltmFile = path.join(this.dir, m.ltm.file);
@@ -273,12 +281,12 @@ export class MemoryStore {
         stmSrc: Column.from(st.i32(at('stmSrc'))),
         stmId: Column.from(stmId),
         ltm,
-        ltmKeys: RowBuffer.from(s, keys),
+        ltmKeys: valueRowsFrom(this.opts.thetaFormat, s, keys),
         ltmAges: Column.from(lt.f64(at('ltmAges')).map((a) => a + m.ltm.ageShift)),
         ltmRf: Column.from(lt.f32(at('ltmRf'))),
         ltmSrc: Column.from(lt.i32(at('ltmSrc'))),
         cache: this.rowsAt(cacheRef, rowSegs, stFile, `layer ${l} cache`),
-        cacheKeys: RowBuffer.from(s, this.readKeyRefs(cacheKeyRef, keySegs, s, stFile, `layer ${l} cache keys`)),
+        cacheKeys: valueRowsFrom(this.opts.thetaFormat, s, this.readKeyRefs(cacheKeyRef, keySegs, s, stFile, `layer ${l} cache keys`)),
         cacheAges: Column.from(st.f64(at('cacheAges'))),
         cacheSrc: Column.from(st.i32(at('cacheSrc'))),
         cacheId: Column.from(cacheId),
@@ -287,6 +295,7 @@ export class MemoryStore {
       this.refs.reset(l, { ids: stmId, refs: stmRef }, { ids: cacheId, refs: cacheRef, keyRefs: cacheKeyRef });
       layers.push(lm);
     }
+    for (const r of this.readers.values()) r.dropKeys(); // copied into the state's key tables
     let state: MemoryState;
     try {
       state = new MemoryState(dims, this.opts.policy, layers);
@@ -323,7 +332,7 @@ export class MemoryStore {
     return t;
   }
 
-  /** The cache's keys by reference, from key segments (their keys are in RAM, verified at open). */
+  /** The cache's keys by reference, from key segments (their keys are held while loading, verified at open). */
   private readKeyRefs(refs: Float64Array, layerSegs: Set<number>, s: number, file: string, what: string): Float32Array {
     const { seg, row } = this.resolveRefs(refs, layerSegs, file, what);
     const out = new Float32Array(refs.length * s);
