@@ -100,6 +100,23 @@ describe('θ K/V kept between questions', function () {
     assert.deepStrictEqual(await engine.decode(q, 77), await fresh.decode(ref, 77), 'decoding reads the rotated θ keys too');
   });
 
+  it('updates no question reads stop after N rows (one recompute\'s worth): a long ingestion drops the cache', async () => {
+    const { stmSize: N, numTokens: K } = engine.config;
+    const mem = engine.initialMemory();
+    await engine.inject(mem, chunk(0));
+    await engine.prefill(mem, question);
+    let n = engine.thetaKvComputed;
+    for (let k = 1; k <= N / K; k++) await engine.inject(mem, chunk(k)); // N rows projected: still kept
+    assert.ok(engine.thetaKvBytes() > 0, 'dropped too early');
+    same(await engine.prefill(mem, question), await uncached(mem), 'after N/K injections');
+    assert.strictEqual(engine.thetaKvComputed - n, 0, 'recomputed though updated');
+    n = engine.thetaKvComputed;
+    for (let k = 0; k <= N / K; k++) await engine.inject(mem, chunk(k + 20)); // one more than that
+    assert.strictEqual(engine.thetaKvBytes(), 0, 'kept past N rows of unread updates');
+    same(await engine.prefill(mem, question), await uncached(mem), 'after the cache was dropped');
+    assert.strictEqual(engine.thetaKvComputed - n, engine.config.numLayers, 'recomputed once dropped');
+  });
+
   it('at float16 K/V the update is exact too (keys rounded before RoPE either way)', async () => {
     const half = await MPlusEngine.load(ws.model, { seed: 5, kvFormat: 'f16' });
     const halfFresh = await MPlusEngine.load(ws.model, { seed: 5, kvFormat: 'f16' });
