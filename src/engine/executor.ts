@@ -112,7 +112,17 @@ export class OrtExecutor implements Executor {
     const options: ort.InferenceSession.SessionOptions = {
       executionProviders: [device],
       graphOptimizationLevel: 'all',
-      extra: { session: { model_external_initializers_file_folder_path: externalDir } },
+      extra: {
+        session: {
+          model_external_initializers_file_folder_path: externalDir,
+          // Every session (one per layer, per retriever, heads) has its own intra-op pool, whose
+          // workers spin after each run waiting for more work. The engine runs sessions one after
+          // another, so a layer's run competed with the spinning workers of the layers before
+          // it: on `medium` (8 layers, 2 cores) an injection took 725–815 ms spinning against
+          // 225–284 ms not (BENCHMARKS.md, "Spinning thread pools"). MPLUS_ORT_SPIN=1 restores it.
+          intra_op: { allow_spinning: process.env.MPLUS_ORT_SPIN === '1' ? '1' : '0' },
+        },
+      },
     };
     if (this.opts.threads) options.intraOpNumThreads = this.opts.threads;
     if (device === 'cpu') options.enableCpuMemArena = this.opts.cpuArena ?? process.env.MPLUS_ORT_ARENA === '1';
