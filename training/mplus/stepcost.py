@@ -1,0 +1,69 @@
+"""What one training step costs, per part, for each stage of a curriculum (a benchmark: prints
+numbers, asserts nothing). Safe beside a running trainer, though the two then share the cores.
+
+  /usr/bin/python3 -m training.mplus.stepcost --data DATA [--state RUN/state.pt] [--preset small]
+      [--batch 32] [--steps 3] [--threads 2]
+
+A step as train.py runs it: the batch sampled, the fact and its distractors injected and the
+question teacher-forced (episode), the continuation episodes, backward, AdamW. The first step of
+each stage is a warm-up and is not counted; the median of the rest is printed.
+"""
+import argparse
+import random
+import statistics
+import sys
+import time
+
+import torch
+
+from .config import preset
+from .data import Corpus, sample_batch
+from .device import load_state
+from .model import MPlus
+from .train import CURRICULA, continuation_loss, episode_loss
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--data', required=True)
+    ap.add_argument('--state', help='a run\'s state.pt (its weights); default: a fresh model')
+    ap.add_argument('--preset', default='small')
+    ap.add_argument('--batch', type=int, default=32)
+    ap.add_argument('--steps', type=int, default=3)
+    ap.add_argument('--threads', type=int, default=2)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    corpus = Corpus(a.data)
+    t = corpus.tok
+    model = MPlus(preset(a.preset, t.vocab_size, t.bos, t.eos))
+    if a.state:
+        model.load_state_dict(load_state(a.state)['model'])
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
+    rng, gen = random.Random(1), torch.Generator().manual_seed(1)
+    print(f'stepcost: preset {a.preset}, batch {a.batch}, {a.threads} threads, median of {a.steps} steps after one warm-up')
+    for stage in CURRICULA[a.preset]:
+        parts = {'sample': [], 'episode': [], 'continuation': [], 'backward': [], 'optimizer': [], 'step': []}
+        for i in range(a.steps + 1):
+            t0 = time.perf_counter()
+            b = sample_batch(corpus, a.batch, stage, rng)
+            t1 = time.perf_counter()
+            lm, ret, _ = episode_loss(model, b, stage, gen)
+            t2 = time.perf_counter()
+            cont = continuation_loss(model, corpus, stage, rng, gen) if stage.continuation else torch.zeros(())
+            t3 = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            (lm + ret + cont).backward()
+            t4 = time.perf_counter()
+            opt.step()
+            t5 = time.perf_counter()
+            if i == 0:
+                continue
+            for k, v in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t5 - t0)):
+                parts[k].append(v)
+        med = {k: statistics.median(v) for k, v in parts.items()}
+        print(f'  {stage.name}: {med["step"]:.2f} s/step (' + ', '.join(f'{k} {v:.2f}' for k, v in med.items() if k != 'step') + ')')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
