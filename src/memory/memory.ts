@@ -54,6 +54,10 @@ export interface Memory {
   stmVersion(l: number): number;
   /** θ indices of layer l the next injection should drop first (stale tokens), ascending. */
   preferredDrops(l: number): number[];
+  /**
+   * θ_l becomes [its rows not in u.drop[l], in ascending order; u.delta[l]'s K rows] — an order the
+   * engine's θ K/V cache relies on (MPlusEngine.updateThetaKv) — and stmVersion(l) changes.
+   */
   applyInjection(u: InjectionUpdate): void;
   candidates(l: number): RetrievalCandidates;
   /** Provenance id of θ_l row j. */
