@@ -11,6 +11,7 @@ import * as path from 'path';
 import { parseArgs } from 'util';
 import { MPlusEngine } from '../src/engine/mplus';
 import { OrtExecutor } from '../src/engine/executor';
+import { rowBytes } from '../src/memory/store/codec';
 import type { KvFormat } from '../src/engine/graphs/layer';
 import { VALUE_FORMATS, ValueFormat } from '../src/memory/store/codec';
 import { benchDiscover } from './bench/discover';
@@ -165,7 +166,7 @@ async function cmdBench(args: string[]): Promise<void> {
   console.log(`question after   ${f(r.prefillAfterInjectionMs)} ms  (θ's K/V updated by the injection, not recomputed)`);
   console.log(`decode           ${f(r.decodeTokensPerS)} tokens/s  (${f(r.decodeGflopsPerToken, 3)} GFLOP per token, ${f(100 * r.decodeFractionOfMatmul)}% of matmul rate)`);
   console.log(`                 ${f(r.decodeWeightMiB)} MiB of ${r.quantizedWeightMiB === null ? 'float32' : r.precision} weights per token → ${f(r.decodeImpliedGBps)} GB/s streamed (decode is bandwidth-bound)`);
-  const ltmMiB = f((r.ltmRowsPerLayer * r.kvLayers * r.hiddenSize * (r.stateFormat === 'bf16' ? 2 : 4)) / 2 ** 20);
+  const ltmMiB = f((r.ltmRowsPerLayer * r.kvLayers * rowBytes(r.stateFormat, r.hiddenSize)) / 2 ** 20);
   console.log(`Θ rows per layer ${r.ltmRowsPerLayer} (${ltmMiB} MiB of values, ${r.stateFormat}, ${r.memory === 'store' ? 'on disk' : 'in RAM here; the sidecar keeps Θ on disk'})`);
   console.log(`θ                ${f(r.thetaMiB)} MiB (${r.stateFormat}); in RAM ${f(r.thetaInRamMiB)} MiB (memory: ${r.memory === 'store' ? 'a store, θ/cache/Θ on disk as in the sidecar' : 'all in RAM'})`);
   if (r.commitMs !== null) console.log(`commit           ${f(r.commitMs, 0)} ms after each injection (untimed above)`);

@@ -16,6 +16,7 @@ import type { RowFormat } from '../../src/memory/rows';
 import type { KvFormat } from '../../src/engine/graphs/layer';
 import { MemoryState } from '../../src/memory/state';
 import { MemoryStore } from '../../src/memory/store/store';
+import { rowBytes } from '../../src/memory/store/codec';
 import { StoredMemory } from '../../src/memory/store/storedMemory';
 
 export interface EngineBenchOptions {
@@ -278,7 +279,7 @@ export async function benchEngine(o: EngineBenchOptions): Promise<EngineBenchRes
     phasePeakMiB.update = peakMiB();
 
     const rate = matmulGflops * 1e9;
-    const thetaMiB = (c.numLayers * c.stmSize * c.hiddenSize * (stateFormat === 'bf16' ? 2 : 4)) / 2 ** 20;
+    const thetaMiB = (c.numLayers * c.stmSize * rowBytes(stateFormat, c.hiddenSize)) / 2 ** 20;
     // Quantized: the base linears and lm_head come from the quantized file (which also holds the
     // retriever projections decode does not read: under 2% of it at these shapes); LoRA and norms stay f32.
     const decodeBytes = engine.quant ? decodeWeightBytes(c) - linearBaseBytesF32(c) + engine.quant.bytes : decodeWeightBytes(c);
