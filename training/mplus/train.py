@@ -14,7 +14,8 @@ Curriculum (TRAINING.md): (1) one short context, θ only, memory uncompressed (c
 co-trained retriever on, more distractors. Loss: cross-entropy on the answer tokens; in stage 3
 plus the retriever's BCE (positives = memory rows that came from the fact's chunk).
 With --advance-at X, a stage other than the last ends early once two evaluations in a row reach
-exact X (the steps it skips are saved as the run's `skipped`; stages are looked up by curriculum
+exact X; with --advance-on-plateau K, once K evaluations in a row fail to beat the stage's best by
+0.02 (the steps it skips are saved as the run's `skipped`; stages are looked up by curriculum
 position = step + skipped). Evaluation: exact answer under greedy decoding, which equals "every answer token is the argmax
 under teacher forcing" — one forward, no sampling loop.
 """
@@ -64,6 +65,25 @@ def mastered(evals_in_a_row: int, acc: float, advance_at: float):
     """
     n = evals_in_a_row + 1 if advance_at > 0 and acc >= advance_at else 0
     return n, n >= 2
+
+
+PLATEAU_GAIN = 0.02  # an evaluation "improves" on the stage's best by at least this much
+
+
+def plateaued(best: float, since_best: int, acc: float, patience: int):
+    """(stage best, evaluations since it, whether the stage has stopped improving).
+
+    With patience K > 0, a stage ends once K evaluations in a row fail to beat its best by
+    PLATEAU_GAIN (two 64-episode evaluations differ by ~0.06 by chance, so K should be several).
+    On a CPU a stage whose task the model cannot master at this size would otherwise run all its
+    steps: run3's stage 2 (θ of 128 rows, half of the fact's rows dropped per distractor) held at
+    exact 0.39–0.44 for its first 400 steps, with ~4,300 steps (hours) left, while the retriever
+    (stage 3) had not started. Deterministic evaluations keep a run reproducible from its seed.
+    """
+    if acc >= best + PLATEAU_GAIN or best < 0:
+        return max(acc, best), 0, False
+    since_best += 1
+    return best, since_best, patience > 0 and since_best >= patience
 
 
 def episode_loss(model: MPlus, batch, stage: Stage, gen: torch.Generator):
@@ -173,6 +193,8 @@ def main(argv=None):
     ap.add_argument('--save-every', type=float, default=120, help='seconds between state.pt writes')
     ap.add_argument('--advance-at', type=float, default=0.0,
                     help='end a stage (not the last) once two evaluations in a row reach this exact-answer rate (0: never)')
+    ap.add_argument('--advance-on-plateau', type=int, default=0, metavar='K',
+                    help=f'also end a stage (not the last) once K evaluations in a row fail to beat its best by {PLATEAU_GAIN} (0: never)')
     ap.add_argument('--quiet', action='store_true')
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -194,7 +216,8 @@ def main(argv=None):
     state_path = os.path.join(a.run, 'state.pt')
     log_path = os.path.join(a.run, 'log.jsonl')
     identity = {'preset': a.preset, 'seed': a.seed, 'batch': a.batch, 'lr': a.lr, 'corpus': corpus.manifest['sha256'], 'tokenizer': t.fingerprint(),
-                'curriculum': [dataclasses.astuple(st) for st in stages], 'advance_at': a.advance_at}
+                'curriculum': [dataclasses.astuple(st) for st in stages], 'advance_at': a.advance_at,
+                'advance_on_plateau': a.advance_on_plateau}
 
     torch.manual_seed(a.seed)
     model = MPlus(cfg).to(dev)
@@ -206,13 +229,15 @@ def main(argv=None):
     step = 0
     skipped = 0
     evals_in_a_row = 0
+    best_stage, stage_best, evals_since_best = None, -1.0, 0  # the stage whose best evaluation this is (−1: none yet)
     if os.path.exists(state_path):
         try:
             s = load_state(state_path)
         except Exception as e:  # a torn write is impossible (atomic rename); anything else is named
             print(f'train: {state_path}: cannot load ({e}); move it aside to start over', file=sys.stderr)
             return 1
-        if {'advance_at': 0.0, **s['identity']} != identity:  # runs from before --advance-at never advanced early
+        # runs from before --advance-at / --advance-on-plateau never advanced early
+        if {'advance_at': 0.0, 'advance_on_plateau': 0, **s['identity']} != identity:
             print(f'train: {a.run} holds a run with {s["identity"]}, not {identity}; use another --run folder', file=sys.stderr)
             return 1
         model.load_state_dict(s['model'])
@@ -223,6 +248,7 @@ def main(argv=None):
         step = s['step']
         skipped = s.get('skipped', 0)
         evals_in_a_row = s.get('evals_in_a_row', 0)
+        best_stage, stage_best, evals_since_best = s.get('best_stage'), s.get('stage_best', -1.0), s.get('evals_since_best', 0)
         print(f'train: resumed {a.run} at step {step}' + (f' (curriculum position {step + skipped})' if skipped else ''), flush=True)
     # Curriculum position = step + the steps of stages ended early (--advance-at).
     total = sum(st.steps for st in stages)
@@ -232,7 +258,8 @@ def main(argv=None):
     def save():
         atomic_save({'identity': identity, 'config': cfg.to_hf(), 'model': model.state_dict(), 'opt': opt.state_dict(),
                      'rng': rng.getstate(), 'gen': gen.get_state(), 'torch_rng': torch.get_rng_state(), 'step': step,
-                     'skipped': skipped, 'evals_in_a_row': evals_in_a_row, 'tokenizer': t.to_spec()}, state_path)
+                     'skipped': skipped, 'evals_in_a_row': evals_in_a_row, 'best_stage': best_stage, 'stage_best': stage_best, 'evals_since_best': evals_since_best,
+                     'tokenizer': t.to_spec()}, state_path)
 
     log = open(log_path, 'a')
     model.train()
@@ -279,13 +306,17 @@ def main(argv=None):
                 print(f'eval step {step} [{stage.name}] exact {acc_now:.3f}; continuation loss {own:.3f} with its memory, '
                       f'{other:.3f} with another\'s', flush=True)
             evals_in_a_row, advance = mastered(evals_in_a_row, acc_now, a.advance_at)
-            if advance and stage is not stages[-1] and pos < stage_end:
+            if best_stage != stage.name:  # a new stage (ended by its steps or early): its own best
+                best_stage, stage_best, evals_since_best = stage.name, -1.0, 0
+            stage_best, evals_since_best, flat = plateaued(stage_best, evals_since_best, acc_now, a.advance_on_plateau)
+            why = (f'two evaluations in a row at exact >= {a.advance_at}' if advance else
+                   f'{evals_since_best} evaluations without beating its best ({stage_best:.3f}) by {PLATEAU_GAIN}')
+            if (advance or flat) and stage is not stages[-1] and pos < stage_end:
                 skipped += stage_end - pos
                 evals_in_a_row = 0
-                log.write(json.dumps({'step': step, 'stage_ended_early': stage.name, 'skipped_steps': stage_end - pos, 'time': time.time()}) + '\n')
+                log.write(json.dumps({'step': step, 'stage_ended_early': stage.name, 'skipped_steps': stage_end - pos, 'why': why, 'time': time.time()}) + '\n')
                 log.flush()
-                print(f'train: stage {stage.name} ended at step {step}: two evaluations in a row at exact >= {a.advance_at} '
-                      f'({stage_end - pos} of its steps skipped)', flush=True)
+                print(f'train: stage {stage.name} ended at step {step}: {why} ({stage_end - pos} of its steps skipped)', flush=True)
         pos = step + skipped
         if time.time() - last_save > a.save_every or pos == total or pos == stage_end:
             save()

@@ -2,7 +2,7 @@
 import unittest
 
 from training.mplus.data import Stage
-from training.mplus.train import CURRICULA, mastered, stage_at
+from training.mplus.train import CURRICULA, PLATEAU_GAIN, mastered, plateaued, stage_at
 
 
 class CurriculumTest(unittest.TestCase):
@@ -38,6 +38,26 @@ class CurriculumTest(unittest.TestCase):
         skipped += end - (step + skipped)
         self.assertEqual(stage_at(st, step + skipped)[0].name, 'b')
         self.assertEqual(step + skipped, 100)
+
+    def test_a_plateau_ends_a_stage_after_k_evaluations_without_gain(self):
+        # run3's stage 2: 0.406, 0.438, 0.438, 0.438, 0.391, … (patience 4)
+        best, since, flat = plateaued(-1.0, 0, 0.406, 4)
+        self.assertEqual((best, since, flat), (0.406, 0, False))  # the first evaluation sets the best
+        best, since, flat = plateaued(best, since, 0.438, 4)
+        self.assertEqual((best, since, flat), (0.438, 0, False))  # +0.032: a gain
+        for acc, n in ((0.438, 1), (0.438 + PLATEAU_GAIN / 2, 2), (0.391, 3)):
+            best, since, flat = plateaued(best, since, acc, 4)
+            self.assertEqual((best, since, flat), (0.438, n, False))
+        self.assertTrue(plateaued(best, since, 0.43, 4)[2])
+        # a real gain restarts the count, and the best moves up
+        self.assertEqual(plateaued(best, since, 0.47, 4), (0.47, 0, False))
+
+    def test_no_plateau_rule_by_default(self):
+        best, since = 0.5, 0
+        for _ in range(10):
+            best, since, flat = plateaued(best, since, 0.1, 0)
+            self.assertFalse(flat)
+        self.assertEqual(since, 10)
 
 
 if __name__ == '__main__':
