@@ -1,7 +1,8 @@
 """Training episodes from the extracted corpus (training/extract.js), names and values randomized.
 
 An episode: inject the chunk that holds a fact, then `distractors` chunks of other real code,
-then ask `What is the value of NAME?` (→ the literal) or `Where is NAME defined?` (→ the file's
+(with `fact_anywhere`, the fact's chunk goes at a random place among them, and with
+`fact_negatives` a share of the distractors are other facts' chunks, renamed alike), then ask `What is the value of NAME?` (→ the literal) or `Where is NAME defined?` (→ the file's
 repository-relative path, which the chunk's header line names). Before injection the fact's
 name (every whole-word occurrence in the chunk), its value and the header's path are replaced by
 freshly drawn ones, so the answer is only in memory, never in the weights.
@@ -218,12 +219,21 @@ class Stage:
     distractors: tuple    # (min, max) unrelated chunks injected after the fact
     use_ltm: bool         # cache/Θ/retrieval on (stage 3)
     continuation: int = 0  # extra episodes per step: inject code, predict what follows (dense read signal)
+    # Where the fact's chunk goes. First (the default) teaches a shortcut: run3 at step 2,670,
+    # fed four one-constant files, answered every question with the first file's value. At a
+    # random place among the distractors, the name must pick the chunk, not its age.
+    fact_anywhere: bool = False
+    # Share of distractors that are other facts' chunks (names and values drawn fresh too): the
+    # question's name, not the look of "NAME = value", must pick the answer, as in a repository.
+    fact_negatives: float = 0.0
 
 
 @dataclass
 class Batch:
     contexts: List[torch.Tensor]   # per injection [B, n_j]
     tags: List[torch.Tensor]       # per injection [B] (0 = the fact's chunk)
+    fact_at: int                   # which injection is the fact's (its write is trained through)
+    names: List[List[str]]         # per injection, per episode: the renamed fact name that chunk holds ('' = plain code)
     tokens: torch.Tensor           # [B, m] prompt + answer + eos, right-padded
     q_len: torch.Tensor            # [B] prompt rows
     target: torch.Tensor           # [B, m] next-token targets (−100 = no loss)
@@ -231,33 +241,63 @@ class Batch:
     prompts: List[List[int]]
 
     def to(self, dev) -> 'Batch':
-        return Batch([c.to(dev) for c in self.contexts], [t.to(dev) for t in self.tags], self.tokens.to(dev),
+        return Batch([c.to(dev) for c in self.contexts], [t.to(dev) for t in self.tags], self.fact_at, self.names, self.tokens.to(dev),
                      self.q_len.to(dev), self.target.to(dev), self.answers, self.prompts)
+
+
+def _fact_pick(corpus: Corpus, rng: random.Random):
+    """A fact drawn half from values, half from definitions, renamed: (fact, ids, token span, header tokens, name, answer)."""
+    fact = rng.choice(corpus.value_facts if rng.random() < 0.5 else corpus.def_facts)
+    text, span, hl, name, answer = randomized(corpus, fact, rng)
+    ids, offs = corpus.tok.encode_offsets(text)
+    return fact, ids, token_span(offs, *span), sum(1 for o in offs if o < hl), name, answer
 
 
 def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Batch:
     t = corpus.tok
     space = t.encode(' ')[0]  # short contexts are padded with spaces, as code is
-    items = []
-    for _ in range(B):
-        fact = rng.choice(corpus.value_facts if rng.random() < 0.5 else corpus.def_facts)
-        text, span, hl, name, answer = randomized(corpus, fact, rng)
-        ids, offs = t.encode_offsets(text)
-        items.append((fact, ids, token_span(offs, *span), sum(1 for o in offs if o < hl), name, answer))
+    items = [_fact_pick(corpus, rng) for _ in range(B)]
     n0 = min(stage.max_ctx, min(len(x[1]) for x in items))
     n0 = max(n0, 16)  # the authors require chunks of at least 16 tokens
-    contexts = [torch.tensor([padded(crop(x[1], n0, x[2], x[3], rng, x[0].kind == 'def'), n0, space) for x in items])]
-    tags = [torch.zeros(B, dtype=torch.long)]
+    fact_ctx = torch.tensor([padded(crop(x[1], n0, x[2], x[3], rng, x[0].kind == 'def'), n0, space) for x in items])
     nd = rng.randint(*stage.distractors)
+    # rng draws only where a stage asks for them, so stages without these options sample as before.
+    at = rng.randint(0, nd) if stage.fact_anywhere and nd else 0
+    contexts, tags, names = [], [], []
     for j in range(nd):
-        picks = [t.encode(corpus.files[fi]['bytes'][ci]) for fi, ci in (rng.choice(corpus.chunks) for _ in range(B))]
-        n = max(16, min(stage.max_ctx, min(len(p) for p in picks)))
+        if j == at:
+            contexts.append(fact_ctx)
+            tags.append(torch.zeros(B, dtype=torch.long))
+            names.append([x[4] for x in items])
+        negative = [stage.fact_negatives > 0 and rng.random() < stage.fact_negatives for _ in range(B)]
+        # (ids, fact span or None, header tokens, keep header) per episode
+        picks, held = [], []
+        for i, neg in enumerate(negative):
+            if neg:
+                f, ids, span, hl, name, _ = _fact_pick(corpus, rng)
+                while name == items[i][4]:  # short drawn names can repeat: the question must stay unambiguous
+                    f, ids, span, hl, name, _ = _fact_pick(corpus, rng)
+                picks.append((ids, span, hl, f.kind == 'def'))
+                held.append(name)
+            else:
+                fi, ci = rng.choice(corpus.chunks)
+                picks.append((t.encode(corpus.files[fi]['bytes'][ci]), None, 0, False))
+                held.append('')
+        n = max(16, min(stage.max_ctx, min(len(p[0]) for p in picks)))
         rows = []
-        for p in picks:
-            s0 = rng.randint(0, max(0, len(p) - n))
-            rows.append(padded(p[s0:s0 + n], n, space))
+        for ids, span, hl, keep in picks:
+            if span is not None:
+                rows.append(padded(crop(ids, n, span, hl, rng, keep), n, space))
+            else:
+                s0 = rng.randint(0, max(0, len(ids) - n))
+                rows.append(padded(ids[s0:s0 + n], n, space))
         contexts.append(torch.tensor(rows))
         tags.append(torch.full((B,), j + 1, dtype=torch.long))
+        names.append(held)
+    if at == nd:
+        contexts.append(fact_ctx)
+        tags.append(torch.zeros(B, dtype=torch.long))
+        names.append([x[4] for x in items])
     seqs, qlens, answers, prompts = [], [], [], []
     for fact, _, _, _, name, answer in items:
         pr = t.encode(prompt(question_text(fact.kind, name)))
@@ -273,7 +313,7 @@ def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Ba
         # Row t predicts token t+1: answer tokens (and the eos) are targets, the prompt is not.
         for k in range(qlens[i] - 1, len(s) - 1):
             target[i, k] = s[k + 1]
-    return Batch(contexts, tags, tokens, torch.tensor(qlens), target, answers, prompts)
+    return Batch(contexts, tags, at, names, tokens, torch.tensor(qlens), target, answers, prompts)
 
 
 @dataclass

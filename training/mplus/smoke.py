@@ -60,6 +60,18 @@ def main(argv=None):
     s1, s2 = load_state(os.path.join(r1, 'state.pt')), load_state(os.path.join(r2, 'state.pt'))
     same = all(torch.equal(s1['model'][k], s2['model'][k]) for k in s1['model'])
     print(f'smoke: resumed run {"matches" if same else "DIFFERS from"} the uninterrupted one at step {s2["step"]}')
+    # --init-from: a new run goes on from r2's weights and curriculum position (step 6 → 8); a
+    # state of another model (preset small) is refused.
+    r3 = os.path.join(work, 'r3')
+    shutil.rmtree(r3, ignore_errors=True)
+    irc = train.main(common + ['--run', r3, '--max-steps', '8', '--init-from', os.path.join(r2, 'state.pt')])
+    with open(os.path.join(r3, 'log.jsonl')) as f:
+        recs = [json.loads(l) for l in f]
+    inited = (irc == 0 and recs[0].get('initialized_from') and recs[0]['step'] == 6 and [r['step'] for r in recs[1:]] == [7, 8]
+              and load_state(os.path.join(r3, 'state.pt'))['step'] == 8)
+    bad = train.main(['--data', data, '--preset', 'small', '--run', os.path.join(work, 'r4'), '--quiet', '--init-from', os.path.join(r2, 'state.pt')])
+    inited = inited and bad == 1
+    print('smoke: --init-from ' + ("goes on from the given state and refuses another model's" if inited else 'FAILED'))
     # Export what was trained; export itself refuses a checkpoint the product disagrees with.
     erc = export.main(['--state', os.path.join(run, 'state.pt'), '--out', os.path.join(work, 'export')])
     if not a.work:
@@ -68,9 +80,11 @@ def main(argv=None):
         print(f'smoke: FAIL: the loss did not fall by 20% ({first:.3f} → {last:.3f})', file=sys.stderr)
     if not same:
         print('smoke: FAIL: resuming from state.pt does not reproduce the uninterrupted run', file=sys.stderr)
+    if not inited:
+        print('smoke: FAIL: --init-from did not go on from step 6 to 8, or accepted a state of another model', file=sys.stderr)
     if erc:
         print('smoke: FAIL: the export of the trained state did not validate', file=sys.stderr)
-    return 0 if ok and same and not erc else 1
+    return 0 if ok and same and inited and not erc else 1
 
 
 if __name__ == '__main__':

@@ -40,7 +40,7 @@ CURRICULA = {
     'small': [
         Stage('1-single-uncompressed', 5000, 64, (0, 0), False, continuation=16),
         Stage('2-theta-distractors', 5000, 128, (1, 2), False, continuation=8),
-        Stage('3-ltm-retriever', 30000, 256, (2, 6), True, continuation=8),
+        Stage('3-ltm-retriever', 30000, 256, (2, 6), True, continuation=8, fact_anywhere=True, fact_negatives=0.5),
     ],
 }
 
@@ -90,7 +90,7 @@ def episode_loss(model: MPlus, batch, stage: Stage, gen: torch.Generator):
     mem = model.fresh_memory(batch.tokens.shape[0])
     for j, (x, tag) in enumerate(zip(batch.contexts, batch.tags)):
         # Only the fact's own write is trained through; distractors run forward only (cost).
-        model.inject(mem, x, tag=tag, gen=gen, use_ltm=stage.use_ltm, grad=j == 0)
+        model.inject(mem, x, tag=tag, gen=gen, use_ltm=stage.use_ltm, grad=j == batch.fact_at)
     logits, _, terms = model.generate_logits(mem, batch.tokens, batch.q_len)
     lm = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.target.reshape(-1), ignore_index=-100)
     ret = torch.zeros(())
@@ -195,6 +195,10 @@ def main(argv=None):
                     help='end a stage (not the last) once two evaluations in a row reach this exact-answer rate (0: never)')
     ap.add_argument('--advance-on-plateau', type=int, default=0, metavar='K',
                     help=f'also end a stage (not the last) once K evaluations in a row fail to beat its best by {PLATEAU_GAIN} (0: never)')
+    ap.add_argument('--init-from', metavar='STATE',
+                    help="a new run starts from another run's state.pt: its weights, optimizer moments and curriculum "
+                         "position (the same model config and tokenizer); randomness from --seed, stage bookkeeping fresh. "
+                         "For going on under a changed curriculum; once this run has its own state.pt it resumes from that")
     ap.add_argument('--quiet', action='store_true')
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -218,6 +222,8 @@ def main(argv=None):
     identity = {'preset': a.preset, 'seed': a.seed, 'batch': a.batch, 'lr': a.lr, 'corpus': corpus.manifest['sha256'], 'tokenizer': t.fingerprint(),
                 'curriculum': [dataclasses.astuple(st) for st in stages], 'advance_at': a.advance_at,
                 'advance_on_plateau': a.advance_on_plateau}
+    if a.init_from:
+        identity['init_from'] = os.path.abspath(a.init_from)
 
     torch.manual_seed(a.seed)
     model = MPlus(cfg).to(dev)
@@ -250,6 +256,22 @@ def main(argv=None):
         evals_in_a_row = s.get('evals_in_a_row', 0)
         best_stage, stage_best, evals_since_best = s.get('best_stage'), s.get('stage_best', -1.0), s.get('evals_since_best', 0)
         print(f'train: resumed {a.run} at step {step}' + (f' (curriculum position {step + skipped})' if skipped else ''), flush=True)
+    elif a.init_from:
+        try:
+            s = load_state(a.init_from)
+        except Exception as e:
+            print(f'train: --init-from {a.init_from}: cannot load ({e}); give a run\'s state.pt', file=sys.stderr)
+            return 1
+        if s['config'] != cfg.to_hf() or s['identity']['tokenizer'] != identity['tokenizer']:
+            print(f'train: --init-from {a.init_from}: its model config or tokenizer differs from preset {a.preset} on {a.data}; '
+                  'a run can only start from a state of the same model', file=sys.stderr)
+            return 1
+        model.load_state_dict(s['model'])
+        opt.load_state_dict(s['opt'])
+        step, skipped = s['step'], s.get('skipped', 0)
+        with open(log_path, 'a') as lg:
+            lg.write(json.dumps({'step': step, 'initialized_from': identity['init_from'], 'from_identity': s['identity'], 'time': time.time()}) + '\n')
+        print(f'train: {a.run} starts from {a.init_from} at step {step} (curriculum position {step + skipped})', flush=True)
     # Curriculum position = step + the steps of stages ended early (--advance-at).
     total = sum(st.steps for st in stages)
     if a.max_steps:

@@ -80,6 +80,38 @@ class DataFolderTest(unittest.TestCase):
                 held += name in ctx and (b.answers[i] in ctx or 'Where is' in prompt)
         self.assertGreaterEqual(held / total, 0.9)
 
+    def test_fact_anywhere_and_fact_negatives(self):
+        c = Corpus(self.good)
+        dec = lambda ctx, i: c.tok.decode(ctx[i].tolist())
+        # Defaults: the fact first, distractors plain code, as every stage before these options.
+        rng = random.Random(3)
+        for _ in range(4):
+            b = sample_batch(c, 4, Stage('t', 1, 64, (2, 2), False), rng)
+            self.assertEqual(b.fact_at, 0)
+            self.assertEqual([int(t[0]) for t in b.tags], [0, 1, 2])
+            self.assertTrue(all(n == '' for held in b.names[1:] for n in held))
+        rng = random.Random(3)
+        seen = set()
+        held = total = 0
+        for _ in range(30):
+            b = sample_batch(c, 4, Stage('t', 1, 64, (2, 2), False, fact_anywhere=True, fact_negatives=1.0), rng)
+            seen.add(b.fact_at)
+            for j, t in enumerate(b.tags):
+                self.assertEqual(int(t[0]) == 0, j == b.fact_at)  # tag 0 (the retriever's positives) marks the fact's chunk
+            for i in range(4):
+                asked = c.tok.decode(b.prompts[i])
+                self.assertIn(b.names[b.fact_at][i], asked)
+                for j in range(3):
+                    # every distractor is another fact's chunk, holding its own fresh name
+                    self.assertNotEqual(b.names[j][i], '')
+                    if j != b.fact_at:
+                        self.assertNotEqual(b.names[j][i], b.names[b.fact_at][i])
+                    total += 1
+                    held += b.names[j][i] in dec(b.contexts[j], i)
+        self.assertEqual(seen, {0, 1, 2})
+        # (a 64-token crop can cut a long name, as test_bpe_episodes_hold_the_fact allows)
+        self.assertGreaterEqual(held / total, 0.9)
+
     def test_missing_manifest(self):
         d = self.copy('nomanifest')
         os.unlink(os.path.join(d, 'manifest.json'))
