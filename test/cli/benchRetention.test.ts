@@ -8,7 +8,7 @@
 import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import { benchRetention } from '../../tools/bench/retention';
+import { benchRetention, shortfalls } from '../../tools/bench/retention';
 import { fixtureWorkspace } from '../helpers/fixtureWorkspace';
 
 const SHIPPED_LTM = 96; // the small fixture's ltm_initial_size
@@ -46,6 +46,14 @@ describe('bench retention', function () {
     const svg = fs.readFileSync(`${out}.svg`, 'utf8');
     assert.strictEqual((svg.match(/<polyline /g) ?? []).length, 2, 'two lines: θ only and M+');
     assert.match(svg, /θ only \(MemoryLLM\)/);
+
+    // --min-exact holds M+ rows only, each to the rate given.
+    const [t0, m0] = rows;
+    assert.deepStrictEqual(shortfalls(rows, 0), []);
+    assert.deepStrictEqual(shortfalls([t0], 1.01), [], 'θ only is never held to it');
+    assert.deepStrictEqual(shortfalls([m0], m0.exact), []);
+    assert.deepStrictEqual(shortfalls([m0], m0.exact + 0.01), [`N = 0: ${m0.hits}/3 (${(100 * m0.exact).toFixed(1)}%)`]);
+    assert.strictEqual(shortfalls(rows, 1.01).length, 2);
 
     // Resume: the same --out with one more N measures only the new rows.
     const again: string[] = [];

@@ -1,6 +1,6 @@
 /**
  * `mplus bench retention [--model DIR] [--tokens 0,8192,32768] [--facts 16] [--seed 1]
- *  [--modes theta,mplus] [--precision P] [--out BASE] [--json]`: knowledge retention through the real sidecar, as
+ *  [--modes theta,mplus] [--precision P] [--out BASE] [--min-exact X] [--json]`: knowledge retention through the real sidecar, as
  * the authors' test_qa_memory.py measures it, for θ only (Θ off: MemoryLLM, `initialize.thetaOnly`)
  * and for M+. Per N and mode: a fresh repository and store; F constants with freshly drawn names
  * and values (never from training data) are fed first (one file each), then N tokens of
@@ -16,6 +16,10 @@
  * every (N, mode); a rerun with the same --out, model, facts and seed resumes after the last one
  * finished. Each row records its own cost (seconds, feed tokens/s, ms per question, sidecar peak
  * memory).
+ *
+ * --min-exact X makes it a check (CI runs one on the shipped model): the command fails, naming
+ * every M+ row below X, after the table is written. θ only is never held to it: it is meant to
+ * forget.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -234,13 +238,19 @@ export async function benchRetention(opts: RetentionOptions): Promise<RetentionR
   return run;
 }
 
+/** M+ rows whose exact-hit rate is below `min`, one line each (θ only rows are never held to it). */
+export function shortfalls(rows: RetentionRow[], min: number): string[] {
+  return rows.filter((r) => r.mode === 'mplus' && r.exact < min)
+    .map((r) => `N = ${kTokens(r.tokens)}: ${r.hits}/${r.facts} (${(100 * r.exact).toFixed(1)}%)`);
+}
+
 export async function benchRetentionCmd(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
     options: {
       model: { type: 'string' }, tokens: { type: 'string' }, facts: { type: 'string' }, seed: { type: 'string' },
       modes: { type: 'string' }, out: { type: 'string' }, 'max-tokens': { type: 'string' }, json: { type: 'boolean' },
-      precision: { type: 'string' },
+      precision: { type: 'string' }, 'min-exact': { type: 'string' },
     },
   });
   const resolved = resolveModel([values.model, process.env.MPLUS_MODEL]);
@@ -255,6 +265,9 @@ export async function benchRetentionCmd(args: string[]): Promise<void> {
     return x;
   };
   if (values.precision !== undefined && !isPrecision(values.precision)) throw new Error(`--precision must be one of ${PRECISIONS.join(', ')}, got ${values.precision}`);
+  const minExact = values['min-exact'] === undefined ? null : Number(values['min-exact']);
+  if (minExact !== null && !(minExact >= 0 && minExact <= 1)) throw new Error(`--min-exact must be a rate between 0 and 1, got ${values['min-exact']}`);
+  if (minExact !== null && !modes.includes('mplus')) throw new Error('--min-exact holds M+ rows to a rate: add mplus to --modes');
   const log = values.json ? undefined : (s: string) => console.log(s);
   log?.(`bench retention: model ${resolved.dir}${resolved.label ? ` (${resolved.label})` : ''}; N = ${tokens.join(', ')}; ${modes.map((m) => MODE_NAMES[m]).join(' and ')}, through the real sidecar`);
   const run = await benchRetention({
@@ -263,4 +276,9 @@ export async function benchRetentionCmd(args: string[]): Promise<void> {
   });
   if (values.json) console.log(JSON.stringify(run));
   else if (values.out) console.log(`wrote ${values.out}.md, ${values.out}.svg, ${values.out}.json`);
+  if (minExact !== null) {
+    const short = shortfalls(run.rows, minExact);
+    if (short.length) throw new Error(`bench retention: ${resolved.dir} answered below --min-exact ${minExact} with M+ at ${short.join('; ')}`);
+    log?.(`bench retention: every M+ row reached --min-exact ${minExact}`);
+  }
 }
