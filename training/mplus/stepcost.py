@@ -4,9 +4,10 @@ numbers, asserts nothing). Safe beside a running trainer, though the two then sh
   /usr/bin/python3 -m training.mplus.stepcost --data DATA [--state RUN/state.pt] [--preset small]
       [--batch 32] [--steps 3] [--threads 2]
 
-A step as train.py runs it: the batch sampled, the fact and its distractors injected and the
-question teacher-forced (episode), the continuation episodes, backward, AdamW. The first step of
-each stage is a warm-up and is not counted; the median of the rest is printed.
+A step exactly as train.py runs it (its train_step): the batch sampled, the fact and its
+distractors injected and the question teacher-forced (episode), the continuation episodes,
+backward, clipping and AdamW (optimizer). The first step of each stage is a warm-up and is not
+counted; the median of the rest is printed.
 """
 import argparse
 import random
@@ -17,10 +18,10 @@ import time
 import torch
 
 from .config import preset
-from .data import Corpus, sample_batch
+from .data import Corpus
 from .device import load_state
 from .model import MPlus
-from .train import CURRICULA, continuation_loss, episode_loss
+from .train import CURRICULA, train_step
 
 
 def main(argv=None):
@@ -44,22 +45,13 @@ def main(argv=None):
     for stage in CURRICULA[a.preset]:
         parts = {'sample': [], 'episode': [], 'continuation': [], 'backward': [], 'optimizer': [], 'step': []}
         for i in range(a.steps + 1):
-            t0 = time.perf_counter()
-            b = sample_batch(corpus, a.batch, stage, rng)
-            t1 = time.perf_counter()
-            lm, ret, _ = episode_loss(model, b, stage, gen)
-            t2 = time.perf_counter()
-            cont = continuation_loss(model, corpus, stage, rng, gen) if stage.continuation else torch.zeros(())
-            t3 = time.perf_counter()
-            opt.zero_grad(set_to_none=True)
-            (lm + ret + cont).backward()
-            t4 = time.perf_counter()
-            opt.step()
-            t5 = time.perf_counter()
+            marks = [('start', time.perf_counter())]
+            train_step(model, opt, corpus, stage, a.batch, rng, gen, 'cpu', lambda part: marks.append((part, time.perf_counter())))
             if i == 0:
                 continue
-            for k, v in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t5 - t0)):
-                parts[k].append(v)
+            for (_, t0), (part, t1) in zip(marks, marks[1:]):
+                parts[part].append(t1 - t0)
+            parts['step'].append(marks[-1][1] - marks[0][1])
         med = {k: statistics.median(v) for k, v in parts.items()}
         print(f'  {stage.name}: {med["step"]:.2f} s/step (' + ', '.join(f'{k} {v:.2f}' for k, v in med.items() if k != 'step') + ')')
     return 0

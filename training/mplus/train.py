@@ -131,6 +131,27 @@ def exact(logits, target):
     return ok.all(dim=1)
 
 
+def train_step(model: MPlus, opt, corpus, stage: Stage, batch_size: int, rng, gen: torch.Generator, dev, mark=None):
+    """One optimizer step: a batch of fact episodes, the stage's continuation episodes, backward,
+    clipping, AdamW. Returns (answer loss, retriever loss, continuation loss, exact per episode).
+    mark(part), when given, is called as each part ends (stepcost.py times them): 'sample',
+    'episode', 'continuation', 'backward', 'optimizer'."""
+    mark = mark or (lambda part: None)
+    batch = sample_batch(corpus, batch_size, stage, rng).to(dev)
+    mark('sample')
+    lm, ret, ok = episode_loss(model, batch, stage, gen)
+    mark('episode')
+    cont = continuation_loss(model, corpus, stage, rng, gen) if stage.continuation else torch.zeros(())
+    mark('continuation')
+    opt.zero_grad(set_to_none=True)
+    (lm + ret + cont).backward()
+    mark('backward')
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    mark('optimizer')
+    return lm, ret, cont, ok
+
+
 @torch.no_grad()
 def evaluate(model, corpus, stage: Stage, seed: int, episodes: int, batch: int):
     """Exact-hit rate on fresh random names/values (its own RNG: the same questions every time)."""
@@ -294,14 +315,7 @@ def main(argv=None):
         lr = a.lr * min(1.0, (step + 1) / a.warmup)
         for g in opt.param_groups:
             g['lr'] = lr
-        batch = sample_batch(corpus, a.batch, stage, rng).to(dev)
-        lm, ret, ok = episode_loss(model, batch, stage, gen)
-        cont = continuation_loss(model, corpus, stage, rng, gen) if stage.continuation else torch.zeros(())
-        loss = lm + ret + cont
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        lm, ret, cont, ok = train_step(model, opt, corpus, stage, a.batch, rng, gen, dev)
         step += 1
         ema = lm.item() if ema is None else 0.95 * ema + 0.05 * lm.item()
         pos = step + skipped
