@@ -226,6 +226,9 @@ class Stage:
     # Share of distractors that are other facts' chunks (names and values drawn fresh too): the
     # question's name, not the look of "NAME = value", must pick the answer, as in a repository.
     fact_negatives: float = 0.0
+    # Rows per layer of earlier steps' distractor memory scored as the retriever's extra negatives
+    # (bank.py): Θ at N = 160k holds ~49k candidates, an episode a few hundred.
+    bank_negatives: int = 0
 
 
 @dataclass

@@ -358,11 +358,12 @@ class MPlus(nn.Module):
         mem.update_step = 0
 
     # ---- retrieval + generation ----
-    def retrieve(self, mem: Memory, l: int, h_q: torch.Tensor, q_mask: torch.Tensor):
+    def retrieve(self, mem: Memory, l: int, h_q: torch.Tensor, q_mask: torch.Tensor, extra: Optional[torch.Tensor] = None):
         """Indices [B, R] of candidates (Θ first, then cache) in prefix order, and the scores.
 
         h_q [B, m, d] this layer's input rows of the question; q_mask [B, m] (True = question row).
-        Returns (order [B, R], logits [B, M+C] or None when Θ is too small to score).
+        extra [E, d]: more memory rows to score (training's negatives bank), never retrieved.
+        Returns (order [B, R], logits [B, m, M+C(+E)] or None when Θ is too small to score, weights).
         """
         c = self.c
         R = c.retrieve_size
@@ -383,6 +384,9 @@ class MPlus(nn.Module):
         top = torch.sort(scores.detach(), dim=1, descending=True, stable=True).indices[:, :R]
         top, _ = top.sort(dim=1)  # ascending candidate index, then a stable sort by age
         ages = torch.gather(torch.cat([mem.ltm_ages[l], mem.cache_ages[l]], dim=1), 1, top)
+        if extra is not None and extra.shape[0]:
+            ek = layer.keys(extra)                                         # [E, s]
+            logits = torch.cat([logits, q @ ek.t()], dim=-1)
         return self._order(top, ages), logits, w
 
     @staticmethod
@@ -392,11 +396,13 @@ class MPlus(nn.Module):
         return torch.gather(sel, 1, idx)
 
     def generate_logits(self, mem: Memory, tokens: torch.Tensor, q_len: torch.Tensor,
-                        fixed: Optional[List[torch.Tensor]] = None, score_fixed: bool = False):
+                        fixed: Optional[List[torch.Tensor]] = None, score_fixed: bool = False,
+                        extra: Optional[List[torch.Tensor]] = None):
         """Teacher-forced generation. tokens [B, m'] = question rows then answer rows (right-padded);
         q_len [B]: how many leading rows are the question (retrieval reads only those).
         fixed: per layer retrieved indices to reuse (decoding after a prefill, or another
-        implementation's choice); score_fixed: still score the candidates (the terms) under `fixed`.
+        implementation's choice); score_fixed: still score the candidates (the terms) under `fixed`;
+        extra: per layer rows [E, d] scored after the candidates in the terms, never retrieved.
         Returns (logits [B, m', V] f32, retrieved [L][B, R], retriever terms [L] of (logits, weights)).
         """
         c = self.c
@@ -412,9 +418,9 @@ class MPlus(nn.Module):
             if fixed is not None:
                 order, lg, w = fixed[l], None, None
                 if score_fixed:
-                    _, lg, w = self.retrieve(mem, l, h, q_mask)
+                    _, lg, w = self.retrieve(mem, l, h, q_mask, extra[l] if extra else None)
             else:
-                order, lg, w = self.retrieve(mem, l, h, q_mask)
+                order, lg, w = self.retrieve(mem, l, h, q_mask, extra[l] if extra else None)
             cand = torch.cat([mem.ltm[l], mem.cache[l]], dim=1)
             parts.append(torch.gather(cand, 1, order.unsqueeze(-1).expand(-1, -1, cand.shape[-1])))
             retrieved.append(order)

@@ -17,6 +17,7 @@ import time
 
 import torch
 
+from .bank import RowBank
 from .config import preset
 from .data import Corpus
 from .device import load_state
@@ -32,6 +33,7 @@ def main(argv=None):
     ap.add_argument('--batch', type=int, default=32)
     ap.add_argument('--steps', type=int, default=3)
     ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--stage', help='only this stage (its name)')
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     corpus = Corpus(a.data)
@@ -43,10 +45,14 @@ def main(argv=None):
     rng, gen = random.Random(1), torch.Generator().manual_seed(1)
     print(f'stepcost: preset {a.preset}, batch {a.batch}, {a.threads} threads, median of {a.steps} steps after one warm-up')
     for stage in CURRICULA[a.preset]:
+        if a.stage and stage.name != a.stage:
+            continue
+        # The negatives bank as the trainer keeps it (filling from the warm-up step on).
+        bank = RowBank(model.c.num_layers, stage.bank_negatives, model.c.hidden_size)
         parts = {'sample': [], 'episode': [], 'continuation': [], 'backward': [], 'optimizer': [], 'step': []}
         for i in range(a.steps + 1):
             marks = [('start', time.perf_counter())]
-            train_step(model, opt, corpus, stage, a.batch, rng, gen, 'cpu', lambda part: marks.append((part, time.perf_counter())))
+            train_step(model, opt, corpus, stage, a.batch, rng, gen, 'cpu', lambda part: marks.append((part, time.perf_counter())), bank)
             if i == 0:
                 continue
             for (_, t0), (part, t1) in zip(marks, marks[1:]):

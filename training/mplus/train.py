@@ -11,8 +11,10 @@ is saved with the weights). A different preset/seed than the folder's is refused
 
 Curriculum (TRAINING.md): (1) one short context, θ only, memory uncompressed (contexts ≤ K);
 (2) longer contexts and several unrelated chunks after the fact, θ only; (3) cache + Θ merges +
-co-trained retriever on, more distractors. Loss: cross-entropy on the answer tokens; in stage 3
-plus the retriever's BCE (positives = memory rows that came from the fact's chunk).
+co-trained retriever on, more distractors, the fact anywhere among them and half of them other
+facts. Loss: cross-entropy on the answer tokens; in stage 3 plus the retriever's BCE (positives =
+memory rows that came from the fact's chunk; negatives = the other candidates and a bank of
+earlier steps' distractor rows, bank.py).
 With --advance-at X, a stage other than the last ends early once two evaluations in a row reach
 exact X; with --advance-on-plateau K, once K evaluations in a row fail to beat the stage's best by
 0.02 (the steps it skips are saved as the run's `skipped`; stages are looked up by curriculum
@@ -26,6 +28,7 @@ import os
 import random
 import sys
 import time
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +36,7 @@ import torch.nn.functional as F
 from .device import load_state, pick
 from .config import preset
 from .data import Corpus, DataError, Stage, sample_batch, sample_continuation
+from .bank import RowBank
 from .model import MPlus
 
 CURRICULA = {
@@ -40,7 +44,8 @@ CURRICULA = {
     'small': [
         Stage('1-single-uncompressed', 5000, 64, (0, 0), False, continuation=16),
         Stage('2-theta-distractors', 5000, 128, (1, 2), False, continuation=8),
-        Stage('3-ltm-retriever', 30000, 256, (2, 6), True, continuation=8, fact_anywhere=True, fact_negatives=0.5),
+        Stage('3-ltm-retriever', 30000, 256, (2, 6), True, continuation=8, fact_anywhere=True, fact_negatives=0.5,
+              bank_negatives=4096),
     ],
 }
 
@@ -86,12 +91,16 @@ def plateaued(best: float, since_best: int, acc: float, patience: int):
     return best, since_best, patience > 0 and since_best >= patience
 
 
-def episode_loss(model: MPlus, batch, stage: Stage, gen: torch.Generator):
+def episode_loss(model: MPlus, batch, stage: Stage, gen: torch.Generator, bank: Optional[RowBank] = None):
+    """bank: the retriever's extra negatives (bank.py), scored when the stage asks for them, then
+    refilled with this batch's distractor rows."""
     mem = model.fresh_memory(batch.tokens.shape[0])
     for j, (x, tag) in enumerate(zip(batch.contexts, batch.tags)):
         # Only the fact's own write is trained through; distractors run forward only (cost).
         model.inject(mem, x, tag=tag, gen=gen, use_ltm=stage.use_ltm, grad=j == batch.fact_at)
-    logits, _, terms = model.generate_logits(mem, batch.tokens, batch.q_len)
+    banked = bank is not None and stage.use_ltm and stage.bank_negatives > 0
+    extra = bank.on(model.memory.device) if banked else None
+    logits, _, terms = model.generate_logits(mem, batch.tokens, batch.q_len, extra=extra)
     lm = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.target.reshape(-1), ignore_index=-100)
     ret = torch.zeros(())
     n_ret = 0
@@ -101,6 +110,8 @@ def episode_loss(model: MPlus, batch, stage: Stage, gen: torch.Generator):
             if lg is None:
                 continue
             tags = torch.cat([mem.ltm_tag[l], mem.cache_tag[l]], dim=1)  # [B, M+C]
+            if extra is not None:  # banked rows: negatives (tag −2)
+                tags = torch.cat([tags, torch.full((tags.shape[0], extra[l].shape[0]), -2, dtype=tags.dtype, device=tags.device)], dim=1)
             pos = (tags == 0).float().unsqueeze(1).expand_as(lg)
             bce = F.binary_cross_entropy_with_logits(lg, pos, reduction='none') * w  # [B, m, M+C]
             np_ = (pos * w).sum().clamp(min=1)
@@ -111,6 +122,11 @@ def episode_loss(model: MPlus, batch, stage: Stage, gen: torch.Generator):
             ret = ret / n_ret
             l2 = sum((p ** 2).sum() for n, p in model.named_parameters() if 'query_proj' in n or 'key_proj' in n)
             ret = ret + 0.001 * l2
+    if banked:
+        for l in range(model.c.num_layers):
+            rows = torch.cat([mem.ltm[l], mem.cache[l]], dim=1)
+            tags = torch.cat([mem.ltm_tag[l], mem.cache_tag[l]], dim=1)
+            bank.add(l, rows[tags >= 1], gen)  # distractor chunks' rows (not the fact's, not shipped ones)
     correct = exact(logits, batch.target)
     return lm, ret, correct
 
@@ -131,7 +147,8 @@ def exact(logits, target):
     return ok.all(dim=1)
 
 
-def train_step(model: MPlus, opt, corpus, stage: Stage, batch_size: int, rng, gen: torch.Generator, dev, mark=None):
+def train_step(model: MPlus, opt, corpus, stage: Stage, batch_size: int, rng, gen: torch.Generator, dev, mark=None,
+               bank: Optional[RowBank] = None):
     """One optimizer step: a batch of fact episodes, the stage's continuation episodes, backward,
     clipping, AdamW. Returns (answer loss, retriever loss, continuation loss, exact per episode).
     mark(part), when given, is called as each part ends (stepcost.py times them): 'sample',
@@ -139,7 +156,7 @@ def train_step(model: MPlus, opt, corpus, stage: Stage, batch_size: int, rng, ge
     mark = mark or (lambda part: None)
     batch = sample_batch(corpus, batch_size, stage, rng).to(dev)
     mark('sample')
-    lm, ret, ok = episode_loss(model, batch, stage, gen)
+    lm, ret, ok = episode_loss(model, batch, stage, gen, bank)
     mark('episode')
     cont = continuation_loss(model, corpus, stage, rng, gen) if stage.continuation else torch.zeros(())
     mark('continuation')
@@ -253,6 +270,7 @@ def main(argv=None):
     opt = torch.optim.AdamW([{'params': rest, 'weight_decay': 0.01}, {'params': retr, 'weight_decay': 0.0}], lr=a.lr, betas=(0.9, 0.98))
     rng = random.Random(a.seed)
     gen = torch.Generator().manual_seed(a.seed)
+    bank = RowBank(cfg.num_layers, max(st.bank_negatives for st in stages), cfg.hidden_size)
     step = 0
     skipped = 0
     evals_in_a_row = 0
@@ -276,6 +294,7 @@ def main(argv=None):
         skipped = s.get('skipped', 0)
         evals_in_a_row = s.get('evals_in_a_row', 0)
         best_stage, stage_best, evals_since_best = s.get('best_stage'), s.get('stage_best', -1.0), s.get('evals_since_best', 0)
+        bank.load(s.get('bank', bank.state()))
         print(f'train: resumed {a.run} at step {step}' + (f' (curriculum position {step + skipped})' if skipped else ''), flush=True)
     elif a.init_from:
         try:
@@ -302,7 +321,7 @@ def main(argv=None):
         atomic_save({'identity': identity, 'config': cfg.to_hf(), 'model': model.state_dict(), 'opt': opt.state_dict(),
                      'rng': rng.getstate(), 'gen': gen.get_state(), 'torch_rng': torch.get_rng_state(), 'step': step,
                      'skipped': skipped, 'evals_in_a_row': evals_in_a_row, 'best_stage': best_stage, 'stage_best': stage_best, 'evals_since_best': evals_since_best,
-                     'tokenizer': t.to_spec()}, state_path)
+                     'bank': bank.state(), 'tokenizer': t.to_spec()}, state_path)
 
     log = open(log_path, 'a')
     model.train()
@@ -315,7 +334,7 @@ def main(argv=None):
         lr = a.lr * min(1.0, (step + 1) / a.warmup)
         for g in opt.param_groups:
             g['lr'] = lr
-        lm, ret, cont, ok = train_step(model, opt, corpus, stage, a.batch, rng, gen, dev)
+        lm, ret, cont, ok = train_step(model, opt, corpus, stage, a.batch, rng, gen, dev, bank=bank)
         step += 1
         ema = lm.item() if ema is None else 0.95 * ema + 0.05 * lm.item()
         pos = step + skipped

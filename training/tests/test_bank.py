@@ -1,0 +1,88 @@
+"""The retriever's negatives bank: scored after the candidates, never retrieved, never read."""
+import unittest
+
+import torch
+
+from training.mplus.bank import RowBank
+from training.mplus.config import preset
+from training.mplus.data import Batch, Stage
+from training.mplus.model import MPlus
+from training.mplus.train import episode_loss
+
+
+def model_with_theta_full(seed=0):
+    torch.manual_seed(seed)
+    m = MPlus(preset('smoke', 300, 256, 257)).eval()
+    B = 2
+    mem = m.fresh_memory(B)
+    gen = torch.Generator().manual_seed(seed)
+    for j in range(6):  # enough injections that merges have grown Θ past R
+        m.inject(mem, torch.randint(0, 256, (B, 24), generator=gen), tag=torch.full((B,), j, dtype=torch.long), gen=gen)
+    return m, mem
+
+
+class BankTest(unittest.TestCase):
+    def test_extra_rows_are_scored_but_change_nothing_read(self):
+        m, mem = model_with_theta_full()
+        tokens = torch.randint(0, 256, (2, 10), generator=torch.Generator().manual_seed(1))
+        q_len = torch.tensor([6, 8])
+        extra = [torch.randn(40, m.c.hidden_size) for _ in range(m.c.num_layers)]
+        with torch.no_grad():
+            l0, r0, t0 = m.generate_logits(mem, tokens, q_len)
+            l1, r1, t1 = m.generate_logits(mem, tokens, q_len, extra=extra)
+        self.assertTrue(torch.equal(l0, l1))
+        for a, b in zip(r0, r1):
+            self.assertTrue(torch.equal(a, b))
+        for l, ((lg0, _), (lg1, _)) in enumerate(zip(t0, t1)):
+            self.assertIsNotNone(lg0)
+            self.assertEqual(lg1.shape[-1], lg0.shape[-1] + 40)
+            self.assertTrue(torch.equal(lg1[..., :lg0.shape[-1]], lg0))
+        # the extra columns score the given rows: other rows, other scores
+        with torch.no_grad():
+            _, _, t2 = m.generate_logits(mem, tokens, q_len, extra=[2 * x + 1 for x in extra])
+        for (lg1, _), (lg2, _) in zip(t1, t2):
+            self.assertTrue(torch.equal(lg1[..., :-40], lg2[..., :-40]))
+            self.assertFalse(torch.allclose(lg1[..., -40:], lg2[..., -40:]))
+
+    def test_fifo_capacity_and_seeded_sampling(self):
+        b = RowBank(2, 10, 3, per_step=4)
+        gen = torch.Generator().manual_seed(0)
+        rows = torch.arange(30.).view(10, 3)
+        b.add(0, rows, gen)
+        self.assertEqual(b.rows[0].shape, (4, 3))              # a sample of per_step rows
+        self.assertTrue(all(any(torch.equal(r, x) for x in rows) for r in b.rows[0]))
+        for _ in range(3):
+            b.add(0, rows[:2], gen)                            # fewer than per_step: all join
+        self.assertEqual(b.rows[0].shape, (10, 3))
+        b.add(0, rows[:3], gen)
+        self.assertEqual(b.rows[0].shape, (10, 3))             # capacity kept, oldest out
+        self.assertTrue(torch.equal(b.rows[0][-3:], rows[:3]))
+        self.assertEqual(b.rows[1].shape, (0, 3))              # layers apart
+        again = RowBank(2, 10, 3, per_step=4)
+        again.load(b.state())
+        self.assertTrue(all(torch.equal(x, y) for x, y in zip(again.rows, b.rows)))
+        self.assertFalse(RowBank(2, 0, 3))                     # capacity 0: off
+
+    def test_episode_loss_scores_and_refills_the_bank(self):
+        torch.manual_seed(0)
+        m = MPlus(preset('smoke', 300, 256, 257))
+        g = torch.Generator().manual_seed(2)
+        B, n = 2, 20
+        ctx = [torch.randint(0, 256, (B, n), generator=g) for _ in range(6)]
+        tokens = torch.randint(0, 256, (B, 8), generator=g)
+        target = torch.full((B, 8), -100, dtype=torch.long)
+        target[:, 4:7] = tokens[:, 5:8]
+        batch = Batch(ctx, [torch.full((B,), j, dtype=torch.long) for j in (1, 2, 0, 3, 4, 5)], 2, [[''] * B] * 6,
+                      tokens, torch.tensor([5, 5]), target, ['', ''], [[], []])
+        stage = Stage('t', 1, 64, (5, 5), True, bank_negatives=64)
+        bank = RowBank(m.c.num_layers, 64, m.c.hidden_size)
+        _, ret0, _ = episode_loss(m, batch, stage, torch.Generator().manual_seed(5), bank)
+        self.assertEqual([r.shape[0] for r in bank.rows], [16] * m.c.num_layers)  # per_step = 64 / 4 rows joined
+        _, ret1, _ = episode_loss(m, batch, stage, torch.Generator().manual_seed(5), bank)
+        _, ret_off, _ = episode_loss(m, batch, stage, torch.Generator().manual_seed(5), None)
+        self.assertEqual(float(ret0), float(ret_off))   # an empty bank adds nothing
+        self.assertNotEqual(float(ret1), float(ret_off))  # a filled one is scored as negatives
+
+
+if __name__ == '__main__':
+    unittest.main()
