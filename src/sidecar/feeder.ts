@@ -13,6 +13,7 @@
  */
 import * as fs from 'fs';
 import { MPlusEngine } from '../engine/mplus';
+import { Chunking, MAX_CHUNK_TOKENS, chunkMeasure } from '../model/chunking';
 import { TextTokenizer } from '../model/tokenizer';
 import { StoredMemory } from '../memory/store/storedMemory';
 import { Chunk, Chunker } from '../workspace/chunker';
@@ -36,18 +37,19 @@ const FEED_LOG = process.env.MPLUS_FEED_LOG || '';
 const COMMIT_SECONDS = 20;
 const PROGRESS_MS = 250;
 /**
- * Chunk size in tokens. At most 512 (mplus-8b's injection size). Small neighbouring declarations
- * are merged until a chunk reaches 128 tokens: every injection writes K memory tokens and pushes
- * K tokens out of θ whatever its length, so 20-token chunks would churn θ for little content
- * (this repository: 1,870 chunks averaging 105 tokens at 16, see BENCHMARKS.md).
+ * Chunk size: the checkpoint's (src/model/chunking.ts; mplus-8b: 512 tokens). Small neighbouring
+ * declarations are merged until a chunk reaches its `min`: every injection writes K memory tokens
+ * and pushes K tokens out of θ whatever its length, so 20-token chunks would churn θ for little
+ * content (this repository: 1,870 chunks averaging 105 tokens at 16, see BENCHMARKS.md). Whatever
+ * the checkpoint's unit, no chunk over MAX_CHUNK_TOKENS tokens is injected.
  */
-export const CHUNK_MAX_TOKENS = 512;
-export const CHUNK_MIN_TOKENS = 128;
 
 export interface FeederDeps {
   engine: MPlusEngine;
   tokenizer: TextTokenizer;
   chunker: Chunker;
+  /** The checkpoint's chunk budget. */
+  chunking: Chunking;
   /** Memory, its provenance and its store. */
   memory: StoredMemory;
   scheduler: DeviceScheduler;
@@ -355,7 +357,8 @@ export class Feeder {
         try {
           f.size = got.size;
           f.mtimeMs = got.mtimeMs;
-          chunks = this.d.chunker.chunk({ rel: key, text: got.text }, { countTokens: (s) => this.d.tokenizer.countTokens(s), maxTokens: CHUNK_MAX_TOKENS, minTokens: CHUNK_MIN_TOKENS });
+          const { chunking } = this.d;
+          chunks = this.d.chunker.chunk({ rel: key, text: got.text }, { countTokens: chunkMeasure(chunking, (s) => this.d.tokenizer.countTokens(s)), maxTokens: chunking.max, minTokens: chunking.min });
         } catch (e) {
           res.errors.push({ path: key, message: (e as Error).message });
           this.d.log('warn', `${key}: not fed: ${(e as Error).message}`);
@@ -378,8 +381,8 @@ export class Feeder {
           if (!tokens.length) continue;
           // Bounded work per injection whatever a file holds: the chunker keeps to this budget;
           // a chunk that does not (a tokenizer disagreement) is skipped, never fed oversized.
-          if (tokens.length > CHUNK_MAX_TOKENS) {
-            this.d.log('warn', `${key}:${c.startLine}-${c.endLine}: a chunk of ${tokens.length} tokens exceeds the ${CHUNK_MAX_TOKENS}-token injection limit; skipped`);
+          if (tokens.length > MAX_CHUNK_TOKENS) {
+            this.d.log('warn', `${key}:${c.startLine}-${c.endLine}: a chunk of ${tokens.length} tokens exceeds the ${MAX_CHUNK_TOKENS}-token injection limit; skipped`);
             continue;
           }
           const id = this.d.memory.sources.add({ file: key, startLine: c.startLine, endLine: c.endLine, startByte: c.startByte, endByte: c.endByte, hash: c.id });

@@ -7,6 +7,7 @@
 import { randomUUID } from 'crypto';
 import { MessageConnection } from 'vscode-jsonrpc/node';
 import { MPlusEngine } from '../engine/mplus';
+import { Chunking, loadChunking } from '../model/chunking';
 import { TextTokenizer } from '../model/tokenizer';
 import { rowBytes } from '../memory/store/codec';
 import { StoreCorruptError, StoreError, StoreLockedError } from '../memory/store/errors';
@@ -55,6 +56,7 @@ export async function openService(p: InitializeParams, conn: MessageConnection, 
 
   let engine: MPlusEngine;
   let tokenizer: TextTokenizer;
+  let chunking: Chunking;
   try {
     // Quantization runs in a worker thread: its progress reaches the client as log lines, and a
     // status request meanwhile is answered with it.
@@ -67,6 +69,7 @@ export async function openService(p: InitializeParams, conn: MessageConnection, 
     });
     start?.say('opening the memory store');
     tokenizer = await TextTokenizer.fromDir(p.modelDir);
+    chunking = loadChunking(p.modelDir);
   } catch (e) {
     throw coded(e, ErrorCodes.BadModel);
   }
@@ -112,7 +115,7 @@ export async function openService(p: InitializeParams, conn: MessageConnection, 
   }
   const service = new MemoryService(p, conn, engine, tokenizer, storeOpts, new StoredMemory(opened), opened.extra, dev.info, log);
   try {
-    await service.start(await Chunker.create());
+    await service.start(await Chunker.create(), chunking);
   } catch (e) {
     await service.close();
     throw e;
@@ -152,6 +155,7 @@ export class MemoryService implements Service {
   private storeDamage: string | null = null;
   private rebuilding: Promise<RebuildResult> | null = null;
   private chunker!: Chunker;
+  private chunking!: Chunking;
   /** The user's Forget list; outlives a rebuild (forgetting was a choice about files, not memory). */
   private forgotten!: ForgottenPaths;
   /** The workspace's bytes per token, sampled again when its files change (estimate.ts). */
@@ -171,8 +175,10 @@ export class MemoryService implements Service {
     this.paths = new WorkspacePaths(p.workspaceFolders);
   }
 
-  async start(chunker: Chunker): Promise<void> {
+  /** chunking: the checkpoint's chunk budget (src/model/chunking.ts). */
+  async start(chunker: Chunker, chunking: Chunking): Promise<void> {
     this.chunker = chunker;
+    this.chunking = chunking;
     this.forgotten = new ForgottenPaths(this.committedExtra.forgotten);
     this.feeder = this.newFeeder((this.committedExtra.fed ?? {}) as Record<string, [number, number]>);
     this.feeder.paused = !!this.p.paused;
@@ -198,7 +204,7 @@ export class MemoryService implements Service {
   /** The feeder of the current memory; `fed` is its committed file index (key → [size, mtimeMs]). */
   private newFeeder(fed: Record<string, [number, number]>): Feeder {
     return new Feeder({
-      engine: this.engine, tokenizer: this.tokenizer, chunker: this.chunker, memory: this.memory,
+      engine: this.engine, tokenizer: this.tokenizer, chunker: this.chunker, chunking: this.chunking, memory: this.memory,
       scheduler: this.scheduler, paths: this.paths,
       discovery: { userIgnore: this.p.ignore, maxFiles: this.p.maxFiles, maxBytes: this.p.maxBytes },
       log: this.log,

@@ -3,8 +3,9 @@
   /usr/bin/python3 -m training.mplus.export --state RUN/state.pt --out DIR [--ltm-frequency F] [--initial-rf R]
   /usr/bin/python3 -m training.mplus.export --init smoke --seed 3 --out DIR      (random weights, for tests)
 
-Writes config.json, model.safetensors, tokenizer.json (+ tokenizer_config.json) and
-question_template.txt (the checkpoint's own question prompt; the sidecar uses it) into
+Writes config.json, model.safetensors, tokenizer.json (+ tokenizer_config.json),
+question_template.txt (the checkpoint's own question prompt) and chunking.json (the chunk sizes it
+was trained on), both of which the sidecar uses, into
 DIR.partial, then checks it: the product loads it (`node bin/mplus.js trace`) and its logits,
 retrieved indices and memory agree with this trainer's forward on an ops script with merges and
 retrieval (verify.py). Only a checkpoint that passes is renamed to DIR; a failing one is removed
@@ -61,6 +62,12 @@ def build(a):
     return model.eval(), t
 
 
+# The chunk sizes the model was trained on, for the product's feeder (src/model/chunking.ts):
+# training/extract.js cuts the corpus with the product's chunker at MAX_TOKENS/MIN_TOKENS UTF-8
+# bytes (test_export_chunking keeps the two equal).
+CHUNKING = {'unit': 'bytes', 'max': 512, 'min': 128}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ap.add_mutually_exclusive_group(required=True)
@@ -81,6 +88,8 @@ def main(argv=None):
     tok.write(tmp, t)
     with open(os.path.join(tmp, 'question_template.txt'), 'w') as f:
         f.write(TEMPLATE)
+    with open(os.path.join(tmp, 'chunking.json'), 'w') as f:
+        json.dump(CHUNKING, f)
     if not a.no_verify:
         notes = []
         bad = verify(tmp, notes)

@@ -1,6 +1,7 @@
 """The trainer/product agreement check itself: it passes on an exported checkpoint and it can fail."""
 import copy
 import os
+import re
 import shutil
 import tempfile
 import unittest
@@ -18,7 +19,7 @@ class VerifyTest(unittest.TestCase):
         try:
             out = os.path.join(tmp, 'ckpt')
             self.assertEqual(export.main(['--init', 'smoke', '--seed', '4', '--out', out]), 0)
-            for f in ('config.json', 'model.safetensors', 'tokenizer.json', 'question_template.txt'):
+            for f in ('config.json', 'model.safetensors', 'tokenizer.json', 'question_template.txt', 'chunking.json'):
                 self.assertTrue(os.path.exists(os.path.join(out, f)), f)
             model, shipped = load(out)
             ops = make_ops(model.c)
@@ -36,6 +37,14 @@ class VerifyTest(unittest.TestCase):
             self.assertTrue(any('retrieved' in b for b in compare(res, swapped)))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def test_export_chunking_is_how_extract_cuts_the_corpus(self):
+        # The product feeds a trained checkpoint chunks of the sizes its corpus was cut to.
+        with open(os.path.join(os.path.dirname(__file__), '..', 'extract.js')) as f:
+            js = f.read()
+        consts = {k: int(v) for k, v in re.findall(r'^const (MAX_TOKENS|MIN_TOKENS) = (\d+);', js, re.M)}
+        self.assertEqual(export.CHUNKING, {'unit': 'bytes', 'max': consts['MAX_TOKENS'], 'min': consts['MIN_TOKENS']})
+        self.assertIn("countTokens: (s) => Buffer.byteLength(s, 'utf8')", js)
 
 
 if __name__ == '__main__':
