@@ -16,7 +16,8 @@ import { env, harness, EXT_ID, packVsix } from './harness.mjs';
 const tools = env('MPLUS_E2E_TOOLS');
 const cache = env('CODE_SERVER_E2E_CACHE');
 const outDir = path.join(env('E2E_OUT'), 'errors');
-const vsix = env('MPLUS_E2E_VSIX');
+// This suite is about life without a model: the .vsix without the bundled checkpoint (run.sh).
+const vsix = env('MPLUS_E2E_VSIX_NO_MODEL');
 const model = env('MPLUS_E2E_MODEL');
 fs.rmSync(outDir, { recursive: true, force: true });
 fs.mkdirSync(outDir, { recursive: true });

@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // Packages the extension as a platform-specific .vsix (default target linux-x64).
 //
-//   node test/e2e/package-vsix.mjs [--target linux-x64] [--out FILE]      (npm run package)
+//   node test/e2e/package-vsix.mjs [--target linux-x64] [--out FILE] [--without-model]   (npm run package)
+//
+// --without-model leaves out the bundled checkpoint (models/): the .vsix of a user who has none,
+// which the e2e suites about life without a model install (with it, the bundled model answers).
 //
 // Why a staging folder: package.json has a "files" list (for the npm CLI package) and vsce 4
 // refuses a .vscodeignore next to a "files" list ("VSCE does not support combining both
@@ -18,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const { values: o } = parseArgs({ options: { target: { type: 'string', default: 'linux-x64' }, out: { type: 'string' } } });
+const { values: o } = parseArgs({ options: { target: { type: 'string', default: 'linux-x64' }, out: { type: 'string' }, 'without-model': { type: 'boolean' } } });
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
 const out = path.resolve(o.out ?? path.join(root, `${pkg.name}-${pkg.version}-${o.target}.vsix`));
 
@@ -36,7 +39,7 @@ try {
   const { files: _files, ...manifest } = pkg;
   fs.writeFileSync(path.join(stage, 'package.json'), JSON.stringify(manifest, null, 2) + '\n');
   for (const p of ['out', 'models', 'media', 'syntaxes', 'language-configuration', 'bin', 'node_modules', 'package-lock.json', '.vscodeignore', 'LICENSE', 'CHANGELOG.md']) {
-    if (!fs.existsSync(path.join(root, p))) continue;
+    if (!fs.existsSync(path.join(root, p)) || (p === 'models' && o['without-model'])) continue;
     // hard links: fast and no extra disk (same file system: the stage is inside the checkout)
     execFileSync('cp', ['-al', path.join(root, p), path.join(stage, p)]);
   }

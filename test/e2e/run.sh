@@ -36,6 +36,14 @@ fi
 log "package the .vsix"
 node test/e2e/package-vsix.mjs --out "$OUT/mplus.vsix" > "$OUT/package.log" 2>&1 || { cat "$OUT/package.log" >&2; exit 1; }
 tail -1 "$OUT/package.log"
+# The suites about life without a model (first run, the no-model errors) install a .vsix without
+# the bundled checkpoint: with it, M+ would start on the bundled model instead.
+NO_MODEL_VSIX="$OUT/mplus.vsix"
+if [ -f models/mplus-lookup/config.json ]; then
+  NO_MODEL_VSIX="$OUT/mplus-without-model.vsix"
+  node test/e2e/package-vsix.mjs --without-model --out "$NO_MODEL_VSIX" > "$OUT/package-without-model.log" 2>&1 || { cat "$OUT/package-without-model.log" >&2; exit 1; }
+  tail -1 "$OUT/package-without-model.log"
+fi
 
 log "fixture model (small preset: real Llama-3.1 tokenizer, random weights)"
 rm -rf "$OUT/model"
@@ -46,7 +54,7 @@ rm -rf "$OUT/repo" "$OUT/stores"
 node test/e2e/fixture-repo.mjs "$OUT/repo"
 
 log "tests (artefacts in $OUT)"
-export CODE_SERVER_E2E_CACHE="$CACHE" E2E_OUT="$OUT" MPLUS_E2E_TOOLS="$TOOLS" MPLUS_E2E_VSIX="$OUT/mplus.vsix" \
+export CODE_SERVER_E2E_CACHE="$CACHE" E2E_OUT="$OUT" MPLUS_E2E_TOOLS="$TOOLS" MPLUS_E2E_VSIX="$OUT/mplus.vsix" MPLUS_E2E_VSIX_NO_MODEL="$NO_MODEL_VSIX" \
   MPLUS_E2E_MODEL="$OUT/model" MPLUS_E2E_REPO="$OUT/repo" MPLUS_TEST_HOOKS=1 MPLUS_TEST_RENDER_TRIGGER="$OUT/render-trigger"
 set +e
 # E2E_FILES: the suites to run (default all: the main one with a model, the first run without, the
