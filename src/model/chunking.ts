@@ -11,9 +11,9 @@
  * so the product feeds exactly the chunk sizes that model saw. Whatever the unit, a chunk is
  * also held to the 512-token injection limit (feeder.ts).
  */
-import * as fs from 'fs';
 import * as path from 'path';
 import { CheckpointError } from './safetensors';
+import { readSideFile } from './sideFile';
 
 export const CHUNKING_FILE = 'chunking.json';
 /** mplus-8b's injection size, and the most any checkpoint may ask for. */
@@ -30,13 +30,8 @@ export const DEFAULT_CHUNKING: Chunking = { unit: 'tokens', max: MAX_CHUNK_TOKEN
 /** The checkpoint's chunking, or the default when it has no chunking.json. Throws naming a malformed file. */
 export function loadChunking(checkpointDir: string): Chunking {
   const file = path.join(checkpointDir, CHUNKING_FILE);
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return DEFAULT_CHUNKING;
-    throw new CheckpointError(file, `cannot read (${(e as Error).message})`, 'fix its permissions or remove it to chunk as mplus-8b');
-  }
+  const text = readSideFile(file, 'fix its permissions or remove it to chunk as mplus-8b');
+  if (text === null) return DEFAULT_CHUNKING;
   const fix = 'use the chunking.json exported with the checkpoint, or remove it to chunk as mplus-8b';
   let j: { unit?: unknown; max?: unknown; min?: unknown };
   try {

@@ -4,9 +4,9 @@
  * goes, encoded as-is (no bos: M+ has its own bos_embedding). Without the file the checkpoint is
  * prompted in the Llama-3.1 chat format, as mplus-8b expects.
  */
-import * as fs from 'fs';
 import * as path from 'path';
 import { CheckpointError } from './safetensors';
+import { readSideFile } from './sideFile';
 import { TextTokenizer } from './tokenizer';
 
 export const QUESTION_TEMPLATE_FILE = 'question_template.txt';
@@ -15,13 +15,8 @@ const SLOT = '{question}';
 /** The template text, or null when the checkpoint has none. Throws naming a malformed file. */
 export function loadQuestionTemplate(checkpointDir: string): string | null {
   const file = path.join(checkpointDir, QUESTION_TEMPLATE_FILE);
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new CheckpointError(file, `cannot read (${(e as Error).message})`, 'fix its permissions or remove it to use the Llama-3.1 chat format');
-  }
+  const text = readSideFile(file, 'fix its permissions or remove it to use the Llama-3.1 chat format');
+  if (text === null) return null;
   if (text.split(SLOT).length !== 2) {
     throw new CheckpointError(file, `must contain ${SLOT} exactly once`, 'use the template exported with the checkpoint');
   }
