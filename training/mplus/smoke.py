@@ -17,7 +17,7 @@ import tempfile
 
 import torch
 
-from . import export, train
+from . import confusion, export, train
 from .device import load_state
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
@@ -72,6 +72,8 @@ def main(argv=None):
     bad = train.main(['--data', data, '--preset', 'small', '--run', os.path.join(work, 'r4'), '--quiet', '--init-from', os.path.join(r2, 'state.pt')])
     inited = inited and bad == 1
     print('smoke: --init-from ' + ("goes on from the given state and refuses another model's" if inited else 'FAILED'))
+    # The diagnostics run on a trained state (they print; a crash fails the smoke).
+    crc = confusion.main(['--data', data, '--state', os.path.join(run, 'state.pt'), '--preset', 'smoke', '--episodes', '32'])
     # Export what was trained; export itself refuses a checkpoint the product disagrees with.
     erc = export.main(['--state', os.path.join(run, 'state.pt'), '--out', os.path.join(work, 'export')])
     if not a.work:
@@ -82,9 +84,11 @@ def main(argv=None):
         print('smoke: FAIL: resuming from state.pt does not reproduce the uninterrupted run', file=sys.stderr)
     if not inited:
         print('smoke: FAIL: --init-from did not go on from step 6 to 8, or accepted a state of another model', file=sys.stderr)
+    if crc:
+        print('smoke: FAIL: training.mplus.confusion did not run on the trained state', file=sys.stderr)
     if erc:
         print('smoke: FAIL: the export of the trained state did not validate', file=sys.stderr)
-    return 0 if ok and same and inited and not erc else 1
+    return 0 if ok and same and inited and not crc and not erc else 1
 
 
 if __name__ == '__main__':
