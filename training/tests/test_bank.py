@@ -82,7 +82,20 @@ class BankTest(unittest.TestCase):
         _, ret_off, _ = episode_loss(m, batch, stage, torch.Generator().manual_seed(5), None)
         self.assertEqual(float(ret0), float(ret_off))   # an empty bank adds nothing
         self.assertNotEqual(float(ret1), float(ret_off))  # a filled one is scored as negatives
-
+        # The bank is a fixed quarter of the loss, however many rows it holds: the same rows twice
+        # over score the same. (Pooled with the episode's negatives they would weigh twice as much
+        # against the other facts.) A sharp retriever, so the bank's scores differ from the episode's.
+        with torch.no_grad():
+            for name, p in m.named_parameters():
+                if 'query_proj' in name or 'key_proj' in name:
+                    p.mul_(20)
+        rows = [torch.randn(24, m.c.hidden_size, generator=g) for _ in range(m.c.num_layers)]
+        once, twice = RowBank(m.c.num_layers, 64, m.c.hidden_size), RowBank(m.c.num_layers, 64, m.c.hidden_size)
+        once.load(rows)
+        twice.load([torch.cat([r, r]) for r in rows])
+        _, r1, _ = episode_loss(m, batch, stage, torch.Generator().manual_seed(5), once)
+        _, r2, _ = episode_loss(m, batch, stage, torch.Generator().manual_seed(5), twice)
+        self.assertAlmostEqual(float(r1), float(r2), delta=1e-4 * float(r1))
 
 if __name__ == '__main__':
     unittest.main()
