@@ -1,9 +1,11 @@
-"""How a run's state answers when other facts share its memory (a diagnostic: prints, asserts nothing).
+"""How a run's state answers and retrieves when other facts share its memory (a diagnostic: prints, asserts nothing).
 
   /usr/bin/python3 -m training.mplus.confusion --data DATA --state RUN/state.pt [--episodes 64] [--distractors 3]
 
 Stage-3 episodes (Θ, cache, retrieval) with the fact's chunk first or anywhere, among plain code
-or among other facts' chunks, and the exact-answer rate of each, also per place of the fact.
+or among other facts' chunks, and the exact-answer rate of each, also per place of the fact; and
+the retriever's recall: the share of the fact's rows among Θ + cache that it puts in the top R
+(mean over layers and episodes whose fact has rows there), beside chance (R / candidates).
 A model that copies from the oldest chunk scores well with plain code and the fact first, and
 near zero among other facts; one that reads the name scores alike everywhere.
 """
@@ -18,6 +20,23 @@ from .data import Corpus, Stage, sample_batch
 from .device import load_state
 from .model import MPlus
 from .train import episode_loss
+
+
+def fact_recall(model: MPlus, b, gen: torch.Generator):
+    """Per layer and episode: the share of the fact's Θ + cache rows in the top R, and R / candidates."""
+    mem = model.fresh_memory(b.tokens.shape[0])
+    for x, tag in zip(b.contexts, b.tags):
+        model.inject(mem, x, tag=tag, gen=gen, use_ltm=True)
+    _, retrieved, terms = model.generate_logits(mem, b.tokens, b.q_len)
+    recall, chance = [], []
+    for l, order in enumerate(retrieved):
+        if terms[l][0] is None:  # Θ too small to score: nothing was chosen
+            continue
+        pos = torch.cat([mem.ltm_tag[l], mem.cache_tag[l]], dim=1) == 0
+        got, have = torch.gather(pos, 1, order).sum(1).float(), pos.sum(1).float()
+        recall += (got[have > 0] / have[have > 0]).tolist()
+        chance.append(order.shape[1] / pos.shape[1])
+    return recall, chance
 
 
 def main(argv=None):
@@ -40,16 +59,21 @@ def main(argv=None):
     for negatives, anywhere in ((0.0, False), (0.0, True), (1.0, False), (1.0, True)):
         stage = Stage('probe', 1, 256, (a.distractors, a.distractors), True, fact_anywhere=anywhere, fact_negatives=negatives)
         rng, gen = random.Random(7), torch.Generator().manual_seed(7)
-        by_place = {}
+        by_place, recall, chance = {}, [], []
         with torch.no_grad():
             for _ in range(max(1, a.episodes // batch)):
                 b = sample_batch(corpus, batch, stage, rng)
                 _, _, ok = episode_loss(model, b, stage, gen)
                 by_place.setdefault(b.fact_at, []).extend(ok.tolist())
+                r, c = fact_recall(model, b, gen)
+                recall += r
+                chance += c
         every = [x for v in by_place.values() for x in v]
         places = ', '.join(f'{k + 1}: {sum(v) / len(v):.2f} ({len(v)})' for k, v in sorted(by_place.items()))
+        mean = lambda xs: sum(xs) / len(xs) if xs else float('nan')
         print(f'  among {"other facts" if negatives else "plain code "}, fact {"anywhere" if anywhere else "first   "}: '
-              f'exact {sum(every) / len(every):.3f}   by place of the fact (1 = oldest): {places}')
+              f'exact {mean(every):.3f}, fact rows retrieved {mean(recall):.3f} (chance {mean(chance):.3f})   '
+              f'exact by place of the fact (1 = oldest): {places}')
     return 0
 
 
