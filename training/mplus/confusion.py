@@ -5,7 +5,10 @@
 Stage-3 episodes (Θ, cache, retrieval) with the fact's chunk first or anywhere, among plain code
 or among other facts' chunks, and the exact-answer rate of each, also per place of the fact; and
 the retriever's recall: the share of the fact's rows among Θ + cache that it puts in the top R
-(mean over layers and episodes whose fact has rows there), beside chance (R / candidates).
+(mean over layers and episodes whose fact has rows there), beside chance (R / candidates). An
+untrained retriever scores every row alike and ties go to the lower candidate index, the older
+rows: a fact fed early is then "recalled" well above chance with no skill (the smoke model:
+0.72 against 0.33). Compare states with each other, not with chance alone.
 A model that copies from the oldest chunk scores well with plain code and the fact first, and
 near zero among other facts; one that reads the name scores alike everywhere.
 """
