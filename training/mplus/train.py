@@ -116,9 +116,9 @@ def episode_loss(model: MPlus, batch, stage: Stage, gen: torch.Generator, bank: 
             bce = F.binary_cross_entropy_with_logits(lg, pos, reduction='none') * w  # [B, m, M+C(+E)]
             mean_over = lambda sel: (bce * sel).sum() / (sel * w).sum().clamp(min=1)
             if extra is not None and extra[l].shape[0]:
-                # Three equal-weight negatives would let 4,096 banked rows drown the episode's own
-                # (the other facts, the hard ones: run5's fact-row recall fell to chance, 0.175 vs
-                # 0.167, measured at step 3,220). Positives ½, the episode's negatives ¼, the bank ¼.
+                # Pooled with the episode's own negatives (the other facts: the hard ones), 4,096
+                # banked rows drowned them: run5's fact-row recall fell to chance (0.175 against
+                # 0.167 at step 3,220). Positives ½, the episode's negatives ¼, the bank ¼.
                 banked_ = (tags == -2).float().unsqueeze(1).expand_as(lg)
                 ret = ret + 0.5 * mean_over(pos) + 0.25 * mean_over(1 - pos - banked_) + 0.25 * mean_over(banked_)
             else:
