@@ -1,8 +1,9 @@
 """Training episodes from the extracted corpus (training/extract.js), names and values randomized.
 
-An episode: inject the chunk that holds a fact, then `distractors` chunks of other real code,
+An episode: inject the chunk that holds a fact, then `distractors` chunks of other real code
 (with `fact_anywhere`, the fact's chunk goes at a random place among them, and with
-`fact_negatives` a share of the distractors are other facts' chunks, renamed alike), then ask `What is the value of NAME?` (→ the literal) or `Where is NAME defined?` (→ the file's
+`fact_negatives` a share of the distractors are other facts' chunks, renamed alike), then ask
+`What is the value of NAME?` (→ the literal) or `Where is NAME defined?` (→ the file's
 repository-relative path, which the chunk's header line names). Before injection the fact's
 name (every whole-word occurrence in the chunk), its value and the header's path are replaced by
 freshly drawn ones, so the answer is only in memory, never in the weights.
@@ -268,10 +269,6 @@ def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Ba
     at = rng.randint(0, nd) if stage.fact_anywhere and nd else 0
     contexts, tags, names = [], [], []
     for j in range(nd):
-        if j == at:
-            contexts.append(fact_ctx)
-            tags.append(torch.zeros(B, dtype=torch.long))
-            names.append([x[4] for x in items])
         negative = [stage.fact_negatives > 0 and rng.random() < stage.fact_negatives for _ in range(B)]
         # (ids, fact span or None, header tokens, keep header) per episode
         picks, held = [], []
@@ -297,10 +294,10 @@ def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Ba
         contexts.append(torch.tensor(rows))
         tags.append(torch.full((B,), j + 1, dtype=torch.long))
         names.append(held)
-    if at == nd:
-        contexts.append(fact_ctx)
-        tags.append(torch.zeros(B, dtype=torch.long))
-        names.append([x[4] for x in items])
+    # The fact's chunk joins at its place (the distractors are drawn first either way: same RNG order).
+    contexts.insert(at, fact_ctx)
+    tags.insert(at, torch.zeros(B, dtype=torch.long))
+    names.insert(at, [x[4] for x in items])
     seqs, qlens, answers, prompts = [], [], [], []
     for fact, _, _, _, name, answer in items:
         pr = t.encode(prompt(question_text(fact.kind, name)))
