@@ -37,6 +37,7 @@ from .device import load_state, pick
 from .config import preset
 from .data import Corpus, DataError, Stage, sample_batch, sample_continuation
 from .bank import RowBank
+from .carry import is_carry
 from .model import MPlus
 
 CURRICULA = {
@@ -240,9 +241,11 @@ def main(argv=None):
     ap.add_argument('--advance-on-plateau', type=int, default=0, metavar='K',
                     help=f'also end a stage (not the last) once K evaluations in a row fail to beat its best by {PLATEAU_GAIN} (0: never)')
     ap.add_argument('--init-from', metavar='STATE',
-                    help="a new run starts from another run's state.pt: its weights, optimizer moments and curriculum "
-                         "position (the same model config and tokenizer); randomness from --seed, stage bookkeeping fresh. "
-                         "For going on under a changed curriculum; once this run has its own state.pt it resumes from that")
+                    help="a new run starts from another run's state.pt or a carry (carry.py): its weights, optimizer moments "
+                         "(a carry has none: the warmup starts again) and curriculum position (the same model config and "
+                         "tokenizer). The same run carried over (equal identity) also goes on with its RNGs and stage "
+                         "bookkeeping; another (a changed curriculum) draws from --seed with the bookkeeping fresh. "
+                         "Once this run has its own state.pt it resumes from that")
     ap.add_argument('--quiet', action='store_true')
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -279,6 +282,7 @@ def main(argv=None):
     bank = RowBank(cfg.num_layers, max(st.bank_negatives for st in stages), cfg.hidden_size)
     step = 0
     skipped = 0
+    warm_from = 0  # the step the warmup counts from (a carry's step: its moments start fresh)
     evals_in_a_row = 0
     best_stage, stage_best, evals_since_best = None, -1.0, 0  # the stage whose best evaluation this is (−1: none yet)
     if os.path.exists(state_path):
@@ -298,6 +302,7 @@ def main(argv=None):
         torch.set_rng_state(s['torch_rng'])
         step = s['step']
         skipped = s.get('skipped', 0)
+        warm_from = s.get('warm_from', 0)
         evals_in_a_row = s.get('evals_in_a_row', 0)
         best_stage, stage_best, evals_since_best = s.get('best_stage'), s.get('stage_best', -1.0), s.get('evals_since_best', 0)
         bank.load(s.get('bank', bank.state()))
@@ -306,18 +311,37 @@ def main(argv=None):
         try:
             s = load_state(a.init_from)
         except Exception as e:
-            print(f'train: --init-from {a.init_from}: cannot load ({e}); give a run\'s state.pt', file=sys.stderr)
+            print(f'train: --init-from {a.init_from}: cannot load ({e}); give a run\'s state.pt or a carry (training/carry/)', file=sys.stderr)
             return 1
         if s['config'] != cfg.to_hf() or s['identity']['tokenizer'] != identity['tokenizer']:
             print(f'train: --init-from {a.init_from}: its model config or tokenizer differs from preset {a.preset} on {a.data}; '
                   'a run can only start from a state of the same model', file=sys.stderr)
             return 1
         model.load_state_dict(s['model'])
-        opt.load_state_dict(s['opt'])
         step, skipped = s['step'], s.get('skipped', 0)
+        if is_carry(s):  # no moments: fresh AdamW moments take full-size steps, so warm up again
+            warm_from = step
+        else:
+            opt.load_state_dict(s['opt'])
+        # The same run carried over (identity equal but for init_from): go on with its randomness and
+        # stage bookkeeping, so only the moments and the bank differ from a resume. Otherwise (a
+        # changed curriculum) randomness comes from --seed and the bookkeeping starts fresh.
+        continuation = {k: v for k, v in s['identity'].items() if k != 'init_from'} == \
+            {k: v for k, v in identity.items() if k != 'init_from'}
+        if continuation:
+            rng.setstate(s['rng'])
+            gen.set_state(s['gen'])
+            torch.set_rng_state(s['torch_rng'])
+            evals_in_a_row = s.get('evals_in_a_row', 0)
+            best_stage, stage_best, evals_since_best = s.get('best_stage'), s.get('stage_best', -1.0), s.get('evals_since_best', 0)
+        if 'bank' in s:
+            bank.load(s['bank'])
         with open(log_path, 'a') as lg:
-            lg.write(json.dumps({'step': step, 'initialized_from': identity['init_from'], 'from_identity': s['identity'], 'time': time.time()}) + '\n')
-        print(f'train: {a.run} starts from {a.init_from} at step {step} (curriculum position {step + skipped})', flush=True)
+            lg.write(json.dumps({'step': step, 'initialized_from': identity['init_from'], 'from_identity': s['identity'],
+                                 'continuation': continuation, 'fresh_moments': is_carry(s), 'time': time.time()}) + '\n')
+        print(f'train: {a.run} starts from {a.init_from} at step {step} (curriculum position {step + skipped})'
+              + ('; the same run goes on' if continuation else '')
+              + (f'; fresh optimizer moments, warmup again over {a.warmup} steps' if is_carry(s) else ''), flush=True)
     # Curriculum position = step + the steps of stages ended early (--advance-at).
     total = sum(st.steps for st in stages)
     if a.max_steps:
@@ -327,7 +351,7 @@ def main(argv=None):
         atomic_save({'identity': identity, 'config': cfg.to_hf(), 'model': model.state_dict(), 'opt': opt.state_dict(),
                      'rng': rng.getstate(), 'gen': gen.get_state(), 'torch_rng': torch.get_rng_state(), 'step': step,
                      'skipped': skipped, 'evals_in_a_row': evals_in_a_row, 'best_stage': best_stage, 'stage_best': stage_best, 'evals_since_best': evals_since_best,
-                     'bank': bank.state(), 'tokenizer': t.to_spec()}, state_path)
+                     'warm_from': warm_from, 'bank': bank.state(), 'tokenizer': t.to_spec()}, state_path)
 
     log = open(log_path, 'a')
     model.train()
@@ -337,7 +361,7 @@ def main(argv=None):
     ema = None
     while step + skipped < total:
         stage, _, stage_end = stage_at(stages, step + skipped)
-        lr = a.lr * min(1.0, (step + 1) / a.warmup)
+        lr = a.lr * min(1.0, (step - warm_from + 1) / a.warmup)
         for g in opt.param_groups:
             g['lr'] = lr
         lm, ret, cont, ok = train_step(model, opt, corpus, stage, a.batch, rng, gen, dev, bank=bank)

@@ -1,0 +1,91 @@
+"""The carry (carry.py): a committed, small run state that a new session's run goes on from."""
+import contextlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+import torch
+
+from training.mplus import carry, train
+from training.mplus.device import load_state
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+
+
+class CarryTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix='mplus-carry-')
+        cls.data = os.path.join(cls.tmp, 'data')
+        subprocess.run(['node', os.path.join(ROOT, 'training', 'extract.js'), '--dir', os.path.join(ROOT, 'src'), '--out', cls.data],
+                       check=True, stdout=subprocess.DEVNULL)
+        cls.common = ['--data', cls.data, '--preset', 'smoke', '--seed', '5', '--batch', '4', '--lr', '3e-3', '--warmup', '10',
+                      '--log-every', '1', '--eval-every', '0', '--quiet', '--save-every', '1e9']
+        # one run of 6 steps, and the same run stopped at 3 and carried
+        cls.full, cls.half = os.path.join(cls.tmp, 'full'), os.path.join(cls.tmp, 'half')
+        assert train.main(cls.common + ['--run', cls.full, '--max-steps', '6']) == 0
+        assert train.main(cls.common + ['--run', cls.half, '--max-steps', '3']) == 0
+        cls.carry = os.path.join(cls.tmp, 'carry', 'smoke.pt')
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert carry.main(['--state', os.path.join(cls.half, 'state.pt'), '--out', cls.carry]) == 0
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def log(self, run):
+        with open(os.path.join(run, 'log.jsonl')) as f:
+            return [json.loads(l) for l in f]
+
+    def test_the_carry_keeps_the_weights_and_drops_the_moments_and_the_bank(self):
+        s, c = load_state(os.path.join(self.half, 'state.pt')), load_state(self.carry)
+        self.assertNotIn('opt', c)
+        self.assertNotIn('bank', c)
+        self.assertEqual((c['step'], c['carried_at'], c['identity']), (3, 3, s['identity']))
+        self.assertEqual(c['model'].keys(), s['model'].keys())
+        for k in s['model']:
+            self.assertTrue(torch.equal(c['model'][k], s['model'][k]), k)
+        self.assertLess(os.path.getsize(self.carry), 0.5 * os.path.getsize(os.path.join(self.half, 'state.pt')))
+
+    def test_the_same_run_goes_on_from_a_carry_with_its_randomness_and_a_new_warmup(self):
+        run = os.path.join(self.tmp, 'on')
+        self.assertEqual(train.main(self.common + ['--run', run, '--max-steps', '6', '--init-from', self.carry]), 0)
+        first = self.log(run)[0]
+        self.assertEqual((first['step'], first['continuation'], first['fresh_moments']), (3, True, True))
+        self.assertEqual([r['step'] for r in self.log(run)[1:]], [4, 5, 6])
+        on, full = load_state(os.path.join(run, 'state.pt')), load_state(os.path.join(self.full, 'state.pt'))
+        self.assertEqual((on['step'], on['warm_from']), (6, 3))
+        # Same batches as the uninterrupted run (the RNGs went on), other weights (fresh moments).
+        self.assertEqual(on['rng'], full['rng'])
+        self.assertTrue(torch.equal(on['torch_rng'], full['torch_rng']))
+        self.assertFalse(all(torch.equal(on['model'][k], full['model'][k]) for k in on['model']))
+        # and it resumes from its own state.pt with the warmup it restarted
+        self.assertEqual(train.main(self.common + ['--run', run, '--max-steps', '7', '--init-from', self.carry]), 0)
+        self.assertEqual(load_state(os.path.join(run, 'state.pt'))['warm_from'], 3)
+
+    def test_another_runs_carry_starts_its_randomness_from_the_seed(self):
+        run = os.path.join(self.tmp, 'other')
+        other = [('7' if x == '5' else x) for x in self.common]  # --seed 7: another run of the same model
+        self.assertEqual(train.main(other + ['--run', run, '--max-steps', '4', '--init-from', self.carry]), 0)
+        self.assertEqual(self.log(run)[0]['continuation'], False)
+
+    def test_not_a_run_state_is_refused_by_name(self):
+        with self.assertRaisesRegex(ValueError, 'not a training run state'):
+            carry.pack({'model': {}})
+        bad = os.path.join(self.tmp, 'bad.pt')
+        with open(bad, 'wb') as f:
+            f.write(b'not a pickle')
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            rc = carry.main(['--state', bad, '--out', os.path.join(self.tmp, 'x.pt')])
+        self.assertEqual(rc, 1)
+        self.assertIn(bad, err.getvalue())
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, 'x.pt')))
+
+
+if __name__ == '__main__':
+    unittest.main()
