@@ -67,7 +67,7 @@ def main(argv=None):
     irc = train.main(common + ['--run', r3, '--max-steps', '8', '--init-from', os.path.join(r2, 'state.pt')])
     with open(os.path.join(r3, 'log.jsonl')) as f:
         recs = [json.loads(l) for l in f]
-    inited = (irc == 0 and recs[0].get('initialized_from') and recs[0]['step'] == 6 and [r['step'] for r in recs[1:]] == [7, 8]
+    inited = (irc == 0 and recs[0].get('initialized_from') and recs[0]['step'] == 6 and [r['step'] for r in recs if 'loss' in r] == [7, 8]
               and load_state(os.path.join(r3, 'state.pt'))['step'] == 8)
     bad = train.main(['--data', data, '--preset', 'small', '--run', os.path.join(work, 'r4'), '--quiet', '--init-from', os.path.join(r2, 'state.pt')])
     inited = inited and bad == 1

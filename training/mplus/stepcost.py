@@ -2,7 +2,7 @@
 numbers, asserts nothing). Safe beside a running trainer, though the two then share the cores.
 
   /usr/bin/python3 -m training.mplus.stepcost --data DATA [--state RUN/state.pt] [--preset small]
-      [--batch 32] [--steps 3] [--threads 2]
+      [--batch 32] [--steps 3] [--threads 2] [--precision auto|f32|bf16]
 
 A step exactly as train.py runs it (its train_step): the batch sampled, the fact and its
 distractors injected and the question teacher-forced (episode), the continuation episodes,
@@ -20,7 +20,7 @@ import torch
 from .bank import RowBank
 from .config import preset
 from .data import Corpus
-from .device import load_state
+from .device import PRECISIONS, load_state, pick_precision
 from .model import MPlus
 from .train import CURRICULA, train_step
 
@@ -34,6 +34,7 @@ def main(argv=None):
     ap.add_argument('--steps', type=int, default=3)
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--stage', help='only this stage (its name)')
+    ap.add_argument('--precision', default='auto', choices=PRECISIONS, help="as train.py's")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     corpus = Corpus(a.data)
@@ -43,7 +44,8 @@ def main(argv=None):
         model.load_state_dict(load_state(a.state)['model'])
     opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
     rng, gen = random.Random(1), torch.Generator().manual_seed(1)
-    print(f'stepcost: preset {a.preset}, batch {a.batch}, {a.threads} threads, median of {a.steps} steps after one warm-up')
+    precision = pick_precision(a.precision, torch.device('cpu'))
+    print(f'stepcost: preset {a.preset}, batch {a.batch}, {a.threads} threads, {precision}, median of {a.steps} steps after one warm-up')
     for stage in CURRICULA[a.preset]:
         if a.stage and stage.name != a.stage:
             continue
@@ -52,7 +54,7 @@ def main(argv=None):
         parts = {'sample': [], 'episode': [], 'continuation': [], 'backward': [], 'optimizer': [], 'step': []}
         for i in range(a.steps + 1):
             marks = [('start', time.perf_counter())]
-            train_step(model, opt, corpus, stage, a.batch, rng, gen, 'cpu', lambda part: marks.append((part, time.perf_counter())), bank)
+            train_step(model, opt, corpus, stage, a.batch, rng, gen, 'cpu', lambda part: marks.append((part, time.perf_counter())), bank, precision)
             if i == 0:
                 continue
             for (_, t0), (part, t1) in zip(marks, marks[1:]):

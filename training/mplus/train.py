@@ -33,7 +33,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from .device import load_state, pick
+from .device import PRECISIONS, autocast, load_state, pick, pick_precision
 from .config import preset
 from .data import Corpus, DataError, Stage, sample_batch, sample_continuation
 from .bank import RowBank
@@ -155,17 +155,20 @@ def exact(logits, target):
 
 
 def train_step(model: MPlus, opt, corpus, stage: Stage, batch_size: int, rng, gen: torch.Generator, dev, mark=None,
-               bank: Optional[RowBank] = None):
+               bank: Optional[RowBank] = None, precision: str = 'f32'):
     """One optimizer step: a batch of fact episodes, the stage's continuation episodes, backward,
     clipping, AdamW. Returns (answer loss, retriever loss, continuation loss, exact per episode).
     mark(part), when given, is called as each part ends (stepcost.py times them): 'sample',
-    'episode', 'continuation', 'backward', 'optimizer'."""
+    'episode', 'continuation', 'backward', 'optimizer'. precision 'bf16': the forward under
+    autocast (device.py); the losses come out f32 either way."""
     mark = mark or (lambda part: None)
     batch = sample_batch(corpus, batch_size, stage, rng).to(dev)
     mark('sample')
-    lm, ret, ok = episode_loss(model, batch, stage, gen, bank)
+    with autocast(precision, torch.device(dev)):
+        lm, ret, ok = episode_loss(model, batch, stage, gen, bank)
     mark('episode')
-    cont = continuation_loss(model, corpus, stage, rng, gen) if stage.continuation else torch.zeros(())
+    with autocast(precision, torch.device(dev)):
+        cont = continuation_loss(model, corpus, stage, rng, gen) if stage.continuation else torch.zeros(())
     mark('continuation')
     opt.zero_grad(set_to_none=True)
     (lm + ret + cont).backward()
@@ -230,6 +233,9 @@ def main(argv=None):
     ap.add_argument('--warmup', type=int, default=200)
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--device', default='auto', help='auto (CUDA when torch sees a GPU), cpu, cuda, cuda:N')
+    ap.add_argument('--precision', default='auto', choices=PRECISIONS,
+                    help='the training forward\'s matmuls: auto (bf16 where the CPU has AMX/AVX512-BF16 or the GPU bf16, else f32), '
+                         'f32, bf16. Not part of the run\'s identity (like --device): a run may go on in another')
     ap.add_argument('--max-steps', type=int, default=0, help='stop after this many steps in all (0: the whole curriculum)')
     ap.add_argument('--max-seconds', type=float, default=0, help='save and stop after this much wall time (0: no limit); the same command resumes')
     ap.add_argument('--log-every', type=int, default=20)
@@ -251,6 +257,7 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     try:
         dev = pick(a.device)
+        precision = pick_precision(a.precision, dev)
     except ValueError as e:
         print(f'train: {e}', file=sys.stderr)
         return 1
@@ -354,6 +361,9 @@ def main(argv=None):
                      'warm_from': warm_from, 'bank': bank.state(), 'tokenizer': t.to_spec()}, state_path)
 
     log = open(log_path, 'a')
+    # Where and how this stretch of the run trains (neither is part of its identity).
+    log.write(json.dumps({'step': step, 'device': str(dev), 'precision': precision, 'threads': a.threads, 'time': time.time()}) + '\n')
+    log.flush()
     model.train()
     t0 = time.time()
     last_save = time.time()
@@ -364,7 +374,7 @@ def main(argv=None):
         lr = a.lr * min(1.0, (step - warm_from + 1) / a.warmup)
         for g in opt.param_groups:
             g['lr'] = lr
-        lm, ret, cont, ok = train_step(model, opt, corpus, stage, a.batch, rng, gen, dev, bank=bank)
+        lm, ret, cont, ok = train_step(model, opt, corpus, stage, a.batch, rng, gen, dev, bank=bank, precision=precision)
         step += 1
         ema = lm.item() if ema is None else 0.95 * ema + 0.05 * lm.item()
         pos = step + skipped
