@@ -363,7 +363,8 @@ class MPlus(nn.Module):
 
         h_q [B, m, d] this layer's input rows of the question; q_mask [B, m] (True = question row).
         extra [E, d]: more memory rows to score (training's negatives bank), never retrieved.
-        Returns (order [B, R], logits [B, m, M+C(+E)] or None when Θ is too small to score, weights).
+        Returns (order [B, R], logits [B, m_q, M+C(+E)] (m_q = the longest question) or None when Θ is too
+        small to score, weights [B, m_q, 1]).
         """
         c = self.c
         R = c.retrieve_size
@@ -375,7 +376,12 @@ class MPlus(nn.Module):
             ages = torch.gather(mem.ltm_ages[l], 1, sel)
             return self._order(sel, ages), None, None
         layer = self.model.layers[l]
-        q = layer.queries(h_q.detach() if c.detach_hidden_state else h_q)  # [B, m, s]
+        # The question rows lead (q_mask is a prefix per episode): score only up to the longest
+        # question, not the answer rows after it, which the weights would zero anyway. Same
+        # scores, same top R; the training terms shrink from m' rows to max q_len.
+        m_q = int(q_mask.sum(1).max())
+        h_q, q_mask = h_q[:, :m_q], q_mask[:, :m_q]
+        q = layer.queries(h_q.detach() if c.detach_hidden_state else h_q)  # [B, m_q, s]
         keys = torch.cat([mem.ltm_keys[l], mem.cache_keys[l]], dim=1)     # [B, M+C, s]
         logits = q @ keys.transpose(1, 2)                                  # [B, m, M+C]
         w = q_mask.float().unsqueeze(-1)

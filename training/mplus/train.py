@@ -92,6 +92,46 @@ def plateaued(best: float, since_best: int, acc: float, patience: int):
     return best, since_best, patience > 0 and since_best >= patience
 
 
+class ColumnBCE(torch.autograd.Function):
+    """col[b, c] = Σ_r w[b, r] · BCE(x[b, r, c], y[b, c]) with BCE(x, y) = softplus(x) − x·y, and its
+    gradient written out, w · (σ(x) − y): autograd's softplus backward took 23 ms a layer on the
+    [32, ~20, 4,500] logits of a stage-3 step (the profile's third op), sigmoid a few."""
+
+    @staticmethod
+    def forward(ctx, x, w, y):
+        ctx.save_for_backward(x, w, y)
+        return ((F.softplus(x) - x * y.unsqueeze(1)) * w).sum(1)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w, y = ctx.saved_tensors
+        return (torch.sigmoid(x) - y.unsqueeze(1)) * (w * g.unsqueeze(1)), None, None
+
+
+def retriever_bce(lg: torch.Tensor, w: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:
+    """One layer's retriever loss. lg [B, m_q, C] logits q·k of each question row against each
+    candidate (then the bank's rows, tag −2); w [B, m_q, 1] 1 on question rows; tags [B, C]: 0 =
+    the fact's rows (positives), else negatives.
+
+    BCE per (row, candidate), averaged over the question rows of each class: positives and
+    negatives weigh ½ each; with a bank, positives ½, the episode's own negatives ¼ and the bank ¼.
+    Pooled with the episode's own negatives (the other facts: the hard ones), 4,096 banked rows
+    drowned them: run5's fact-row recall fell to chance (0.175 against 0.167 at step 3,220).
+
+    A class is a set of columns, so each column's BCE is summed over the rows first ([B, C]) and
+    the classes are masks on that: the same sums as masking [B, m_q, C] three times, in one pass
+    over the big tensor (ColumnBCE)."""
+    lg = lg.float()  # bf16 under autocast: the loss itself in f32
+    p = (tags == 0).float()                                          # [B, C] positives
+    banked = (tags == -2).float()                                    # [B, C] the bank's rows
+    col = ColumnBCE.apply(lg, w.float(), p)                          # [B, C]: per column, over question rows
+    rows = w.sum(1)                                                  # [B, 1]: question rows per episode
+    mean_over = lambda sel: (col * sel).sum() / (sel * rows).sum().clamp(min=1)
+    if bool(banked.any()):
+        return 0.5 * mean_over(p) + 0.25 * mean_over(1 - p - banked) + 0.25 * mean_over(banked)
+    return 0.5 * (mean_over(p) + mean_over(1 - p))
+
+
 def episode_loss(model: MPlus, batch, stage: Stage, gen: torch.Generator, bank: Optional[RowBank] = None):
     """bank: the retriever's extra negatives (bank.py), scored when the stage asks for them, then
     refilled with this batch's distractor rows."""
@@ -113,17 +153,7 @@ def episode_loss(model: MPlus, batch, stage: Stage, gen: torch.Generator, bank: 
             tags = torch.cat([mem.ltm_tag[l], mem.cache_tag[l]], dim=1)  # [B, M+C]
             if extra is not None:  # banked rows: negatives (tag −2)
                 tags = torch.cat([tags, torch.full((tags.shape[0], extra[l].shape[0]), -2, dtype=tags.dtype, device=tags.device)], dim=1)
-            pos = (tags == 0).float().unsqueeze(1).expand_as(lg)
-            bce = F.binary_cross_entropy_with_logits(lg, pos, reduction='none') * w  # [B, m, M+C(+E)]
-            mean_over = lambda sel: (bce * sel).sum() / (sel * w).sum().clamp(min=1)
-            if extra is not None and extra[l].shape[0]:
-                # Pooled with the episode's own negatives (the other facts: the hard ones), 4,096
-                # banked rows drowned them: run5's fact-row recall fell to chance (0.175 against
-                # 0.167 at step 3,220). Positives ½, the episode's negatives ¼, the bank ¼.
-                banked_ = (tags == -2).float().unsqueeze(1).expand_as(lg)
-                ret = ret + 0.5 * mean_over(pos) + 0.25 * mean_over(1 - pos - banked_) + 0.25 * mean_over(banked_)
-            else:
-                ret = ret + 0.5 * (mean_over(pos) + mean_over(1 - pos))
+            ret = ret + retriever_bce(lg, w, tags)
             n_ret += 1
         if n_ret:
             ret = ret / n_ret

@@ -2,12 +2,13 @@
 import unittest
 
 import torch
+import torch.nn.functional as F
 
 from training.mplus.bank import RowBank
 from training.mplus.config import preset
 from training.mplus.data import Batch, Stage
 from training.mplus.model import MPlus
-from training.mplus.train import episode_loss
+from training.mplus.train import ColumnBCE, episode_loss, retriever_bce
 
 
 def model_with_theta_full(seed=0):
@@ -96,6 +97,34 @@ class BankTest(unittest.TestCase):
         _, r1, _ = episode_loss(m, batch, stage, torch.Generator().manual_seed(5), once)
         _, r2, _ = episode_loss(m, batch, stage, torch.Generator().manual_seed(5), twice)
         self.assertAlmostEqual(float(r1), float(r2), delta=1e-4 * float(r1))
+
+    def test_column_bce_gradient(self):
+        g = torch.Generator().manual_seed(4)
+        x = (torch.randn(2, 3, 5, generator=g, dtype=torch.float64) * 4).requires_grad_()
+        w = torch.tensor([[1., 1., 0.], [1., 0., 0.]], dtype=torch.float64).unsqueeze(-1)
+        y = (torch.rand(2, 5, generator=g, dtype=torch.float64) < 0.4).double()
+        self.assertTrue(torch.autograd.gradcheck(lambda t: ColumnBCE.apply(t, w, y), (x,)))
+        want = (F.binary_cross_entropy_with_logits(x, y.unsqueeze(1).expand_as(x), reduction='none') * w).sum(1)
+        self.assertTrue(torch.allclose(ColumnBCE.apply(x, w, y), want))
+
+    def test_retriever_bce_is_the_class_weighted_mean_of_elementwise_bce(self):
+        """The column-first reduction equals the plain definition: BCE per (question row,
+        candidate), masked to question rows, averaged within each class, classes weighted."""
+        g = torch.Generator().manual_seed(3)
+        B, m, C, E = 3, 7, 40, 25
+        lg = torch.randn(B, m, C + E, generator=g) * 3
+        w = (torch.arange(m).unsqueeze(0) < torch.tensor([[4], [7], [2]])).float().unsqueeze(-1)
+        tags = torch.randint(0, 4, (B, C), generator=g)
+        for banked in (False, True):
+            t = torch.cat([tags, torch.full((B, E), -2)], 1) if banked else tags
+            x = lg if banked else lg[..., :C]
+            pos = (t == 0).float().unsqueeze(1).expand_as(x)
+            bce = F.binary_cross_entropy_with_logits(x, pos, reduction='none') * w
+            mean = lambda sel: (bce * sel).sum() / (sel * w).sum()
+            bank = (t == -2).float().unsqueeze(1).expand_as(x)
+            want = (0.5 * mean(pos) + 0.25 * mean(1 - pos - bank) + 0.25 * mean(bank)) if banked else 0.5 * (mean(pos) + mean(1 - pos))
+            self.assertAlmostEqual(float(retriever_bce(x, w, t)), float(want), delta=1e-5 * float(want))
+
 
 if __name__ == '__main__':
     unittest.main()
