@@ -22,7 +22,7 @@ from .config import preset
 from .data import Corpus
 from .device import PRECISIONS, load_state, pick_precision
 from .model import MPlus
-from .train import CURRICULA, train_step
+from .train import CURRICULA, make_optimizer, train_step
 
 
 def main(argv=None):
@@ -42,7 +42,7 @@ def main(argv=None):
     model = MPlus(preset(a.preset, t.vocab_size, t.bos, t.eos))
     if a.state:
         model.load_state_dict(load_state(a.state)['model'])
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
+    opt = make_optimizer(model, 1e-6)
     rng, gen = random.Random(1), torch.Generator().manual_seed(1)
     precision = pick_precision(a.precision, torch.device('cpu'))
     print(f'stepcost: preset {a.preset}, batch {a.batch}, {a.threads} threads, {precision}, median of {a.steps} steps after one warm-up')

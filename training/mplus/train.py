@@ -51,6 +51,39 @@ CURRICULA = {
 }
 
 
+def is_retriever(name: str) -> bool:
+    """The retriever's projectors (query_proj, key_proj; encoder_query_proj is shipped, never used)."""
+    return 'query_proj' in name or 'key_proj' in name
+
+
+# The paper's "small L2 penalty on retriever weights (0.001)", as AdamW's decoupled decay. As a
+# loss term (run3–run7 until step ~4,500) it killed the retriever: Adam normalizes every
+# gradient, so the penalty's gradient 0.002·w moved each weight by ~lr per step toward 0, while
+# the BCE's gradient on a product q·k of two small projections was smaller still. In ~10 steps
+# the projectors fell from rms 0.02 to 4e-5, every score to sigmoid(0), the BCE to exactly ln 2
+# (0.6931, or 0.3466 for a batch without positives), and zero stayed a saddle it never left.
+RETRIEVER_WEIGHT_DECAY = 0.001
+
+
+def make_optimizer(model: MPlus, lr: float) -> torch.optim.Optimizer:
+    """AdamW with two groups: the language model (decay 0.01) and the retriever (its own decay)."""
+    retr = [p for n, p in model.named_parameters() if is_retriever(n)]
+    rest = [p for n, p in model.named_parameters() if not is_retriever(n)]
+    return torch.optim.AdamW([{'params': rest, 'weight_decay': 0.01}, {'params': retr, 'weight_decay': RETRIEVER_WEIGHT_DECAY}],
+                             lr=lr, betas=(0.9, 0.98))
+
+
+def reinit_retriever(model: MPlus, opt: torch.optim.Optimizer, seed: int):
+    """Draws the retriever's projectors afresh (the model's init, N(0, 0.02), from `seed`) and
+    forgets their optimizer moments: a way out of the collapsed retriever above."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if is_retriever(n):
+                p.copy_(torch.randn(p.shape, generator=g) * 0.02)
+                opt.state.pop(p, None)
+
+
 def stage_at(stages, pos):
     """The stage holding curriculum position `pos`, and where it starts and ends."""
     start = 0
@@ -157,8 +190,7 @@ def episode_loss(model: MPlus, batch, stage: Stage, gen: torch.Generator, bank: 
             n_ret += 1
         if n_ret:
             ret = ret / n_ret
-            l2 = sum((p ** 2).sum() for n, p in model.named_parameters() if 'query_proj' in n or 'key_proj' in n)
-            ret = ret + 0.001 * l2
+            # No L2 term here: under Adam it killed the retriever (make_optimizer).
     if banked:
         for l in range(model.c.num_layers):
             rows = torch.cat([mem.ltm[l], mem.cache[l]], dim=1)
@@ -282,8 +314,14 @@ def main(argv=None):
                          "tokenizer). The same run carried over (equal identity) also goes on with its RNGs and stage "
                          "bookkeeping; another (a changed curriculum) draws from --seed with the bookkeeping fresh. "
                          "Once this run has its own state.pt it resumes from that")
+    ap.add_argument('--reinit-retriever', action='store_true',
+                    help='with --init-from: draw the retriever\'s projectors afresh (from --seed) and forget their moments; '
+                         'for states whose retriever collapsed under the old L2 term (RETRIEVER_WEIGHT_DECAY). '
+                         'Not part of the run\'s identity: a resume or a carry of this run does not draw again')
     ap.add_argument('--quiet', action='store_true')
     a = ap.parse_args(argv)
+    if a.reinit_retriever and not a.init_from:
+        ap.error('--reinit-retriever goes with --init-from (a new run from a state whose retriever collapsed)')
     torch.set_num_threads(a.threads)
     try:
         dev = pick(a.device)
@@ -311,9 +349,7 @@ def main(argv=None):
 
     torch.manual_seed(a.seed)
     model = MPlus(cfg).to(dev)
-    retr = [p for n, p in model.named_parameters() if 'query_proj' in n or 'key_proj' in n]
-    rest = [p for n, p in model.named_parameters() if not ('query_proj' in n or 'key_proj' in n)]
-    opt = torch.optim.AdamW([{'params': rest, 'weight_decay': 0.01}, {'params': retr, 'weight_decay': 0.0}], lr=a.lr, betas=(0.9, 0.98))
+    opt = make_optimizer(model, a.lr)
     rng = random.Random(a.seed)
     gen = torch.Generator().manual_seed(a.seed)
     bank = RowBank(cfg.num_layers, max(st.bank_negatives for st in stages), cfg.hidden_size)
@@ -334,6 +370,7 @@ def main(argv=None):
             return 1
         model.load_state_dict(s['model'])
         opt.load_state_dict(s['opt'])
+        opt.param_groups[1]['weight_decay'] = RETRIEVER_WEIGHT_DECAY  # states before the fix saved 0.0
         rng.setstate(s['rng'])
         gen.set_state(s['gen'])
         torch.set_rng_state(s['torch_rng'])
@@ -360,6 +397,9 @@ def main(argv=None):
             warm_from = step
         else:
             opt.load_state_dict(s['opt'])
+            opt.param_groups[1]['weight_decay'] = RETRIEVER_WEIGHT_DECAY
+        if a.reinit_retriever:
+            reinit_retriever(model, opt, a.seed)
         # The same run carried over (identity equal but for init_from): go on with its randomness and
         # stage bookkeeping, so only the moments and the bank differ from a resume. Otherwise (a
         # changed curriculum) randomness comes from --seed and the bookkeeping starts fresh.
@@ -375,10 +415,12 @@ def main(argv=None):
             bank.load(s['bank'])
         with open(log_path, 'a') as lg:
             lg.write(json.dumps({'step': step, 'initialized_from': identity['init_from'], 'from_identity': s['identity'],
-                                 'continuation': continuation, 'fresh_moments': is_carry(s), 'time': time.time()}) + '\n')
+                                 'continuation': continuation, 'fresh_moments': is_carry(s), 'reinit_retriever': a.reinit_retriever,
+                                 'time': time.time()}) + '\n')
         print(f'train: {a.run} starts from {a.init_from} at step {step} (curriculum position {step + skipped})'
               + ('; the same run goes on' if continuation else '')
-              + (f'; fresh optimizer moments, warmup again over {a.warmup} steps' if is_carry(s) else ''), flush=True)
+              + (f'; fresh optimizer moments, warmup again over {a.warmup} steps' if is_carry(s) else '')
+              + ('; the retriever drawn afresh' if a.reinit_retriever else ''), flush=True)
     # Curriculum position = step + the steps of stages ended early (--advance-at).
     total = sum(st.steps for st in stages)
     if a.max_steps:
