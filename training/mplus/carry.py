@@ -22,9 +22,8 @@ import argparse
 import os
 import sys
 
-import torch
 
-from .device import load_state
+from .device import atomic_save, load_state
 
 # What a state.pt holds that the carry leaves out (and train.py rebuilds).
 DROPPED = ('opt', 'bank')
@@ -45,16 +44,6 @@ def is_carry(state: dict) -> bool:
     return 'opt' not in state
 
 
-def write(obj, path: str):
-    """Atomic: a kill never leaves a half-written carry where a good one was."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + '.tmp'
-    torch.save(obj, tmp)
-    with open(tmp, 'rb') as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--state', required=True, help="a run's state.pt")
@@ -66,7 +55,8 @@ def main(argv=None):
     except Exception as e:
         print(f'carry: {a.state}: cannot read a run state ({e}); give a run folder\'s state.pt', file=sys.stderr)
         return 1
-    write(c, a.out)
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    atomic_save(c, a.out)  # a kill never leaves a half-written carry where a good one was
     print(f'carry: {a.out}: step {c["step"]} (curriculum position {c["step"] + c.get("skipped", 0)}), '
           f'{os.path.getsize(a.out) / 2**20:.1f} MiB (state.pt {os.path.getsize(a.state) / 2**20:.1f} MiB)')
     return 0

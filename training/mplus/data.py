@@ -17,6 +17,7 @@ import json
 import os
 import random
 import re
+import subprocess
 from dataclasses import dataclass
 from typing import List
 
@@ -25,6 +26,16 @@ import torch
 from . import tokenizer as tok
 
 FORMAT = 'mplus-training-corpus/1'
+
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+
+
+def extract_dir(src: str, out: str):
+    """A data folder from one source folder: training/extract.js (the product's chunker and
+    grammars) with --dir; the smoke run and the tests use this repository's src/."""
+    subprocess.run(['node', os.path.join(REPO, 'training', 'extract.js'), '--dir', src, '--out', out],
+                   check=True, stdout=subprocess.DEVNULL)
 
 
 class DataError(Exception):

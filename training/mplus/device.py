@@ -13,6 +13,7 @@ Xeon (AMX) a stage-3 step went from 5.0–5.7 s to 0.8–1.5 s (BENCHMARKS.md). 
 export and the agreement checks stay f32: they measure what the product runs.
 """
 import contextlib
+import os
 
 import torch
 
@@ -23,6 +24,16 @@ def pick(name: str) -> torch.device:
     if name.startswith('cuda') and not torch.cuda.is_available():
         raise ValueError(f'--device {name}: torch {torch.__version__} sees no CUDA device; use --device cpu')
     return torch.device(name)
+
+
+def atomic_save(obj, path: str):
+    """torch.save through a temporary file, fsync'd, then renamed: a kill never leaves a torn state
+    where a good one was."""
+    tmp = path + '.tmp'
+    torch.save(obj, tmp)
+    with open(tmp, 'rb') as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def load_state(path: str):

@@ -11,13 +11,13 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
 import torch
 
 from . import carry, confusion, export, train
+from .data import extract_dir
 from .device import load_state
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
@@ -35,8 +35,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     work = a.work or tempfile.mkdtemp(prefix='mplus-smoke-')
     data = os.path.join(work, 'data')
-    subprocess.run(['node', os.path.join(ROOT, 'training', 'extract.js'), '--dir', os.path.join(ROOT, 'src'), '--out', data],
-                   check=True, stdout=subprocess.DEVNULL)
+    extract_dir(os.path.join(ROOT, 'src'), data)
     common = ['--data', data, '--preset', 'smoke', '--seed', '5', '--batch', '8', '--lr', '3e-3', '--warmup', '10',
               '--log-every', '1', '--eval-every', '0', '--quiet', '--save-every', '1e9']
     run = os.path.join(work, 'run')

@@ -33,7 +33,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from .device import PRECISIONS, autocast, load_state, pick, pick_precision
+from .device import PRECISIONS, atomic_save, autocast, load_state, pick, pick_precision
 from .config import preset
 from .data import Corpus, DataError, Stage, sample_batch, sample_continuation
 from .bank import RowBank
@@ -274,14 +274,6 @@ def memory_gain(model, corpus, seed: int, episodes: int = 32):
     other = ce(model.generate_logits(mem, tokens, b.q_len)[0], target)
     model.train()
     return own, other
-
-
-def atomic_save(obj, path):
-    tmp = path + '.tmp'
-    torch.save(obj, tmp)
-    with open(tmp, 'rb') as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def main(argv=None):

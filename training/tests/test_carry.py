@@ -3,26 +3,19 @@ import contextlib
 import io
 import json
 import os
-import shutil
-import subprocess
-import tempfile
 import unittest
 
 import torch
 
 from training.mplus import carry, train
 from training.mplus.device import load_state
+from training.tests.srcdata import SrcDataCase
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 
-
-class CarryTest(unittest.TestCase):
+class CarryTest(SrcDataCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix='mplus-carry-')
-        cls.data = os.path.join(cls.tmp, 'data')
-        subprocess.run(['node', os.path.join(ROOT, 'training', 'extract.js'), '--dir', os.path.join(ROOT, 'src'), '--out', cls.data],
-                       check=True, stdout=subprocess.DEVNULL)
+        super().setUpClass()
         cls.common = ['--data', cls.data, '--preset', 'smoke', '--seed', '5', '--batch', '4', '--lr', '3e-3', '--warmup', '10',
                       '--log-every', '1', '--eval-every', '0', '--quiet', '--save-every', '1e9']
         # one run of 6 steps, and the same run stopped at 3 and carried
@@ -32,10 +25,6 @@ class CarryTest(unittest.TestCase):
         cls.carry = os.path.join(cls.tmp, 'carry', 'smoke.pt')
         with contextlib.redirect_stdout(io.StringIO()):
             assert carry.main(['--state', os.path.join(cls.half, 'state.pt'), '--out', cls.carry]) == 0
-
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def log(self, run):
         with open(os.path.join(run, 'log.jsonl')) as f:

@@ -2,30 +2,20 @@
 import json
 import os
 import shutil
-import subprocess
-import tempfile
 import unittest
 
 import random
 
 from training.mplus import bpe
 from training.mplus.data import Corpus, DataError, Stage, sample_batch, sample_continuation
+from training.tests.srcdata import SrcDataCase
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 
-
-class DataFolderTest(unittest.TestCase):
+class DataFolderTest(SrcDataCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix='mplus-data-')
-        cls.good = os.path.join(cls.tmp, 'good')
-        # Real extraction (the product's chunker and grammars) of a small real source folder.
-        subprocess.run(['node', os.path.join(ROOT, 'training', 'extract.js'), '--dir', os.path.join(ROOT, 'src'),
-                        '--out', cls.good], check=True, stdout=subprocess.DEVNULL)
-
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+        super().setUpClass()
+        cls.good = cls.data
 
     def copy(self, name):
         d = os.path.join(self.tmp, name)

@@ -3,11 +3,7 @@ below ln 2 (the value of a retriever that scores every row alike). Both failed f
 an L2 term in the loss, under Adam, drove the projectors to zero in ~10 steps (train.py,
 RETRIEVER_WEIGHT_DECAY)."""
 import math
-import os
 import random
-import shutil
-import subprocess
-import tempfile
 import unittest
 
 import torch
@@ -16,8 +12,7 @@ from training.mplus.config import preset
 from training.mplus.data import Corpus, Stage
 from training.mplus.model import MPlus
 from training.mplus.train import is_retriever, make_optimizer, reinit_retriever, train_step
-
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+from training.tests.srcdata import SrcDataCase
 
 
 def retriever_rms(m):
@@ -25,18 +20,7 @@ def retriever_rms(m):
     return float(torch.cat([p.detach().flatten() for p in ps]).pow(2).mean().sqrt())
 
 
-class RetrieverLearnsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix='mplus-retr-')
-        cls.data = os.path.join(cls.tmp, 'data')
-        subprocess.run(['node', os.path.join(ROOT, 'training', 'extract.js'), '--dir', os.path.join(ROOT, 'src'), '--out', cls.data],
-                       check=True, stdout=subprocess.DEVNULL)
-
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-
+class RetrieverLearnsTest(SrcDataCase):
     def test_the_retriever_keeps_its_size_and_its_loss_falls_below_ln2(self):
         corpus = Corpus(self.data)
         t = corpus.tok
