@@ -27,7 +27,7 @@ from .config import ModelConfig, preset
 from .data import TEMPLATE
 from .device import load_state
 from .model import MPlus
-from .verify import verify
+from .verify import code_ids, verify
 
 
 def build(a):
@@ -92,7 +92,7 @@ def main(argv=None):
         json.dump(CHUNKING, f)
     if not a.no_verify:
         notes = []
-        bad = verify(tmp, notes)
+        bad = verify(tmp, notes, text_ids=code_ids(t))
         for n in notes:
             print(f'export: {n}')
         if bad:

@@ -14,6 +14,18 @@ from training.mplus.verify import compare, is_top_r, make_ops, near_ties
 
 
 class VerifyTest(unittest.TestCase):
+    def test_ops_from_real_text_are_windows_of_it(self):
+        from training.mplus.config import preset
+        c = preset('smoke', 300, 256, 257)
+        text = list(range(1000, 1600))  # distinct ids: a window is recognizable by its first id
+        ops = make_ops(c, text_ids=text)['ops']
+        self.assertEqual(ops[-1]['op'], 'generate')
+        for op in ops:
+            t = op['tokens']
+            at = text.index(t[0])
+            self.assertEqual(t, text[at:at + len(t)])
+        self.assertTrue(all(x < 256 for op in make_ops(c)['ops'] for x in op['tokens']))  # no text: random bytes
+
     def test_export_then_compare_detects_differences(self):
         tmp = tempfile.mkdtemp(prefix='mplus-verify-')
         try:
