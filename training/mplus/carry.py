@@ -22,7 +22,6 @@ import argparse
 import os
 import sys
 
-
 from .device import atomic_save, load_state
 
 # What a state.pt holds that the carry leaves out (and train.py rebuilds).

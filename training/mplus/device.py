@@ -9,7 +9,8 @@ Precision: `--precision auto` (default) trains the matmuls in bf16 under autocas
 hardware has bf16 units (CPUs with AMX or AVX512-BF16, which oneDNN uses; CUDA devices that report
 bf16 support), else in f32. Weights, optimizer moments, the residual stream, softmax and the
 losses stay f32; only the autocast ops (linear, matmul, bmm) take bf16 inputs. On this machine's
-Xeon (AMX) a stage-3 step went from 5.0–5.7 s to 0.8–1.5 s (BENCHMARKS.md). Evaluation,
+Xeon (AMX) a stage-3 step went from 3.7 s to 1.4 s (1.1 s with the retriever loss trimmed;
+BENCHMARKS.md). Evaluation,
 export and the agreement checks stay f32: they measure what the product runs.
 """
 import contextlib

@@ -383,7 +383,7 @@ class MPlus(nn.Module):
         h_q, q_mask = h_q[:, :m_q], q_mask[:, :m_q]
         q = layer.queries(h_q.detach() if c.detach_hidden_state else h_q)  # [B, m_q, s]
         keys = torch.cat([mem.ltm_keys[l], mem.cache_keys[l]], dim=1)     # [B, M+C, s]
-        logits = q @ keys.transpose(1, 2)                                  # [B, m, M+C]
+        logits = q @ keys.transpose(1, 2)                                  # [B, m_q, M+C]
         w = q_mask.float().unsqueeze(-1)
         scores = (torch.sigmoid(logits) * w).sum(1) / w.sum(1).clamp(min=1)
         # The R best; equal scores: the lower candidate index first (as the product's topR).
