@@ -73,6 +73,22 @@ def make_optimizer(model: MPlus, lr: float) -> torch.optim.Optimizer:
                              lr=lr, betas=(0.9, 0.98))
 
 
+def load_optimizer(opt: torch.optim.Optimizer, saved: dict):
+    """A saved AdamW state into opt, with the retriever group's decay the code's: states from
+    before the fix saved 0.0 there."""
+    opt.load_state_dict(saved)
+    opt.param_groups[1]['weight_decay'] = RETRIEVER_WEIGHT_DECAY
+
+
+def restore_progress(s: dict, rng: random.Random, gen: torch.Generator):
+    """A state's RNGs into rng, gen and torch; returns its stage bookkeeping
+    (evals_in_a_row, best_stage, stage_best, evals_since_best)."""
+    rng.setstate(s['rng'])
+    gen.set_state(s['gen'])
+    torch.set_rng_state(s['torch_rng'])
+    return s.get('evals_in_a_row', 0), s.get('best_stage'), s.get('stage_best', -1.0), s.get('evals_since_best', 0)
+
+
 def reinit_retriever(model: MPlus, opt: torch.optim.Optimizer, seed: int):
     """Draws the retriever's projectors afresh (the model's init, N(0, 0.02), from `seed`) and
     forgets their optimizer moments: a way out of the collapsed retriever above."""
@@ -157,7 +173,7 @@ def retriever_bce(lg: torch.Tensor, w: torch.Tensor, tags: torch.Tensor) -> torc
     lg = lg.float()  # bf16 under autocast: the loss itself in f32
     p = (tags == 0).float()                                          # [B, C] positives
     banked = (tags == -2).float()                                    # [B, C] the bank's rows
-    col = ColumnBCE.apply(lg, w.float(), p)                          # [B, C]: per column, over question rows
+    col = ColumnBCE.apply(lg, w, p)                                  # [B, C]: per column, over question rows
     rows = w.sum(1)                                                  # [B, 1]: question rows per episode
     mean_over = lambda sel: (col * sel).sum() / (sel * rows).sum().clamp(min=1)
     if bool(banked.any()):
@@ -228,10 +244,9 @@ def train_step(model: MPlus, opt, corpus, stage: Stage, batch_size: int, rng, ge
     mark('sample')
     with autocast(precision, torch.device(dev)):
         lm, ret, ok = episode_loss(model, batch, stage, gen, bank)
-    mark('episode')
-    with autocast(precision, torch.device(dev)):
+        mark('episode')
         cont = continuation_loss(model, corpus, stage, rng, gen) if stage.continuation else torch.zeros(())
-    mark('continuation')
+        mark('continuation')
     opt.zero_grad(set_to_none=True)
     (lm + ret + cont).backward()
     mark('backward')
@@ -361,16 +376,11 @@ def main(argv=None):
             print(f'train: {a.run} holds a run with {s["identity"]}, not {identity}; use another --run folder', file=sys.stderr)
             return 1
         model.load_state_dict(s['model'])
-        opt.load_state_dict(s['opt'])
-        opt.param_groups[1]['weight_decay'] = RETRIEVER_WEIGHT_DECAY  # states before the fix saved 0.0
-        rng.setstate(s['rng'])
-        gen.set_state(s['gen'])
-        torch.set_rng_state(s['torch_rng'])
+        load_optimizer(opt, s['opt'])
+        evals_in_a_row, best_stage, stage_best, evals_since_best = restore_progress(s, rng, gen)
         step = s['step']
         skipped = s.get('skipped', 0)
         warm_from = s.get('warm_from', 0)
-        evals_in_a_row = s.get('evals_in_a_row', 0)
-        best_stage, stage_best, evals_since_best = s.get('best_stage'), s.get('stage_best', -1.0), s.get('evals_since_best', 0)
         bank.load(s.get('bank', bank.state()))
         print(f'train: resumed {a.run} at step {step}' + (f' (curriculum position {step + skipped})' if skipped else ''), flush=True)
     elif a.init_from:
@@ -388,8 +398,7 @@ def main(argv=None):
         if is_carry(s):  # no moments: fresh AdamW moments take full-size steps, so warm up again
             warm_from = step
         else:
-            opt.load_state_dict(s['opt'])
-            opt.param_groups[1]['weight_decay'] = RETRIEVER_WEIGHT_DECAY
+            load_optimizer(opt, s['opt'])
         if a.reinit_retriever:
             reinit_retriever(model, opt, a.seed)
         # The same run carried over (identity equal but for init_from): go on with its randomness and
@@ -398,11 +407,7 @@ def main(argv=None):
         continuation = {k: v for k, v in s['identity'].items() if k != 'init_from'} == \
             {k: v for k, v in identity.items() if k != 'init_from'}
         if continuation:
-            rng.setstate(s['rng'])
-            gen.set_state(s['gen'])
-            torch.set_rng_state(s['torch_rng'])
-            evals_in_a_row = s.get('evals_in_a_row', 0)
-            best_stage, stage_best, evals_since_best = s.get('best_stage'), s.get('stage_best', -1.0), s.get('evals_since_best', 0)
+            evals_in_a_row, best_stage, stage_best, evals_since_best = restore_progress(s, rng, gen)
         if 'bank' in s:
             bank.load(s['bank'])
         with open(log_path, 'a') as lg:
