@@ -34,8 +34,8 @@ def make_ops(c, seed=7, text_ids=None):
     """Injections of 16–40 tokens with explicit drops, then a question. text_ids: windows of real
     text's ids instead of random ids 0–255. A trained model needs them: fed random tokens, run7's
     write recurrence amplified float rounding ~1e5× in layer 3 within 16 injections (on real code
-    ~1e3×, bounded), so two float32 implementations part after a few injections without either
-    being wrong."""
+    ~1e3× at step 5,884), so two float32 implementations part after a few injections without either
+    being wrong. By run8's step 7,213 real code parts them too: a per-op check is the real fix."""
     rng = random.Random(seed)
     n_inject = min(c.update_ltm_frequency * 2 + 1, 24)
     N, K = c.stm_size, c.num_tokens
