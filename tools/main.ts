@@ -2,7 +2,7 @@
  * `mplus fixture|trace|bench` — the developer tools, with their own entry point (bin/mplus.js
  * hands these commands here; the product's CLI, src/cli, is a protocol client only).
  *   mplus fixture --out DIR --preset tiny|small|mplus-8b-shape --seed S [--dtype f32|bf16]
- *   mplus trace --model DIR --ops OPS.json --out RESULT.json [--seed S]
+ *   mplus trace --model DIR --ops OPS.json --out RESULT.json [--seed S] [--every-state]
  *   mplus bench engine|store|ingest|discover …
  * Exit codes: 0 success, 1 the work failed (message on stderr), 2 bad usage.
  */
@@ -35,8 +35,9 @@ export const TOOL_COMMANDS = ['fixture', 'trace', 'bench', 'lookup'];
 const USAGE = `usage: mplus <tool> [options]
   fixture --out DIR --preset ${PRESETS.join('|')} --seed S [--dtype f32|bf16]
           write a deterministic random M+ checkpoint in the Hugging Face layout
-  trace   --model DIR --ops OPS.json --out RESULT.json [--seed S]
+  trace   --model DIR --ops OPS.json --out RESULT.json [--seed S] [--every-state]
           run a script of inject/generate ops and write every intermediate a checker needs
+          (--every-state: also the memory after each injection, packed float32)
   bench engine (--preset small|tiny|medium | --model DIR) [--dtype f32|bf16] [--json]
           [--precision f32|bf16|int8|int4] [--block 32] [--injections N] [--decode-tokens N] [--device cpu|cuda]
           [--state f32|bf16] (θ/cache rows; default: the checkpoint's dtype)
@@ -98,7 +99,9 @@ async function cmdFixture(args: string[]): Promise<void> {
 }
 
 async function cmdTrace(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { model: { type: 'string' }, ops: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' } } });
+  const { values } = parseArgs({ args, options: {
+    model: { type: 'string' }, ops: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' }, 'every-state': { type: 'boolean' },
+  } });
   const opsFile = need(values.ops, 'ops');
   let json: unknown;
   try {
@@ -110,7 +113,7 @@ async function cmdTrace(args: string[]): Promise<void> {
   // A trace is compared with the official float32 run: its K/V stay float32 whatever the checkpoint.
   const engine = await MPlusEngine.load(need(values.model, 'model'), { seed: int(values.seed, 'seed', 0), kvFormat: 'f32' });
   try {
-    const result = await runTrace(engine, ops);
+    const result = await runTrace(engine, ops, engine.initialMemory(), { everyState: values['every-state'] === true });
     fs.writeFileSync(need(values.out, 'out'), JSON.stringify(result));
   } finally {
     await engine.close();

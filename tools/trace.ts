@@ -7,6 +7,11 @@
  *            "state":{"layers":[{stm,stm_ages,ltm,ltm_keys,ltm_ages,ltm_rf,cache,cache_keys,
  *                     cache_ages}],"update_step"}}
  * `state` is the memory after the last injection (generation does not change memory).
+ * With `everyState`, each inject result also carries `state`: the memory right after that op, its
+ * float rows packed as {"f32": base64 of little-endian float32, "shape": [rows, width]} (4× smaller
+ * than decimal lists, and exact). A checker then runs each op from the engine's own previous state
+ * (training/mplus/verify.py): a trained model's write recurrence amplifies float rounding, so two
+ * correct float32 implementations part over a long script but agree op by op.
  */
 import { MemoryState } from '../src/memory/state';
 import { MPlusEngine } from '../src/engine/mplus';
@@ -17,8 +22,8 @@ export type TraceOp =
   | { op: 'generate'; tokens: number[]; steps: number };
 
 export interface TraceResult {
-  results: Array<{ delta: number[][][] } | { retrieved: number[][]; logits: number[][]; tokens: number[] }>;
-  state: ReturnType<typeof stateJson>;
+  results: Array<{ delta: number[][][]; state?: StateJson<PackedRows> } | { retrieved: number[][]; logits: number[][]; tokens: number[] }>;
+  state: StateJson;
 }
 
 export function parseOps(json: unknown, file: string): TraceOp[] {
@@ -48,32 +53,53 @@ function rows(data: Float32Array, width: number): number[][] {
   return out;
 }
 
-export function stateJson(m: MemoryState) {
+/** Rows of `width` floats, packed: base64 of their little-endian float32 bytes. */
+export interface PackedRows { f32: string; shape: [number, number] }
+
+function packed(data: Float32Array, width: number): PackedRows {
+  const le = new Float32Array(data); // a copy: its own buffer, no offset (x86 and ARM are little-endian)
+  return { f32: Buffer.from(le.buffer).toString('base64'), shape: [data.length / width, width] };
+}
+
+/** One layer's memory in the trace format; float tables as decimal rows, or packed (--every-state). */
+export interface LayerJson<Rows = number[][]> {
+  stm: Rows; stm_ages: number[];
+  ltm: Rows; ltm_keys: Rows; ltm_ages: number[]; ltm_rf: number[];
+  cache: Rows; cache_keys: Rows; cache_ages: number[];
+}
+export interface StateJson<Rows = number[][]> { layers: Array<LayerJson<Rows>>; update_step: number }
+
+export function stateJson(m: MemoryState): StateJson;
+export function stateJson(m: MemoryState, pack: true): StateJson<PackedRows>;
+export function stateJson(m: MemoryState, pack = false): StateJson<number[][] | PackedRows> {
   const { hidden: d, keyDim: s } = m.dims;
+  const rows_: (data: Float32Array, width: number) => number[][] | PackedRows = pack ? packed : rows;
   return {
     layers: m.layers.map((l) => ({
-      stm: rows(l.stm.data, d),
+      stm: rows_(l.stm.data, d),
       stm_ages: Array.from(l.stmAges.data),
-      ltm: rows(l.ltm.data, d),
-      ltm_keys: rows(l.ltmKeys.data, s),
+      ltm: rows_(l.ltm.data, d),
+      ltm_keys: rows_(l.ltmKeys.data, s),
       ltm_ages: Array.from(l.ltmAges.data),
       ltm_rf: Array.from(l.ltmRf.data),
-      cache: rows(l.cache.data, d),
-      cache_keys: rows(l.cacheKeys.data, s),
+      cache: rows_(l.cache.data, d),
+      cache_keys: rows_(l.cacheKeys.data, s),
       cache_ages: Array.from(l.cacheAges.data),
     })),
     update_step: m.updateStep,
   };
 }
 
-/** Runs `ops` against `memory` (default: the checkpoint's own, fresh). */
-export async function runTrace(engine: MPlusEngine, ops: TraceOp[], memory: MemoryState = engine.initialMemory()): Promise<TraceResult> {
+/** Runs `ops` against `memory` (default: the checkpoint's own, fresh); `everyState`: see above. */
+export async function runTrace(engine: MPlusEngine, ops: TraceOp[], memory: MemoryState = engine.initialMemory(),
+  { everyState = false } = {}): Promise<TraceResult> {
   const results: TraceResult['results'] = [];
   const d = engine.config.hiddenSize;
   for (const op of ops) {
     if (op.op === 'inject') {
       const r = await engine.inject(memory, op.tokens, { drop: op.drop });
-      results.push({ delta: r.delta.map((x) => rows(x, d)) });
+      const delta = r.delta.map((x) => rows(x, d));
+      results.push(everyState ? { delta, state: stateJson(memory, true) } : { delta });
     } else {
       const q = await engine.prefill(memory, op.tokens);
       const logits = [Array.from(q.logits)];

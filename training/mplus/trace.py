@@ -5,11 +5,14 @@ against the product's engine on an exported checkpoint.
   python3 -m training.mplus.trace --model DIR --ops OPS.json --out RESULT.json
 """
 import argparse
+import base64
 import json
 
+import numpy as np
 import torch
 
 from .checkpoint import load
+from .model import Memory
 
 
 def rows(t):
@@ -25,12 +28,47 @@ def scores_of(terms):
     return out
 
 
+def floats(x):
+    """A float table of a trace state as a numpy float32 array: decimal row lists, or rows packed by
+    `mplus trace --every-state` ({"f32": base64 of little-endian float32, "shape": [rows, width]})."""
+    if isinstance(x, dict):
+        return np.frombuffer(base64.b64decode(x['f32']), dtype='<f4').reshape(x['shape'])
+    return np.asarray(x, dtype=np.float32)
+
+
+def memory_of(model, state):
+    """A trace `state` (one episode, golden format, packed or not) as the trainer's Memory: what
+    another implementation held, to run the next op from it. Rows carry no provenance (tag −1)."""
+    c = model.c
+
+    def rows_(x, w):
+        return torch.from_numpy(floats(x).astype(np.float32).reshape(-1, w)).unsqueeze(0)
+
+    def ints(x):
+        return torch.tensor([[int(v) for v in x]], dtype=torch.long).reshape(1, -1)
+
+    L = state['layers']
+    mem = Memory(
+        stm=[rows_(l['stm'], c.hidden_size) for l in L], stm_ages=[ints(l['stm_ages']) for l in L],
+        ltm=[rows_(l['ltm'], c.hidden_size) for l in L], ltm_keys=[rows_(l['ltm_keys'], c.selector_hidden_dim) for l in L],
+        ltm_ages=[ints(l['ltm_ages']) for l in L],
+        ltm_rf=[torch.tensor([list(l['ltm_rf'])], dtype=torch.float32).reshape(1, -1) for l in L],
+        cache=[rows_(l['cache'], c.hidden_size) for l in L], cache_keys=[rows_(l['cache_keys'], c.selector_hidden_dim) for l in L],
+        cache_ages=[ints(l['cache_ages']) for l in L],
+        update_step=int(state['update_step']))
+    mem.stm_tag = [torch.full_like(a, -1) for a in mem.stm_ages]
+    mem.ltm_tag = [torch.full_like(a, -1) for a in mem.ltm_ages]
+    mem.cache_tag = [torch.full_like(a, -1) for a in mem.cache_ages]
+    return mem
+
+
 @torch.no_grad()
-def run(model, shipped, ops, forced=None):
+def run(model, shipped, ops, forced=None, start=None):
     """forced: {op index: retrieved indices per layer} — a generate op reads those rows instead of
     its own top-R (still scoring the candidates, in the result's `_scores`), to check the rest of
-    an implementation whose retrieval broke a near-tie the other way."""
-    mem = model.fresh_memory(1, shipped)
+    an implementation whose retrieval broke a near-tie the other way. start: a trace state to run
+    from instead of the checkpoint's fresh memory (memory_of)."""
+    mem = model.fresh_memory(1, shipped) if start is None else memory_of(model, start)
     results = []
     for i, op in enumerate(ops):
         x = torch.tensor([op['tokens']], dtype=torch.long)

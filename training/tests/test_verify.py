@@ -1,8 +1,10 @@
 """The trainer/product agreement check itself: it passes on an exported checkpoint and it can fail."""
 import copy
+import json
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 import unittest
 
@@ -10,7 +12,7 @@ from training.mplus import export, trace
 from training.mplus.checkpoint import load
 import torch
 
-from training.mplus.verify import compare, is_top_r, make_ops, near_ties
+from training.mplus.verify import ROOT, compare, is_top_r, make_ops, near_ties, per_op
 
 
 class VerifyTest(unittest.TestCase):
@@ -123,3 +125,60 @@ class NearTieTest(unittest.TestCase):
         (py2, bad), _ = self.run_case(200.0)  # scores spread far beyond TIE
         self.assertIsNone(py2)
         self.assertTrue(any('not a top' in b for b in bad), bad)
+
+
+class PerOpTest(unittest.TestCase):
+    """verify.per_op against a real `mplus trace --every-state`: it passes, and a wrong op is named."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix='mplus-perop-')
+        out = os.path.join(cls.tmp, 'ckpt')
+        assert export.main(['--init', 'smoke', '--seed', '5', '--out', out, '--no-verify']) == 0
+        cls.model, cls.shipped = load(out)
+        cls.ops = make_ops(cls.model.c)
+        ops_path, res = os.path.join(cls.tmp, 'ops.json'), os.path.join(cls.tmp, 'res.json')
+        with open(ops_path, 'w') as f:
+            json.dump(cls.ops, f)
+        subprocess.run(['node', os.path.join(ROOT, 'bin', 'mplus.js'), 'trace', '--model', out, '--ops', ops_path,
+                        '--out', res, '--every-state'], check=True, capture_output=True)
+        with open(res) as f:
+            cls.ts = json.load(f)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def check(self, ts):
+        return per_op(self.model, self.shipped, self.ops['ops'], ts)
+
+    def test_agrees_and_the_states_are_the_products(self):
+        self.assertEqual(self.check(self.ts), [])
+        # the last injection's packed state is the plain final state the trace also writes
+        last = [r['state'] for r in self.ts['results'] if 'state' in r][-1]
+        self.assertEqual(compare({'results': [], 'state': last}, {'results': [], 'state': self.ts['state']}), [])
+        self.assertGreater(len(self.ts['state']['layers'][0]['ltm']), self.model.c.ltm_initial_size)  # merges happened
+
+    def test_a_wrong_delta_is_named(self):
+        ts = copy.deepcopy(self.ts)
+        ts['results'][3]['delta'][1][2][5] += 1e-2
+        self.assertEqual(self.check(ts), ['op3.delta: max abs diff 0.01 (allowed 0.0001)'])
+
+    def test_a_wrong_memory_is_named_and_the_next_op_runs_from_it(self):
+        ts = copy.deepcopy(self.ts)
+        packed = ts['results'][4]['state']['layers'][0]['stm']
+        rows = trace.floats(packed).copy()
+        rows[0, 0] += 0.5  # θ's oldest row, which the next injection's attention reads
+        packed['f32'] = __import__('base64').b64encode(rows.astype('<f4').tobytes()).decode()
+        bad = self.check(ts)
+        self.assertIn('op4.state.layer0.stm: max abs diff 0.5 (allowed 0.0001)', bad)
+        # op 5 is run from the product's (tampered) memory, the product ran it from its own
+        self.assertTrue(any(b.startswith('op5.') for b in bad), bad)
+
+    def test_a_trace_without_states_is_refused_clearly(self):
+        ts = copy.deepcopy(self.ts)
+        for r in ts['results']:
+            r.pop('state', None)
+        bad = self.check(ts)
+        self.assertEqual(len(bad), 1)
+        self.assertIn('--every-state', bad[0])
