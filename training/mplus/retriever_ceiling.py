@@ -1,0 +1,190 @@
+"""How well could any retriever do on a state's memory at the product's scale? (a diagnostic:
+prints, asserts nothing)
+
+  /usr/bin/python3 -m training.mplus.retriever_ceiling --data DATA --state S [--distractors 40]
+      [--fact-negatives 0.5] [--train-batches 24] [--test-batches 4] [--steps 600] [--losses bce,rank]
+      [--width S]
+
+Episodes of stage 3's kind with many more chunks than training feeds (40 distractors: ~2,700
+candidate rows per layer, like ~10k tokens of a repository), Θ kept as the product keeps it
+(merges every 100 injections, as exported). The model is frozen; per layer it records the
+retriever's inputs (the question's rows and every Θ + cache row, through the layer's input norm)
+and which rows came from the fact's chunk. Then:
+- recall@R of the fact's rows (the share of them in the top R) with the state's own projectors,
+  on the test episodes, beside chance (R / candidates);
+- the same after fitting fresh copies of the projectors to the training episodes alone, with the
+  trainer's BCE (`bce`) and with a listwise ranking loss on the retrieval score itself (`rank`:
+  −log of the positives' share of softmax(score / 0.05) over all candidates), every 100 steps;
+  with --width S, fresh projectors S wide instead (is the retriever too narrow?).
+
+The fitted recall is a ceiling for this memory: what projectors can find in rows the write path
+produced. If it stays near the state's own, a better retriever loss cannot help; the rows do not
+carry what the question asks for, and the write (or the model's width) must change. run8 at step
+7,731 (BENCHMARKS.md): own 0.02–0.06, fitted 0.07–0.10 with either loss, chance 0.024.
+"""
+import argparse
+import copy
+import random
+import sys
+from typing import List, Tuple
+
+import torch
+
+from .config import ModelConfig
+from .data import Corpus, Stage, sample_batch
+from .device import load_state
+from .model import MPlus, projector
+from .train import retriever_bce
+
+# One layer's problem for one batch: (layer, normed question rows [B, m_q, d], question mask
+# [B, m_q], normed candidate rows [B, C, d], candidate tags [B, C] (0 = the fact's)).
+Problem = Tuple[int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+TAU = 0.05
+
+
+def collect(model: MPlus, corpus: Corpus, stage: Stage, batches: int, batch: int, rng, gen) -> List[List[Problem]]:
+    """Per batch, per layer: the retriever's inputs as the question's read reached it."""
+    out: List[List[Problem]] = []
+    seen: List[Problem] = []
+    retrieve = model.retrieve
+
+    def recording(mem, l, h_q, q_mask, extra=None):
+        m_q = int(q_mask.sum(1).max())
+        norm = model.model.layers[l].input_layernorm
+        rows = torch.cat([mem.ltm[l], mem.cache[l]], dim=1)
+        tags = torch.cat([mem.ltm_tag[l], mem.cache_tag[l]], dim=1)
+        seen.append((l, norm(h_q[:, :m_q]).detach(), q_mask[:, :m_q].clone(), norm(rows).detach(), tags.clone()))
+        return retrieve(mem, l, h_q, q_mask, extra)
+
+    model.retrieve = recording  # this instance only, for the collection below
+    try:
+        with torch.no_grad():
+            for _ in range(batches):
+                b = sample_batch(corpus, batch, stage, rng)
+                mem = model.fresh_memory(batch)
+                for x, tag in zip(b.contexts, b.tags):
+                    model.inject(mem, x, tag=tag, gen=gen, use_ltm=True, grad=False)
+                seen.clear()
+                model.generate_logits(mem, b.tokens, b.q_len)
+                out.append(list(seen))
+    finally:
+        del model.retrieve
+    return out
+
+
+def projectors(model: MPlus):
+    """Copies of each layer's (query_proj, key_proj)."""
+    return [(copy.deepcopy(l.self_attn.query_proj), copy.deepcopy(l.self_attn.key_proj)) for l in model.model.layers]
+
+
+def fresh_projectors(model: MPlus, width: int, seed: int = 0):
+    """New (query_proj, key_proj) per layer of another width, drawn from seed: does a wider
+    retriever find more in the same rows?"""
+    torch.manual_seed(seed)
+    d = model.c.hidden_size
+    return [(projector(d, width), projector(d, width)) for _ in model.model.layers]
+
+
+def score(proj, q_in, q_mask, rows):
+    """(logits [B, m_q, C], weights [B, m_q, 1], scores [B, C]): the retrieval score, mean sigmoid."""
+    qp, kp = proj
+    lg = qp(q_in) @ kp(rows).transpose(1, 2)
+    w = q_mask.float().unsqueeze(-1)
+    return lg, w, (torch.sigmoid(lg) * w).sum(1) / w.sum(1).clamp(min=1)
+
+
+def recall(projs, sets: List[List[Problem]], R: int) -> List[float]:
+    """Per layer: mean share of the fact's candidate rows in the top R (episodes with some)."""
+    per = [[] for _ in projs]
+    with torch.no_grad():
+        for problems in sets:
+            for l, q_in, q_mask, rows, tags in problems:
+                s = score(projs[l], q_in, q_mask, rows)[2]
+                top = s.topk(min(R, s.shape[1]), dim=1).indices
+                pos = tags == 0
+                have = pos.sum(1).float()
+                got = torch.gather(pos, 1, top).sum(1).float()
+                per[l] += (got[have > 0] / have[have > 0]).tolist()
+    return [sum(p) / len(p) if p else float('nan') for p in per]
+
+
+def rank_loss(s: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:
+    """−log of the positives' softmax mass over all candidates, per episode with positives."""
+    pos = tags == 0
+    keep = pos.any(1)
+    z, pos = s[keep] / TAU, pos[keep]  # episodes without positives never enter (their log would be −inf)
+    if z.shape[0] == 0:
+        return s.sum() * 0
+    return (torch.logsumexp(z, 1) - torch.logsumexp(z.masked_fill(~pos, float('-inf')), 1)).mean()
+
+
+def fit(projs, train: List[List[Problem]], loss: str, steps: int, seed: int = 0, report=None):
+    """Fits copies of projs to the training problems; report(step, projs, loss) every 100 steps.
+    Returns the fitted copies and the loss per step."""
+    projs = copy.deepcopy(projs)
+    params = [p for qp, kp in projs for p in list(qp.parameters()) + list(kp.parameters())]
+    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.001)
+    rng = random.Random(seed)
+    losses = []
+    for step in range(steps):
+        total = 0
+        problems = rng.choice(train)
+        for l, q_in, q_mask, rows, tags in problems:
+            lg, w, s = score(projs[l], q_in, q_mask, rows)
+            total = total + (retriever_bce(lg, w, tags) if loss == 'bce' else rank_loss(s, tags))
+        total = total / len(problems)
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        losses.append(float(total))
+        if report and (step + 1) % 100 == 0:
+            report(step + 1, projs, sum(losses[-100:]) / 100)
+    return projs, losses
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--data', required=True)
+    ap.add_argument('--state', required=True, help="a run's state.pt or a carry")
+    ap.add_argument('--distractors', type=int, default=40)
+    ap.add_argument('--fact-negatives', type=float, default=0.5, help='share of the distractors that are other facts')
+    ap.add_argument('--batch', type=int, default=8)
+    ap.add_argument('--train-batches', type=int, default=24)
+    ap.add_argument('--test-batches', type=int, default=4)
+    ap.add_argument('--steps', type=int, default=600)
+    ap.add_argument('--losses', default='bce,rank')
+    ap.add_argument('--width', type=int, default=0, help='fit fresh projectors of this width (selector_hidden_dim) instead of copies of the state\'s')
+    ap.add_argument('--threads', type=int, default=2)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    corpus = Corpus(a.data)
+    s = load_state(a.state)
+    model = MPlus(ModelConfig.from_hf(s['config']))
+    model.load_state_dict(s['model'])
+    model.eval()
+    model.c.update_ltm_frequency, model.c.initial_rf = 100, 100  # Θ as the exported model keeps it
+    R = model.c.retrieve_size
+    stage = Stage('probe', 1, 256, (a.distractors, a.distractors), True, fact_anywhere=True, fact_negatives=a.fact_negatives)
+    rng, gen = random.Random(5), torch.Generator().manual_seed(5)
+    test = collect(model, corpus, stage, a.test_batches, a.batch, rng, gen)
+    train = collect(model, corpus, stage, a.train_batches, a.batch, rng, gen)
+    C = test[0][0][3].shape[1]
+    fmt = lambda xs: ' '.join(f'{x:.3f}' for x in xs)
+    print(f'retriever_ceiling: {a.state}; {a.distractors} distractors ({a.fact_negatives:.0%} other facts), '
+          f'{C} candidates per layer, R {R}, chance {R / C:.3f}')
+    own = projectors(model)
+    print(f'  the state\'s own projectors: recall@R per layer, test {fmt(recall(own, test, R))}; train {fmt(recall(own, train, R))}')
+    start = fresh_projectors(model, a.width) if a.width else own
+    if a.width:
+        print(f'  fitting fresh projectors of width {a.width} (the state\'s: {model.c.selector_hidden_dim})')
+    for loss in [x for x in a.losses.split(',') if x]:
+        if loss not in ('bce', 'rank'):
+            print(f'retriever_ceiling: unknown loss {loss!r} (bce or rank)', file=sys.stderr)
+            return 2
+        fit(start, train, loss, a.steps,
+            report=lambda step, p, v, loss=loss: print(f'  fitted ({loss}), step {step}: loss {v:.4f}, test recall@R {fmt(recall(p, test, R))}', flush=True))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
