@@ -61,24 +61,27 @@ class VerifyTest(unittest.TestCase):
         self.assertIn("countTokens: (s) => Buffer.byteLength(s, 'utf8')", js)
 
 
-if __name__ == '__main__':
-    unittest.main()
-
-
-class NearTieTest(unittest.TestCase):
-    """A retrieval near-tie broken the other way is accepted only when it is one; a real wrong pick is not."""
+class ExportedSmokeCase(unittest.TestCase):
+    """cls.ckpt: a random smoke checkpoint exported (unverified) from SEED; cls.model, cls.shipped
+    loaded from it; cls.ops: make_ops for it (the whole script)."""
+    SEED = 4
 
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix='mplus-neartie-')
-        out = os.path.join(cls.tmp, 'ckpt')
-        assert export.main(['--init', 'smoke', '--seed', '4', '--out', out, '--no-verify']) == 0
-        cls.model, cls.shipped = load(out)
-        cls.ops = make_ops(cls.model.c)['ops']
+        cls.tmp = tempfile.mkdtemp(prefix='mplus-verify-case-')
+        cls.ckpt = os.path.join(cls.tmp, 'ckpt')
+        assert export.main(['--init', 'smoke', '--seed', str(cls.SEED), '--out', cls.ckpt, '--no-verify']) == 0
+        cls.model, cls.shipped = load(cls.ckpt)
+        cls.script = make_ops(cls.model.c)
+        cls.ops = cls.script['ops']
 
     @classmethod
     def tearDownClass(cls):
         shutil.rmtree(cls.tmp, ignore_errors=True)
+
+
+class NearTieTest(ExportedSmokeCase):
+    """A retrieval near-tie broken the other way is accepted only when it is one; a real wrong pick is not."""
 
     def product_picking_another_row(self, py, gen):
         """What an implementation that kept another candidate at layer 0 reports: the trainer forced to it."""
@@ -127,30 +130,23 @@ class NearTieTest(unittest.TestCase):
         self.assertTrue(any('not a top' in b for b in bad), bad)
 
 
-class PerOpTest(unittest.TestCase):
+class PerOpTest(ExportedSmokeCase):
     """verify.per_op against a real `mplus trace --every-state`: it passes, and a wrong op is named."""
+    SEED = 5
 
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix='mplus-perop-')
-        out = os.path.join(cls.tmp, 'ckpt')
-        assert export.main(['--init', 'smoke', '--seed', '5', '--out', out, '--no-verify']) == 0
-        cls.model, cls.shipped = load(out)
-        cls.ops = make_ops(cls.model.c)
+        super().setUpClass()
         ops_path, res = os.path.join(cls.tmp, 'ops.json'), os.path.join(cls.tmp, 'res.json')
         with open(ops_path, 'w') as f:
-            json.dump(cls.ops, f)
-        subprocess.run(['node', os.path.join(ROOT, 'bin', 'mplus.js'), 'trace', '--model', out, '--ops', ops_path,
+            json.dump(cls.script, f)
+        subprocess.run(['node', os.path.join(ROOT, 'bin', 'mplus.js'), 'trace', '--model', cls.ckpt, '--ops', ops_path,
                         '--out', res, '--every-state'], check=True, capture_output=True)
         with open(res) as f:
             cls.ts = json.load(f)
 
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-
     def check(self, ts):
-        return per_op(self.model, self.shipped, self.ops['ops'], ts)
+        return per_op(self.model, self.shipped, self.ops, ts)
 
     def test_agrees_and_the_states_are_the_products(self):
         self.assertEqual(self.check(self.ts), [])
@@ -182,3 +178,7 @@ class PerOpTest(unittest.TestCase):
         bad = self.check(ts)
         self.assertEqual(len(bad), 1)
         self.assertIn('--every-state', bad[0])
+
+
+if __name__ == '__main__':
+    unittest.main()
