@@ -57,8 +57,8 @@ function rows(data: Float32Array, width: number): number[][] {
 export interface PackedRows { f32: string; shape: [number, number] }
 
 function packed(data: Float32Array, width: number): PackedRows {
-  const le = new Float32Array(data); // a copy: its own buffer, no offset (x86 and ARM are little-endian)
-  return { f32: Buffer.from(le.buffer).toString('base64'), shape: [data.length / width, width] };
+  // the view's own bytes (x86 and ARM are little-endian, as the format says)
+  return { f32: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64'), shape: [data.length / width, width] };
 }
 
 /** One layer's memory in the trace format; float tables as decimal rows, or packed (--every-state). */

@@ -25,6 +25,13 @@ from .model import MPlus
 from .train import episode_loss
 
 
+def found_share(pos: torch.Tensor, chosen: torch.Tensor):
+    """pos [B, C] (True = a fact's row), chosen [B, R] candidate indices: per episode that has fact
+    rows, the share of them among the chosen."""
+    got, have = torch.gather(pos, 1, chosen).sum(1).float(), pos.sum(1).float()
+    return (got[have > 0] / have[have > 0]).tolist()
+
+
 def fact_recall(model: MPlus, b, gen: torch.Generator):
     """Per layer and episode: the share of the fact's Θ + cache rows in the top R, and R / candidates."""
     mem = model.fresh_memory(b.tokens.shape[0])
@@ -36,8 +43,7 @@ def fact_recall(model: MPlus, b, gen: torch.Generator):
         if terms[l][0] is None:  # Θ too small to score: nothing was chosen
             continue
         pos = torch.cat([mem.ltm_tag[l], mem.cache_tag[l]], dim=1) == 0
-        got, have = torch.gather(pos, 1, order).sum(1).float(), pos.sum(1).float()
-        recall += (got[have > 0] / have[have > 0]).tolist()
+        recall += found_share(pos, order)
         chance.append(order.shape[1] / pos.shape[1])
     return recall, chance
 

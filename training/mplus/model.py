@@ -188,6 +188,12 @@ class Memory:
     cache_tag: Optional[List[torch.Tensor]] = None
 
 
+def retrieval_scores(logits: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """The retrieval score of each candidate: mean over question rows of sigmoid(q·k).
+    logits [B, m_q, C], w [B, m_q, 1] (1 on question rows) → [B, C]."""
+    return (torch.sigmoid(logits) * w).sum(1) / w.sum(1).clamp(min=1)
+
+
 class MPlus(nn.Module):
     def __init__(self, c: ModelConfig):
         super().__init__()
@@ -385,7 +391,7 @@ class MPlus(nn.Module):
         keys = torch.cat([mem.ltm_keys[l], mem.cache_keys[l]], dim=1)     # [B, M+C, s]
         logits = q @ keys.transpose(1, 2)                                  # [B, m_q, M+C]
         w = q_mask.float().unsqueeze(-1)
-        scores = (torch.sigmoid(logits) * w).sum(1) / w.sum(1).clamp(min=1)
+        scores = retrieval_scores(logits, w)
         # The R best; equal scores: the lower candidate index first (as the product's topR).
         top = torch.sort(scores.detach(), dim=1, descending=True, stable=True).indices[:, :R]
         top, _ = top.sort(dim=1)  # ascending candidate index, then a stable sort by age

@@ -33,7 +33,8 @@ import torch
 from .config import ModelConfig
 from .data import Corpus, Stage, sample_batch
 from .device import load_state
-from .model import MPlus, projector
+from .confusion import found_share
+from .model import MPlus, projector, retrieval_scores
 from .train import retriever_bce
 
 # One layer's problem for one batch: (layer, normed question rows [B, m_q, d], question mask
@@ -90,7 +91,7 @@ def score(proj, q_in, q_mask, rows):
     qp, kp = proj
     lg = qp(q_in) @ kp(rows).transpose(1, 2)
     w = q_mask.float().unsqueeze(-1)
-    return lg, w, (torch.sigmoid(lg) * w).sum(1) / w.sum(1).clamp(min=1)
+    return lg, w, retrieval_scores(lg, w)
 
 
 def recall(projs, sets: List[List[Problem]], R: int) -> List[float]:
@@ -100,11 +101,7 @@ def recall(projs, sets: List[List[Problem]], R: int) -> List[float]:
         for problems in sets:
             for l, q_in, q_mask, rows, tags in problems:
                 s = score(projs[l], q_in, q_mask, rows)[2]
-                top = s.topk(min(R, s.shape[1]), dim=1).indices
-                pos = tags == 0
-                have = pos.sum(1).float()
-                got = torch.gather(pos, 1, top).sum(1).float()
-                per[l] += (got[have > 0] / have[have > 0]).tolist()
+                per[l] += found_share(tags == 0, s.topk(min(R, s.shape[1]), dim=1).indices)
     return [sum(p) / len(p) if p else float('nan') for p in per]
 
 

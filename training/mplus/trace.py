@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .checkpoint import load
-from .model import Memory
+from .model import Memory, retrieval_scores
 
 
 def rows(t):
@@ -24,7 +24,7 @@ def scores_of(terms):
     where the layer retrieved without scoring (Θ smaller than R: the repeat-fill path)."""
     out = []
     for lg, w in terms:
-        out.append(None if lg is None else ((torch.sigmoid(lg) * w).sum(1) / w.sum(1).clamp(min=1))[0].tolist())
+        out.append(None if lg is None else retrieval_scores(lg, w)[0].tolist())
     return out
 
 
@@ -42,7 +42,7 @@ def memory_of(model, state):
     c = model.c
 
     def rows_(x, w):
-        return torch.from_numpy(floats(x).astype(np.float32).reshape(-1, w)).unsqueeze(0)
+        return torch.from_numpy(floats(x).reshape(-1, w).copy()).unsqueeze(0)  # a copy: packed rows are a read-only buffer
 
     def ints(x):
         return torch.tensor([[int(v) for v in x]], dtype=torch.long).reshape(1, -1)
