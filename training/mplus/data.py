@@ -19,7 +19,7 @@ import random
 import re
 import subprocess
 from dataclasses import dataclass
-from typing import List
+from typing import List, Optional
 
 import torch
 
@@ -197,11 +197,12 @@ def randomized(corpus: Corpus, fact: Fact, rng: random.Random):
     return text, (at, end), header_len, new_name.decode(), answer
 
 
-def crop(ids: List[int], n: int, span, head_len: int, rng: random.Random, keep_header: bool) -> List[int]:
+def crop(ids: List[int], n: int, span, head_len: int, rng: random.Random, keep_header: bool):
     """A window of exactly n tokens (or all of them when fewer): the header line's tokens (when it
-    fits and keep_header, or it is short), then code around the fact's tokens span [lo, hi)."""
+    fits and keep_header, or it is short), then code around the fact's tokens span [lo, hi).
+    Returns (window, the span's [lo, hi) in the window, clipped to it)."""
     if len(ids) <= n:
-        return ids
+        return ids, (span[0], span[1])
     head = ids[:head_len] if head_len < n // 2 or (keep_header and head_len <= n - 8) else []
     body = ids[len(head):]
     room = n - len(head)
@@ -209,7 +210,8 @@ def crop(ids: List[int], n: int, span, head_len: int, rng: random.Random, keep_h
     lo_min = max(0, hi - room)
     lo_max = min(lo, len(body) - room)
     start = rng.randint(lo_min, max(lo_min, lo_max))
-    return head + body[start:start + room]
+    at = lambda i: min(n, max(len(head), len(head) + i - start))  # body index → window index
+    return head + body[start:start + room], (at(lo), at(hi))
 
 
 def token_span(offs: List[int], lo: int, hi: int):
@@ -241,6 +243,9 @@ class Stage:
     # Rows per layer of earlier steps' distractor memory scored as the retriever's extra negatives
     # (bank.py): Θ at N = 160k holds ~49k candidates, an episode a few hundred.
     bank_negatives: int = 0
+    # The retriever's positives: the rows written at the fact's own tokens, not its whole chunk
+    # (train.fact_row_tags).
+    span_positives: bool = False
 
 
 @dataclass
@@ -254,10 +259,14 @@ class Batch:
     target: torch.Tensor           # [B, m] next-token targets (−100 = no loss)
     answers: List[str]
     prompts: List[List[int]]
+    # [B, 2]: the fact's token span [lo, hi) in its context (the name, through the value for a
+    # value fact): the rows written at these tokens are the retriever's positives (train.py).
+    span: Optional[torch.Tensor] = None
 
     def to(self, dev) -> 'Batch':
         return Batch([c.to(dev) for c in self.contexts], [t.to(dev) for t in self.tags], self.fact_at, self.names, self.tokens.to(dev),
-                     self.q_len.to(dev), self.target.to(dev), self.answers, self.prompts)
+                     self.q_len.to(dev), self.target.to(dev), self.answers, self.prompts,
+                     None if self.span is None else self.span.to(dev))
 
 
 def _fact_pick(corpus: Corpus, rng: random.Random):
@@ -274,7 +283,9 @@ def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Ba
     items = [_fact_pick(corpus, rng) for _ in range(B)]
     n0 = min(stage.max_ctx, min(len(x[1]) for x in items))
     n0 = max(n0, 16)  # the authors require chunks of at least 16 tokens
-    fact_ctx = torch.tensor([padded(crop(x[1], n0, x[2], x[3], rng, x[0].kind == 'def'), n0, space) for x in items])
+    cropped = [crop(x[1], n0, x[2], x[3], rng, x[0].kind == 'def') for x in items]
+    fact_ctx = torch.tensor([padded(w, n0, space) for w, _ in cropped])
+    fact_span = torch.tensor([sp for _, sp in cropped], dtype=torch.long)
     nd = rng.randint(*stage.distractors)
     # rng draws only where a stage asks for them, so stages without these options sample as before.
     at = rng.randint(0, nd) if stage.fact_anywhere and nd else 0
@@ -298,7 +309,7 @@ def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Ba
         rows = []
         for ids, span, hl, keep in picks:
             if span is not None:
-                rows.append(padded(crop(ids, n, span, hl, rng, keep), n, space))
+                rows.append(padded(crop(ids, n, span, hl, rng, keep)[0], n, space))
             else:
                 s0 = rng.randint(0, max(0, len(ids) - n))
                 rows.append(padded(ids[s0:s0 + n], n, space))
@@ -324,7 +335,7 @@ def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Ba
         # Row t predicts token t+1: answer tokens (and the eos) are targets, the prompt is not.
         for k in range(qlens[i] - 1, len(s) - 1):
             target[i, k] = s[k + 1]
-    return Batch(contexts, tags, at, names, tokens, torch.tensor(qlens), target, answers, prompts)
+    return Batch(contexts, tags, at, names, tokens, torch.tensor(qlens), target, answers, prompts, fact_span)
 
 
 @dataclass

@@ -271,7 +271,8 @@ class MPlus(nn.Module):
         """Writes chunk x [B, n] into mem (in place on the Memory object). Returns deltas [L][B, K, d].
 
         drop: per layer [B, K] indices of θ to drop (a plan), else drawn with `gen`.
-        tag: [B] provenance tag of this chunk (carried with its memory rows for retriever labels).
+        tag: [B] provenance tag of this chunk, or [B, K] one per new row (carried with its memory
+        rows for the retriever's labels).
         use_ltm: False keeps no cache/Θ at all (θ-only training stages: nothing to pay for).
         grad: False computes this chunk's new rows without autograd (a distractor's own write is
         not trained), while the memory update stays differentiable, so gradients still reach the
@@ -318,7 +319,10 @@ class MPlus(nn.Module):
             old_stm, old_ages, old_tag = mem.stm[l], mem.stm_ages[l], mem.stm_tag[l]
             mem.stm[l] = torch.cat([g(old_stm, kept), deltas[l]], dim=1)
             mem.stm_ages[l] = torch.cat([g(old_ages, kept), new_ages], dim=1)
-            t = tag.view(B, 1).expand(B, K).to(dev) if tag is not None else torch.full((B, K), -1, dtype=torch.long, device=dev)
+            if tag is None:
+                t = torch.full((B, K), -1, dtype=torch.long, device=dev)
+            else:
+                t = (tag if tag.dim() == 2 else tag.view(B, 1)).expand(B, K).to(dev)
             mem.stm_tag[l] = torch.cat([g(old_tag, kept), t], dim=1)
             if not use_ltm:
                 continue

@@ -46,7 +46,7 @@ CURRICULA = {
         Stage('1-single-uncompressed', 5000, 64, (0, 0), False, continuation=16),
         Stage('2-theta-distractors', 5000, 128, (1, 2), False, continuation=8),
         Stage('3-ltm-retriever', 30000, 256, (2, 6), True, continuation=8, fact_anywhere=True, fact_negatives=0.5,
-              bank_negatives=4096),
+              bank_negatives=4096, span_positives=True),
     ],
 }
 
@@ -157,10 +157,31 @@ class ColumnBCE(torch.autograd.Function):
         return (torch.sigmoid(x) - y.unsqueeze(1)) * (w * g.unsqueeze(1)), None, None
 
 
+# Tag of the fact chunk's rows that were not written at the fact's own tokens, under a stage's
+# span_positives: neither positives nor negatives for the retriever (fact_row_tags).
+FACT_CONTEXT = -3
+
+
+def fact_row_tags(span: torch.Tensor, n: int, K: int) -> torch.Tensor:
+    """Per-row tags [B, K] for the fact chunk's K new rows: 0 at the fact's tokens, FACT_CONTEXT
+    elsewhere. span [B, 2] = the fact's token span [lo, hi) in its n-token context. A write keeps
+    the layer outputs at the last K positions of [bos, θ's last K rows, the n tokens], so row r was
+    written at token n − K + r (negative: a re-read θ row, never the fact's).
+
+    Why not the whole chunk, as the paper labels: most of a chunk's rows are other code (a chunk
+    holds ~50 tokens, the name and value a few), and no query can tell them from the same tokens
+    elsewhere. On run8 at step ~18,500, 40 distractors (2,688 candidates, chance 0.024), projectors
+    fitted to the rows at the name tokens found 0.30–0.44 of them in the top R, where fitted to
+    the whole chunk they found 0.04–0.08 of its rows (BENCHMARKS.md)."""
+    tok = n - K + torch.arange(K, device=span.device).view(1, K)
+    at = (tok >= span[:, :1]) & (tok < span[:, 1:2])
+    return torch.where(at, torch.zeros_like(tok), torch.full_like(tok, FACT_CONTEXT))
+
+
 def retriever_bce(lg: torch.Tensor, w: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:
     """One layer's retriever loss. lg [B, m_q, C] logits q·k of each question row against each
     candidate (then the bank's rows, tag −2); w [B, m_q, 1] 1 on question rows; tags [B, C]: 0 =
-    the fact's rows (positives), else negatives.
+    the fact's rows (positives), FACT_CONTEXT = left out, else negatives.
 
     BCE per (row, candidate), averaged over the question rows of each class: positives and
     negatives weigh ½ each; with a bank, positives ½, the episode's own negatives ¼ and the bank ¼.
@@ -173,12 +194,13 @@ def retriever_bce(lg: torch.Tensor, w: torch.Tensor, tags: torch.Tensor) -> torc
     lg = lg.float()  # bf16 under autocast: the loss itself in f32
     p = (tags == 0).float()                                          # [B, C] positives
     banked = (tags == -2).float()                                    # [B, C] the bank's rows
+    neg = 1 - p - banked - (tags == FACT_CONTEXT).float()            # [B, C] the episode's own negatives
     col = ColumnBCE.apply(lg, w, p)                                  # [B, C]: per column, over question rows
     rows = w.sum(1)                                                  # [B, 1]: question rows per episode
     mean_over = lambda sel: (col * sel).sum() / (sel * rows).sum().clamp(min=1)
     if bool(banked.any()):
-        return 0.5 * mean_over(p) + 0.25 * mean_over(1 - p - banked) + 0.25 * mean_over(banked)
-    return 0.5 * (mean_over(p) + mean_over(1 - p))
+        return 0.5 * mean_over(p) + 0.25 * mean_over(neg) + 0.25 * mean_over(banked)
+    return 0.5 * (mean_over(p) + mean_over(neg))
 
 
 def episode_loss(model: MPlus, batch, stage: Stage, gen: torch.Generator, bank: Optional[RowBank] = None):
@@ -186,6 +208,8 @@ def episode_loss(model: MPlus, batch, stage: Stage, gen: torch.Generator, bank: 
     refilled with this batch's distractor rows."""
     mem = model.fresh_memory(batch.tokens.shape[0])
     for j, (x, tag) in enumerate(zip(batch.contexts, batch.tags)):
+        if j == batch.fact_at and stage.span_positives:
+            tag = fact_row_tags(batch.span, x.shape[1], model.c.num_tokens)
         # Only the fact's own write is trained through; distractors run forward only (cost).
         model.inject(mem, x, tag=tag, gen=gen, use_ltm=stage.use_ltm, grad=j == batch.fact_at)
     banked = bank is not None and stage.use_ltm and stage.bank_negatives > 0

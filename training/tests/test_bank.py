@@ -8,7 +8,7 @@ from training.mplus.bank import RowBank
 from training.mplus.config import preset
 from training.mplus.data import Batch, Stage
 from training.mplus.model import MPlus
-from training.mplus.train import ColumnBCE, episode_loss, retriever_bce
+from training.mplus.train import FACT_CONTEXT, ColumnBCE, episode_loss, fact_row_tags, retriever_bce
 
 
 def model_with_theta_full(seed=0):
@@ -124,6 +124,28 @@ class BankTest(unittest.TestCase):
             bank = (t == -2).float().unsqueeze(1).expand_as(x)
             want = (0.5 * mean(pos) + 0.25 * mean(1 - pos - bank) + 0.25 * mean(bank)) if banked else 0.5 * (mean(pos) + mean(1 - pos))
             self.assertAlmostEqual(float(retriever_bce(x, w, t)), float(want), delta=1e-5 * float(want))
+
+    def test_fact_context_rows_are_neither_positive_nor_negative(self):
+        g = torch.Generator().manual_seed(5)
+        B, m, C = 2, 5, 30
+        lg = torch.randn(B, m, C, generator=g) * 3
+        w = torch.ones(B, m, 1)
+        tags = torch.randint(0, 4, (B, C), generator=g)
+        ctx = tags.clone()
+        ctx[:, :6] = FACT_CONTEXT
+        # Whatever the scores of the left-out columns, the loss is that of the rest alone.
+        lg2 = lg.clone()
+        lg2[:, :, :6] = torch.randn(B, m, 6, generator=g) * 10
+        self.assertAlmostEqual(float(retriever_bce(lg, w, ctx)), float(retriever_bce(lg[..., 6:], w, tags[:, 6:])), places=5)
+        self.assertAlmostEqual(float(retriever_bce(lg2, w, ctx)), float(retriever_bce(lg, w, ctx)), places=5)
+
+    def test_fact_row_tags_mark_the_rows_written_at_the_span(self):
+        # n ≥ K: row r was written at token n − K + r.
+        t = fact_row_tags(torch.tensor([[10, 13], [0, 2]]), 12, 4)
+        self.assertEqual(t.tolist(), [[FACT_CONTEXT, FACT_CONTEXT, 0, 0], [FACT_CONTEXT] * 4])
+        # n < K: the first K − n rows re-read θ's rows, then one row per token.
+        t = fact_row_tags(torch.tensor([[1, 3]]), 3, 5)
+        self.assertEqual(t.tolist(), [[FACT_CONTEXT, FACT_CONTEXT, FACT_CONTEXT, 0, 0]])
 
 
 if __name__ == '__main__':
