@@ -3,13 +3,17 @@ prints, asserts nothing)
 
   /usr/bin/python3 -m training.mplus.retriever_ceiling --data DATA --state S [--distractors 40]
       [--fact-negatives 0.5] [--train-batches 24] [--test-batches 4] [--steps 600] [--losses bce,rank]
-      [--width S]
+      [--width S] [--positives span|chunk]
 
 Episodes of stage 3's kind with many more chunks than training feeds (40 distractors: ~2,700
 candidate rows per layer, like ~10k tokens of a repository), Θ kept as the product keeps it
 (merges every 100 injections, as exported). The model is frozen; per layer it records the
 retriever's inputs (the question's rows and every Θ + cache row, through the layer's input norm)
-and which rows came from the fact's chunk. Then:
+and which rows are the fact's: with `--positives span` (the default, as stage 3 trains) the rows
+written at the fact's own tokens (its name, through the value), with `chunk` its whole chunk's
+(the paper's labels). Then:
+- the exact-answer rate with the model's own retrieval, and with the fact's whole chunk forced
+  into every layer's R (the read's ceiling: what perfect retrieval would give at this scale);
 - recall@R of the fact's rows (the share of them in the top R) with the state's own projectors,
   on the test episodes, beside chance (R / candidates);
 - the same after fitting fresh copies of the projectors to the training episodes alone, with the
@@ -19,14 +23,16 @@ and which rows came from the fact's chunk. Then:
 
 The fitted recall is a ceiling for this memory: what projectors can find in rows the write path
 produced. If it stays near the state's own, a better retriever loss cannot help; the rows do not
-carry what the question asks for, and the write (or the model's width) must change. run8 at step
-7,731 (BENCHMARKS.md): own 0.02–0.06, fitted 0.07–0.10 with either loss, chance 0.024.
+carry what the question asks for, and the write (or the model's width) must change. run8
+(BENCHMARKS.md): fitted to whole chunks, 0.04–0.08 at step 7,731; fitted to the fact's tokens,
+0.30–0.44 at step ~18,850 (own 0.07–0.28), chance 0.024: the rows carry the name; the chunk
+labels asked for rows of other code.
 """
 import argparse
 import copy
 import random
 import sys
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 
@@ -35,7 +41,7 @@ from .data import Corpus, Stage, sample_batch
 from .device import load_state
 from .confusion import found_share
 from .model import MPlus, projector, retrieval_scores
-from .train import retriever_bce
+from .train import FACT_CONTEXT, exact, fact_row_tags, retriever_bce
 
 # One layer's problem for one batch: (layer, normed question rows [B, m_q, d], question mask
 # [B, m_q], normed candidate rows [B, C, d], candidate tags [B, C] (0 = the fact's)).
@@ -43,8 +49,22 @@ Problem = Tuple[int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 TAU = 0.05
 
 
-def collect(model: MPlus, corpus: Corpus, stage: Stage, batches: int, batch: int, rng, gen) -> List[List[Problem]]:
-    """Per batch, per layer: the retriever's inputs as the question's read reached it."""
+def forced(model: MPlus, mem, l: int, scores: torch.Tensor, fact: torch.Tensor) -> torch.Tensor:
+    """Layer l's R retrieved rows with the fact chunk's rows first (then the best by score), in the
+    model's prefix order: what the read sees when retrieval is perfect."""
+    R = model.c.retrieve_size
+    top = torch.sort(scores + 2.0 * fact.float(), dim=1, descending=True, stable=True).indices[:, :R]  # scores ≤ 1
+    top, _ = top.sort(dim=1)
+    ages = torch.gather(torch.cat([mem.ltm_ages[l], mem.cache_ages[l]], dim=1), 1, top)
+    return model._order(top, ages)
+
+
+def collect(model: MPlus, corpus: Corpus, stage: Stage, batches: int, batch: int, rng, gen,
+            answers: Optional[List[Tuple[bool, bool]]] = None) -> List[List[Problem]]:
+    """Per batch, per layer: the retriever's inputs as the question's read reached it. Under
+    stage.span_positives the fact's positives are the rows at its own tokens (tag 0) and the rest
+    of its chunk is FACT_CONTEXT, as the trainer labels them. answers, when given, gets per
+    episode (exact with the model's own retrieval, exact with the fact's chunk forced in)."""
     out: List[List[Problem]] = []
     seen: List[Problem] = []
     retrieve = model.retrieve
@@ -63,11 +83,23 @@ def collect(model: MPlus, corpus: Corpus, stage: Stage, batches: int, batch: int
             for _ in range(batches):
                 b = sample_batch(corpus, batch, stage, rng)
                 mem = model.fresh_memory(batch)
-                for x, tag in zip(b.contexts, b.tags):
+                for j, (x, tag) in enumerate(zip(b.contexts, b.tags)):
+                    if j == b.fact_at and stage.span_positives:
+                        tag = fact_row_tags(b.span, x.shape[1], model.c.num_tokens)
                     model.inject(mem, x, tag=tag, gen=gen, use_ltm=True, grad=False)
                 seen.clear()
-                model.generate_logits(mem, b.tokens, b.q_len)
+                logits, retrieved, terms = model.generate_logits(mem, b.tokens, b.q_len)
                 out.append(list(seen))
+                if answers is not None:
+                    fixed = []
+                    for l, (lg, w) in enumerate(terms):
+                        if lg is None:
+                            fixed.append(retrieved[l])
+                            continue
+                        tags = seen[l][4]
+                        fixed.append(forced(model, mem, l, retrieval_scores(lg[..., :tags.shape[1]], w), (tags == 0) | (tags == FACT_CONTEXT)))
+                    oracle, _, _ = model.generate_logits(mem, b.tokens, b.q_len, fixed=fixed)
+                    answers += list(zip(exact(logits, b.target).tolist(), exact(oracle, b.target).tolist()))
     finally:
         del model.retrieve
     return out
@@ -106,9 +138,11 @@ def recall(projs, sets: List[List[Problem]], R: int) -> List[float]:
 
 
 def rank_loss(s: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:
-    """−log of the positives' softmax mass over all candidates, per episode with positives."""
+    """−log of the positives' softmax mass over all candidates (FACT_CONTEXT rows left out), per
+    episode with positives."""
     pos = tags == 0
     keep = pos.any(1)
+    s = s.masked_fill(tags == FACT_CONTEXT, float('-inf'))
     z, pos = s[keep] / TAU, pos[keep]  # episodes without positives never enter (their log would be −inf)
     if z.shape[0] == 0:
         return s.sum() * 0
@@ -151,6 +185,8 @@ def main(argv=None):
     ap.add_argument('--steps', type=int, default=600)
     ap.add_argument('--losses', default='bce,rank')
     ap.add_argument('--width', type=int, default=0, help='fit fresh projectors of this width (selector_hidden_dim) instead of copies of the state\'s')
+    ap.add_argument('--positives', default='span', choices=('span', 'chunk'),
+                    help="the fact's rows that count: those at its own tokens (as stage 3 trains), or its whole chunk's")
     ap.add_argument('--threads', type=int, default=2)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -161,14 +197,18 @@ def main(argv=None):
     model.eval()
     model.c.update_ltm_frequency, model.c.initial_rf = 100, 100  # Θ as the exported model keeps it
     R = model.c.retrieve_size
-    stage = Stage('probe', 1, 256, (a.distractors, a.distractors), True, fact_anywhere=True, fact_negatives=a.fact_negatives)
+    stage = Stage('probe', 1, 256, (a.distractors, a.distractors), True, fact_anywhere=True, fact_negatives=a.fact_negatives,
+                  span_positives=a.positives == 'span')
     rng, gen = random.Random(5), torch.Generator().manual_seed(5)
-    test = collect(model, corpus, stage, a.test_batches, a.batch, rng, gen)
+    answers: List[Tuple[bool, bool]] = []
+    test = collect(model, corpus, stage, a.test_batches, a.batch, rng, gen, answers)
     train = collect(model, corpus, stage, a.train_batches, a.batch, rng, gen)
     C = test[0][0][3].shape[1]
     fmt = lambda xs: ' '.join(f'{x:.3f}' for x in xs)
     print(f'retriever_ceiling: {a.state}; {a.distractors} distractors ({a.fact_negatives:.0%} other facts), '
-          f'{C} candidates per layer, R {R}, chance {R / C:.3f}')
+          f'{C} candidates per layer, R {R}, chance {R / C:.3f}; positives: the fact\'s {"tokens" if a.positives == "span" else "chunk"}')
+    print(f'  exact answers on the test episodes: {sum(x for x, _ in answers) / len(answers):.3f} with its own retrieval, '
+          f'{sum(y for _, y in answers) / len(answers):.3f} with the fact\'s chunk forced into the R (the read\'s ceiling)')
     own = projectors(model)
     print(f'  the state\'s own projectors: recall@R per layer, test {fmt(recall(own, test, R))}; train {fmt(recall(own, train, R))}')
     start = fresh_projectors(model, a.width) if a.width else own

@@ -10,6 +10,7 @@ from training.mplus import retriever_ceiling as rc
 from training.mplus.config import preset
 from training.mplus.data import Corpus, Stage
 from training.mplus.model import MPlus
+from training.mplus.train import FACT_CONTEXT
 from training.tests.srcdata import SrcDataCase
 
 
@@ -24,6 +25,11 @@ class RankLossTest(unittest.TestCase):
         rc.rank_loss(s, tags).backward()
         self.assertTrue(torch.isfinite(s.grad).all())
         self.assertEqual(s.grad[1].abs().sum().item(), 0.0)
+
+    def test_leaves_the_fact_context_out(self):
+        s = torch.tensor([[0.9, 0.1, 0.5, 0.7]])
+        with_ctx = rc.rank_loss(s, torch.tensor([[0, 3, FACT_CONTEXT, 1]]))
+        self.assertAlmostEqual(float(with_ctx), float(rc.rank_loss(s[:, [0, 1, 3]], torch.tensor([[0, 3, 1]]))), places=5)
 
 
 class CeilingTest(SrcDataCase):
@@ -55,6 +61,34 @@ class CeilingTest(SrcDataCase):
         self.assertLess(sum(losses[-20:]), sum(losses[:20]))
         self.assertGreater(sum(after), sum(before) + 0.05 * len(after), (before, after))
         self.assertEqual(rc.recall(own, sets, c.retrieve_size), before)  # the copies were fitted, not the model
+
+    def test_span_positives_and_the_forced_read(self):
+        corpus = Corpus(self.data)
+        t = corpus.tok
+        torch.manual_seed(0)
+        m = MPlus(preset('smoke', t.vocab_size, t.bos, t.eos)).eval()
+        R = m.c.retrieve_size
+        stage = Stage('t', 1, 48, (8, 8), True, fact_anywhere=True, fact_negatives=0.5, span_positives=True)
+        answers = []
+        sets = rc.collect(m, corpus, stage, 2, 4, random.Random(1), torch.Generator().manual_seed(1), answers)
+        self.assertEqual(len(answers), 8)
+        self.assertTrue(all(isinstance(x, bool) and isinstance(y, bool) for x, y in answers))
+        tags = torch.cat([p[4] for ps in sets for p in ps], 1)
+        # The fact's chunk: a few rows at its tokens, the rest left out (48-token chunks, K 16).
+        self.assertGreater(int((tags == 0).sum()), 0)
+        self.assertGreater(int((tags == FACT_CONTEXT).sum()), int((tags == 0).sum()))
+        # forced: every fact row in the R when they fit, the rest the best by score, oldest first.
+        C = 3 * R
+        mem = type('M', (), {'ltm_ages': [torch.arange(C, 0, -1).view(1, C)], 'cache_ages': [torch.zeros(1, 0, dtype=torch.long)]})
+        scores = torch.rand(1, C, generator=torch.Generator().manual_seed(2))
+        fact = torch.zeros(1, C, dtype=torch.bool)
+        fact[0, [3, C - 1]] = True
+        got = rc.forced(m, mem, 0, scores, fact)[0].tolist()
+        rest = torch.nonzero(~fact[0])[:, 0]
+        best = rest[scores[0, rest].topk(R - 2).indices].tolist()
+        self.assertEqual(len(got), R)
+        self.assertEqual(set(got), {3, C - 1} | set(best))
+        self.assertEqual(got, sorted(got))  # ages fall with the index here: oldest first = ascending
 
 
 if __name__ == '__main__':
