@@ -244,7 +244,7 @@ class Stage:
     # (bank.py): Θ at N = 160k holds ~49k candidates, an episode a few hundred.
     bank_negatives: int = 0
     # The retriever's positives: the rows written at the fact's own tokens, not its whole chunk
-    # (train.fact_row_tags).
+    # (train.fact_row_tags: measured, and not used by the small curriculum).
     span_positives: bool = False
 
 

@@ -9,9 +9,9 @@ Episodes of stage 3's kind with many more chunks than training feeds (40 distrac
 candidate rows per layer, like ~10k tokens of a repository), Θ kept as the product keeps it
 (merges every 100 injections, as exported). The model is frozen; per layer it records the
 retriever's inputs (the question's rows and every Θ + cache row, through the layer's input norm)
-and which rows are the fact's: with `--positives span` (the default, as stage 3 trains) the rows
-written at the fact's own tokens (its name, through the value), with `chunk` its whole chunk's
-(the paper's labels). Then:
+and which rows are the fact's: with `--positives chunk` (the default, as stage 3 trains: the
+paper's labels) its whole chunk's, with `span` the rows written at its own tokens (its name,
+through the value). Then:
 - the exact-answer rate with the model's own retrieval, and with the fact's whole chunk forced
   into every layer's R (the read's ceiling: what perfect retrieval would give at this scale);
 - recall@R of the fact's rows (the share of them in the top R) with the state's own projectors,
@@ -26,7 +26,9 @@ produced. If it stays near the state's own, a better retriever loss cannot help;
 carry what the question asks for, and the write (or the model's width) must change. run8
 (BENCHMARKS.md): fitted to whole chunks, 0.04–0.08 at step 7,731; fitted to the fact's tokens,
 0.30–0.44 at step ~18,850 (own 0.07–0.28), chance 0.024: the rows carry the name; the chunk
-labels asked for rows of other code.
+labels asked for rows of other code. But the read needs more than those rows (a definition's
+answer, its path, is in the header's rows), so training on span labels raised span recall
+×3 and no answers (train.fact_row_tags).
 """
 import argparse
 import copy
@@ -185,8 +187,8 @@ def main(argv=None):
     ap.add_argument('--steps', type=int, default=600)
     ap.add_argument('--losses', default='bce,rank')
     ap.add_argument('--width', type=int, default=0, help='fit fresh projectors of this width (selector_hidden_dim) instead of copies of the state\'s')
-    ap.add_argument('--positives', default='span', choices=('span', 'chunk'),
-                    help="the fact's rows that count: those at its own tokens (as stage 3 trains), or its whole chunk's")
+    ap.add_argument('--positives', default='chunk', choices=('span', 'chunk'),
+                    help="the fact's rows that count: its whole chunk's (as stage 3 trains), or those at its own tokens")
     ap.add_argument('--threads', type=int, default=2)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)

@@ -46,9 +46,16 @@ CURRICULA = {
         Stage('1-single-uncompressed', 5000, 64, (0, 0), False, continuation=16),
         Stage('2-theta-distractors', 5000, 128, (1, 2), False, continuation=8),
         Stage('3-ltm-retriever', 30000, 256, (2, 6), True, continuation=8, fact_anywhere=True, fact_negatives=0.5,
-              bank_negatives=4096, span_positives=True),
+              bank_negatives=4096),
     ],
 }
+
+
+def stage_identity(st: Stage) -> tuple:
+    """A stage's fields as a run's identity records them. Fields added later (span_positives)
+    enter only when set, so a run saved before they existed resumes under the same curriculum."""
+    t = dataclasses.astuple(st)
+    return t if st.span_positives else t[:-1]
 
 
 def is_retriever(name: str) -> bool:
@@ -168,11 +175,15 @@ def fact_row_tags(span: torch.Tensor, n: int, K: int) -> torch.Tensor:
     the layer outputs at the last K positions of [bos, θ's last K rows, the n tokens], so row r was
     written at token n − K + r (negative: a re-read θ row, never the fact's).
 
-    Why not the whole chunk, as the paper labels: most of a chunk's rows are other code (a chunk
-    holds ~50 tokens, the name and value a few), and no query can tell them from the same tokens
-    elsewhere. On run8 at step ~18,500, 40 distractors (2,688 candidates, chance 0.024), projectors
-    fitted to the rows at the name tokens found 0.30–0.44 of them in the top R, where fitted to
-    the whole chunk they found 0.04–0.08 of its rows (BENCHMARKS.md)."""
+    Why try it: most of a chunk's rows are other code (a chunk holds ~50 tokens, the name and
+    value a few), and no query can tell them from the same tokens elsewhere. On run8 at step
+    ~18,850, 40 distractors (2,688 candidates, chance 0.024), projectors fitted to the rows at the
+    name tokens found 0.30–0.44 of them in the top R; fitted to whole chunks, 0.04–0.08.
+    Why stage 3 does not use it (run9, BENCHMARKS.md): 3,100 steps of it raised span recall at
+    that scale from 0.08–0.13 to 0.19–0.38 and answered no more (2% with its own retrieval), while
+    the evaluations at 2–6 distractors fell from ~0.5 to ~0.3: forced into the R, the span rows
+    alone answer no definition (its path is in the header's rows) and a third of values; the
+    whole chunk answers half of each."""
     tok = n - K + torch.arange(K, device=span.device).view(1, K)
     at = (tok >= span[:, :1]) & (tok < span[:, 1:2])
     return torch.where(at, torch.zeros_like(tok), torch.full_like(tok, FACT_CONTEXT))
@@ -373,7 +384,7 @@ def main(argv=None):
     state_path = os.path.join(a.run, 'state.pt')
     log_path = os.path.join(a.run, 'log.jsonl')
     identity = {'preset': a.preset, 'seed': a.seed, 'batch': a.batch, 'lr': a.lr, 'corpus': corpus.manifest['sha256'], 'tokenizer': t.fingerprint(),
-                'curriculum': [dataclasses.astuple(st) for st in stages], 'advance_at': a.advance_at,
+                'curriculum': [stage_identity(st) for st in stages], 'advance_at': a.advance_at,
                 'advance_on_plateau': a.advance_on_plateau}
     if a.init_from:
         identity['init_from'] = os.path.abspath(a.init_from)

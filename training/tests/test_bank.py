@@ -8,7 +8,7 @@ from training.mplus.bank import RowBank
 from training.mplus.config import preset
 from training.mplus.data import Batch, Stage
 from training.mplus.model import MPlus
-from training.mplus.train import FACT_CONTEXT, ColumnBCE, episode_loss, fact_row_tags, retriever_bce
+from training.mplus.train import FACT_CONTEXT, ColumnBCE, episode_loss, fact_row_tags, retriever_bce, stage_identity
 
 
 def model_with_theta_full(seed=0):
@@ -146,6 +146,12 @@ class BankTest(unittest.TestCase):
         # n < K: the first K − n rows re-read θ's rows, then one row per token.
         t = fact_row_tags(torch.tensor([[1, 3]]), 3, 5)
         self.assertEqual(t.tolist(), [[FACT_CONTEXT, FACT_CONTEXT, FACT_CONTEXT, 0, 0]])
+
+    def test_a_stage_without_span_positives_keeps_the_identity_runs_were_saved_with(self):
+        st = Stage('3', 10, 256, (2, 6), True, 8, True, 0.5, 4096)
+        self.assertEqual(stage_identity(st), ('3', 10, 256, (2, 6), True, 8, True, 0.5, 4096))
+        on = Stage('3', 10, 256, (2, 6), True, 8, True, 0.5, 4096, span_positives=True)
+        self.assertEqual(stage_identity(on), stage_identity(st) + (True,))
 
 
 if __name__ == '__main__':
