@@ -262,11 +262,12 @@ class Batch:
     # [B, 2]: the fact's token span [lo, hi) in its context (the name, through the value for a
     # value fact): the rows written at these tokens are the retriever's positives (train.py).
     span: Optional[torch.Tensor] = None
+    kinds: Optional[List[str]] = None  # per episode: the fact's kind ('value' or 'def')
 
     def to(self, dev) -> 'Batch':
         return Batch([c.to(dev) for c in self.contexts], [t.to(dev) for t in self.tags], self.fact_at, self.names, self.tokens.to(dev),
                      self.q_len.to(dev), self.target.to(dev), self.answers, self.prompts,
-                     None if self.span is None else self.span.to(dev))
+                     None if self.span is None else self.span.to(dev), self.kinds)
 
 
 def _fact_pick(corpus: Corpus, rng: random.Random):
@@ -335,7 +336,7 @@ def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Ba
         # Row t predicts token t+1: answer tokens (and the eos) are targets, the prompt is not.
         for k in range(qlens[i] - 1, len(s) - 1):
             target[i, k] = s[k + 1]
-    return Batch(contexts, tags, at, names, tokens, torch.tensor(qlens), target, answers, prompts, fact_span)
+    return Batch(contexts, tags, at, names, tokens, torch.tensor(qlens), target, answers, prompts, fact_span, [x[0].kind for x in items])
 
 
 @dataclass

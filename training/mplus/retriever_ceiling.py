@@ -62,11 +62,12 @@ def forced(model: MPlus, mem, l: int, scores: torch.Tensor, fact: torch.Tensor) 
 
 
 def collect(model: MPlus, corpus: Corpus, stage: Stage, batches: int, batch: int, rng, gen,
-            answers: Optional[List[Tuple[bool, bool]]] = None) -> List[List[Problem]]:
+            answers: Optional[List[Tuple[str, bool, bool]]] = None) -> List[List[Problem]]:
     """Per batch, per layer: the retriever's inputs as the question's read reached it. Under
     stage.span_positives the fact's positives are the rows at its own tokens (tag 0) and the rest
     of its chunk is FACT_CONTEXT, as the trainer labels them. answers, when given, gets per
-    episode (exact with the model's own retrieval, exact with the fact's chunk forced in)."""
+    episode (the fact's kind, exact with the model's own retrieval, exact with the fact's chunk
+    forced in)."""
     out: List[List[Problem]] = []
     seen: List[Problem] = []
     retrieve = model.retrieve
@@ -101,7 +102,7 @@ def collect(model: MPlus, corpus: Corpus, stage: Stage, batches: int, batch: int
                         tags = seen[l][4]
                         fixed.append(forced(model, mem, l, retrieval_scores(lg[..., :tags.shape[1]], w), (tags == 0) | (tags == FACT_CONTEXT)))
                     oracle, _, _ = model.generate_logits(mem, b.tokens, b.q_len, fixed=fixed)
-                    answers += list(zip(exact(logits, b.target).tolist(), exact(oracle, b.target).tolist()))
+                    answers += list(zip(b.kinds, exact(logits, b.target).tolist(), exact(oracle, b.target).tolist()))
     finally:
         del model.retrieve
     return out
@@ -202,15 +203,19 @@ def main(argv=None):
     stage = Stage('probe', 1, 256, (a.distractors, a.distractors), True, fact_anywhere=True, fact_negatives=a.fact_negatives,
                   span_positives=a.positives == 'span')
     rng, gen = random.Random(5), torch.Generator().manual_seed(5)
-    answers: List[Tuple[bool, bool]] = []
+    answers: List[Tuple[str, bool, bool]] = []
     test = collect(model, corpus, stage, a.test_batches, a.batch, rng, gen, answers)
     train = collect(model, corpus, stage, a.train_batches, a.batch, rng, gen)
     C = test[0][0][3].shape[1]
     fmt = lambda xs: ' '.join(f'{x:.3f}' for x in xs)
     print(f'retriever_ceiling: {a.state}; {a.distractors} distractors ({a.fact_negatives:.0%} other facts), '
           f'{C} candidates per layer, R {R}, chance {R / C:.3f}; positives: the fact\'s {"tokens" if a.positives == "span" else "chunk"}')
-    print(f'  exact answers on the test episodes: {sum(x for x, _ in answers) / len(answers):.3f} with its own retrieval, '
-          f'{sum(y for _, y in answers) / len(answers):.3f} with the fact\'s chunk forced into the R (the read\'s ceiling)')
+    for kind in ('value', 'def'):
+        got = [(x, y) for k, x, y in answers if k == kind]
+        if got:
+            print(f'  exact answers, {"values     " if kind == "value" else "definitions"} ({len(got)} test episodes): '
+                  f'{sum(x for x, _ in got) / len(got):.3f} with its own retrieval, '
+                  f'{sum(y for _, y in got) / len(got):.3f} with the fact\'s chunk forced into the R (the read\'s ceiling)')
     own = projectors(model)
     print(f'  the state\'s own projectors: recall@R per layer, test {fmt(recall(own, test, R))}; train {fmt(recall(own, train, R))}')
     start = fresh_projectors(model, a.width) if a.width else own

@@ -72,7 +72,7 @@ class CeilingTest(SrcDataCase):
         answers = []
         sets = rc.collect(m, corpus, stage, 2, 4, random.Random(1), torch.Generator().manual_seed(1), answers)
         self.assertEqual(len(answers), 8)
-        self.assertTrue(all(isinstance(x, bool) and isinstance(y, bool) for x, y in answers))
+        self.assertTrue(all(k in ('value', 'def') and isinstance(x, bool) and isinstance(y, bool) for k, x, y in answers))
         tags = torch.cat([p[4] for ps in sets for p in ps], 1)
         # The fact's chunk: a few rows at its tokens, the rest left out (48-token chunks, K 16).
         self.assertGreater(int((tags == 0).sum()), 0)
