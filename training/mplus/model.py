@@ -395,15 +395,19 @@ class MPlus(nn.Module):
         keys = torch.cat([mem.ltm_keys[l], mem.cache_keys[l]], dim=1)     # [B, M+C, s]
         logits = q @ keys.transpose(1, 2)                                  # [B, m_q, M+C]
         w = q_mask.float().unsqueeze(-1)
-        scores = retrieval_scores(logits, w)
-        # The R best; equal scores: the lower candidate index first (as the product's topR).
-        top = torch.sort(scores.detach(), dim=1, descending=True, stable=True).indices[:, :R]
-        top, _ = top.sort(dim=1)  # ascending candidate index, then a stable sort by age
-        ages = torch.gather(torch.cat([mem.ltm_ages[l], mem.cache_ages[l]], dim=1), 1, top)
+        order = self.select(mem, l, retrieval_scores(logits, w).detach())
         if extra is not None and extra.shape[0]:
             ek = layer.keys(extra)                                         # [E, s]
             logits = torch.cat([logits, q @ ek.t()], dim=-1)
-        return self._order(top, ages), logits, w
+        return order, logits, w
+
+    def select(self, mem: Memory, l: int, scores: torch.Tensor) -> torch.Tensor:
+        """Layer l's R best candidates by scores [B, M+C], in prefix order [B, R]."""
+        # The R best; equal scores: the lower candidate index first (as the product's topR).
+        top = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :self.c.retrieve_size]
+        top, _ = top.sort(dim=1)  # ascending candidate index, then a stable sort by age
+        ages = torch.gather(torch.cat([mem.ltm_ages[l], mem.cache_ages[l]], dim=1), 1, top)
+        return self._order(top, ages)
 
     @staticmethod
     def _order(sel, ages):

@@ -43,7 +43,7 @@ from .data import Corpus, Stage, sample_batch
 from .device import load_state
 from .confusion import found_share
 from .model import MPlus, projector, retrieval_scores
-from .train import FACT_CONTEXT, exact, fact_row_tags, retriever_bce
+from .train import FACT_CONTEXT, exact, injection_tag, retriever_bce
 
 # One layer's problem for one batch: (layer, normed question rows [B, m_q, d], question mask
 # [B, m_q], normed candidate rows [B, C, d], candidate tags [B, C] (0 = the fact's)).
@@ -54,11 +54,7 @@ TAU = 0.05
 def forced(model: MPlus, mem, l: int, scores: torch.Tensor, fact: torch.Tensor) -> torch.Tensor:
     """Layer l's R retrieved rows with the fact chunk's rows first (then the best by score), in the
     model's prefix order: what the read sees when retrieval is perfect."""
-    R = model.c.retrieve_size
-    top = torch.sort(scores + 2.0 * fact.float(), dim=1, descending=True, stable=True).indices[:, :R]  # scores ≤ 1
-    top, _ = top.sort(dim=1)
-    ages = torch.gather(torch.cat([mem.ltm_ages[l], mem.cache_ages[l]], dim=1), 1, top)
-    return model._order(top, ages)
+    return model.select(mem, l, scores + 2.0 * fact.float())  # scores ≤ 1
 
 
 def collect(model: MPlus, corpus: Corpus, stage: Stage, batches: int, batch: int, rng, gen,
@@ -86,10 +82,8 @@ def collect(model: MPlus, corpus: Corpus, stage: Stage, batches: int, batch: int
             for _ in range(batches):
                 b = sample_batch(corpus, batch, stage, rng)
                 mem = model.fresh_memory(batch)
-                for j, (x, tag) in enumerate(zip(b.contexts, b.tags)):
-                    if j == b.fact_at and stage.span_positives:
-                        tag = fact_row_tags(b.span, x.shape[1], model.c.num_tokens)
-                    model.inject(mem, x, tag=tag, gen=gen, use_ltm=True, grad=False)
+                for j, x in enumerate(b.contexts):
+                    model.inject(mem, x, tag=injection_tag(b, j, stage, model.c.num_tokens), gen=gen, use_ltm=True, grad=False)
                 seen.clear()
                 logits, retrieved, terms = model.generate_logits(mem, b.tokens, b.q_len)
                 out.append(list(seen))

@@ -54,8 +54,8 @@ CURRICULA = {
 def stage_identity(st: Stage) -> tuple:
     """A stage's fields as a run's identity records them. Fields added later (span_positives)
     enter only when set, so a run saved before they existed resumes under the same curriculum."""
-    t = dataclasses.astuple(st)
-    return t if st.span_positives else t[:-1]
+    return tuple(v for f, v in zip(dataclasses.fields(st), dataclasses.astuple(st))
+                 if f.name != 'span_positives' or st.span_positives)
 
 
 def is_retriever(name: str) -> bool:
@@ -189,6 +189,14 @@ def fact_row_tags(span: torch.Tensor, n: int, K: int) -> torch.Tensor:
     return torch.where(at, torch.zeros_like(tok), torch.full_like(tok, FACT_CONTEXT))
 
 
+def injection_tag(batch, j: int, stage: Stage, K: int) -> torch.Tensor:
+    """The provenance tag injection j's rows carry: its chunk's [B], or for the fact's chunk
+    under stage.span_positives one per row (fact_row_tags)."""
+    if j == batch.fact_at and stage.span_positives:
+        return fact_row_tags(batch.span, batch.contexts[j].shape[1], K)
+    return batch.tags[j]
+
+
 def retriever_bce(lg: torch.Tensor, w: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:
     """One layer's retriever loss. lg [B, m_q, C] logits q·k of each question row against each
     candidate (then the bank's rows, tag −2); w [B, m_q, 1] 1 on question rows; tags [B, C]: 0 =
@@ -218,11 +226,9 @@ def episode_loss(model: MPlus, batch, stage: Stage, gen: torch.Generator, bank: 
     """bank: the retriever's extra negatives (bank.py), scored when the stage asks for them, then
     refilled with this batch's distractor rows."""
     mem = model.fresh_memory(batch.tokens.shape[0])
-    for j, (x, tag) in enumerate(zip(batch.contexts, batch.tags)):
-        if j == batch.fact_at and stage.span_positives:
-            tag = fact_row_tags(batch.span, x.shape[1], model.c.num_tokens)
+    for j, x in enumerate(batch.contexts):
         # Only the fact's own write is trained through; distractors run forward only (cost).
-        model.inject(mem, x, tag=tag, gen=gen, use_ltm=stage.use_ltm, grad=j == batch.fact_at)
+        model.inject(mem, x, tag=injection_tag(batch, j, stage, model.c.num_tokens), gen=gen, use_ltm=stage.use_ltm, grad=j == batch.fact_at)
     banked = bank is not None and stage.use_ltm and stage.bank_negatives > 0
     extra = bank.on(model.memory.device) if banked else None
     logits, _, terms = model.generate_logits(mem, batch.tokens, batch.q_len, extra=extra)
