@@ -11,9 +11,11 @@ class CurriculumTest(unittest.TestCase):
         self.assertEqual(stage_at(st, 0), (st[0], 0, 5000))
         self.assertEqual(stage_at(st, 4999), (st[0], 0, 5000))
         self.assertEqual(stage_at(st, 5000), (st[1], 5000, 10000))
-        self.assertEqual(stage_at(st, 39999), (st[2], 10000, 40000))
+        self.assertEqual(stage_at(st, 16999), (st[2], 10000, 17000))
+        self.assertEqual(stage_at(st, 17000), (st[3], 17000, 40000))
+        self.assertEqual(stage_at(st, 39999), (st[3], 17000, 40000))
         # past the end: the last stage (the loop stops there)
-        self.assertEqual(stage_at(st, 40000)[0], st[2])
+        self.assertEqual(stage_at(st, 40000)[0], st[3])
 
     def test_two_evaluations_in_a_row_end_a_stage(self):
         n, adv = mastered(0, 0.81, 0.8)
