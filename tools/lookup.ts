@@ -1,11 +1,14 @@
 /**
- * `mplus lookup [--repo .] [--model DIR] [--store DIR] [--seed S] [--json]`: the checkable
+ * `mplus lookup [--repo .] [--model DIR] [--store DIR] [--seed S] [--all] [--json]`: the checkable
  * question `npm start` asks a lookup model (one whose checkpoint has question_template.txt).
  * Picks a constant of the repository with tree-sitter (src/workspace/constants.ts; UPPER_CASE
  * names defined once, values of 3+ characters, seeded choice), feeds the repository into its
  * memory store (files already fed are skipped), asks "What is the value of NAME?" greedily, and
  * says whether the answer contains the literal — the exact-hit rule of `mplus bench retention`.
- * Exit 0 whether the answer is right or wrong (the verdict is the output); 1 when it cannot run.
+ * --all asks every such constant, one line each, then the share answered right: the lookup
+ * accuracy on a real repository's own chunks, names and values (bench retention's facts are
+ * one-line files with drawn names).
+ * Exit 0 whether the answers are right or wrong (the verdict is the output); 1 when it cannot run.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -50,7 +53,7 @@ export async function lookupCandidates(repo: string): Promise<LookupQuestion[]> 
 }
 
 export async function lookupCmd(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { repo: { type: 'string' }, model: { type: 'string' }, store: { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' } } });
+  const { values } = parseArgs({ args, options: { repo: { type: 'string' }, model: { type: 'string' }, store: { type: 'string' }, seed: { type: 'string' }, all: { type: 'boolean' }, json: { type: 'boolean' } } });
   const repo = path.resolve(values.repo ?? '.');
   const model = resolveModel([values.model, process.env.MPLUS_MODEL]);
   if (!model) throw new Error('lookup needs a checkpoint: --model DIR, MPLUS_MODEL, or the bundled models/mplus-lookup/');
@@ -58,21 +61,32 @@ export async function lookupCmd(args: string[]): Promise<void> {
   if (!Number.isInteger(seed)) throw new Error(`--seed must be an integer, got ${values.seed}`);
   const all = await lookupCandidates(repo);
   if (!all.length) throw new Error(`${repo}: no UPPER_CASE constant with a literal value (TypeScript, JavaScript, Python) to ask about`);
-  const q = all[new Rng(seed).int(all.length)];
-  const question = `What is the value of ${q.name}?`;
+  const asked = values.all ? all : [all[new Rng(seed).int(all.length)]];
   const h = spawnSidecar({ onStderr: () => undefined });
   try {
     await initialize(h.connection, { modelDir: model.dir, storeDir: path.resolve(values.store ?? defaultStoreDir(repo)), device: 'auto', workspaceFolders: [repo], watch: false, rebuildStore: true });
     await h.connection.sendRequest(Ingest, { paths: 'all' });
-    const r = await h.connection.sendRequest(Ask, { question, maxTokens: Math.max(24, q.value.length + 8), temperature: 0 });
+    if (!values.json) console.log(`model:    ${model.dir}${model.label ? ` (${model.label})` : ''}`);
+    let right = 0;
+    for (const q of asked) {
+      const question = `What is the value of ${q.name}?`;
+      const r = await h.connection.sendRequest(Ask, { question, maxTokens: Math.max(24, q.value.length + 8), temperature: 0 });
+      const ok = r.answer.includes(q.value);
+      right += ok ? 1 : 0;
+      if (values.json) console.log(JSON.stringify({ ...q, question, answer: r.answer, right: ok, model: model.dir }));
+      else if (values.all) console.log(`${ok ? 'right' : 'WRONG'}  ${q.name} (${q.file}:${q.line}) = ${q.value}; answer ${JSON.stringify(r.answer.trim())}`);
+      else {
+        console.log(`question: ${question}   (${q.file}:${q.line}, one of ${all.length} constants)`);
+        console.log(`answer:   ${JSON.stringify(r.answer.trim())}`);
+        console.log(`expected: ${q.value}`);
+        console.log(ok ? 'right: the answer contains the value' : 'WRONG: the answer does not contain the value');
+      }
+    }
     await shutdown(h);
-    const right = r.answer.includes(q.value);
-    if (values.json) return void console.log(JSON.stringify({ ...q, question, answer: r.answer, right, model: model.dir }));
-    console.log(`model:    ${model.dir}${model.label ? ` (${model.label})` : ''}`);
-    console.log(`question: ${question}   (${q.file}:${q.line}, one of ${all.length} constants)`);
-    console.log(`answer:   ${JSON.stringify(r.answer.trim())}`);
-    console.log(`expected: ${q.value}`);
-    console.log(right ? 'right: the answer contains the value' : 'WRONG: the answer does not contain the value');
+    if (values.all) {
+      const summary = { asked: asked.length, right, exact: right / asked.length };
+      console.log(values.json ? JSON.stringify({ summary }) : `${right}/${asked.length} right (${(100 * summary.exact).toFixed(1)}%)`);
+    }
   } finally {
     h.process.kill('SIGKILL');
   }

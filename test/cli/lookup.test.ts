@@ -41,15 +41,35 @@ describe('npm start asks a lookup model a checkable question', function () {
     ]);
   });
 
-  it('a random-weight lookup checkpoint answers, and the check says the answer is wrong', function () {
+  /** A random-weight lookup checkpoint (exported once), or the test skips/fails without torch. */
+  let exported: string | undefined;
+  function lookupModel(ctx: Mocha.Context): string {
+    if (exported) return exported;
     if (spawnSync(PY, ['-c', 'import torch, numpy'], { stdio: 'ignore' }).status !== 0) {
-      if (process.env.MPLUS_ALLOW_NO_TORCH) this.skip();
+      if (process.env.MPLUS_ALLOW_NO_TORCH) ctx.skip();
       assert.fail(`${PY} cannot import torch: apt-get install python3-torch python3-numpy (or MPLUS_ALLOW_NO_TORCH=1 to skip)`);
     }
     const model = path.join(ws.root, 'model');
     const ex = spawnSync(PY, ['-m', 'training.mplus.export', '--init', 'smoke', '--seed', '4', '--out', model], { cwd: REPO_ROOT, encoding: 'utf8' });
     assert.strictEqual(ex.status, 0, ex.stderr);
     assert.ok(fs.existsSync(path.join(model, 'question_template.txt')), 'the export is a lookup model');
+    return (exported = model);
+  }
+
+  it('--all asks every candidate once and counts the right answers', function () {
+    const model = lookupModel(this);
+    const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin', 'mplus.js'), 'lookup', '--all', '--json', '--repo', ws.repo, '--model', model, '--store', path.join(ws.root, 'store-all')], { encoding: 'utf8' });
+    assert.strictEqual(r.status, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepStrictEqual(lines.slice(0, -1).map((x) => [x.name, x.value, x.right]), [
+      ['PY_GREETING', '"hello there"', false], // random weights: noise contains neither value
+      ['RETRY_BUDGET_MS', '48213907', false],
+    ]);
+    assert.deepStrictEqual(lines[lines.length - 1], { summary: { asked: 2, right: 0, exact: 0 } });
+  });
+
+  it('a random-weight lookup checkpoint answers, and the check says the answer is wrong', function () {
+    const model = lookupModel(this);
     fs.writeFileSync(path.join(ws.repo, 'py', 'dup.py'), 'DUPLICATED_NAME = 2\n'); // one candidate left: the question is known
     const r = spawnSync('bash', [path.join(REPO_ROOT, 'bin', 'demo.sh')], {
       encoding: 'utf8',
