@@ -373,6 +373,9 @@ def main(argv=None):
                     help='with --init-from: draw the retriever\'s projectors afresh (from --seed) and forget their moments; '
                          'for states whose retriever collapsed under the old L2 term (RETRIEVER_WEIGHT_DECAY). '
                          'Not part of the run\'s identity: a resume or a carry of this run does not draw again')
+    ap.add_argument('--retriever-grad', action='store_true',
+                    help='let the retriever\'s loss flow into the hidden states its keys and queries are made from '
+                         '(config detach_hidden_state false; the forward is the same). Part of the run\'s identity')
     ap.add_argument('--quiet', action='store_true')
     a = ap.parse_args(argv)
     if a.reinit_retriever and not a.init_from:
@@ -393,12 +396,18 @@ def main(argv=None):
     stages = CURRICULA[a.preset]
     t = corpus.tok
     cfg = preset(a.preset, t.vocab_size, t.bos, t.eos)
+    # The authors detach (TRAINING.md): their retriever reads a pretrained 8B's hidden states. A
+    # base trained from scratch has no states shaped for matching a question to a memory row
+    # unless the retriever's loss shapes them (BENCHMARKS.md, "Retrieval against scale").
+    cfg.detach_hidden_state = not a.retriever_grad
     os.makedirs(a.run, exist_ok=True)
     state_path = os.path.join(a.run, 'state.pt')
     log_path = os.path.join(a.run, 'log.jsonl')
     identity = {'preset': a.preset, 'seed': a.seed, 'batch': a.batch, 'lr': a.lr, 'corpus': corpus.manifest['sha256'], 'tokenizer': t.fingerprint(),
                 'curriculum': [stage_identity(st) for st in stages], 'advance_at': a.advance_at,
                 'advance_on_plateau': a.advance_on_plateau}
+    if a.retriever_grad:  # only when set: runs from before the flag resume under the same identity
+        identity['retriever_grad'] = True
     if a.init_from:
         identity['init_from'] = os.path.abspath(a.init_from)
 
@@ -437,7 +446,8 @@ def main(argv=None):
         except Exception as e:
             print(f'train: --init-from {a.init_from}: cannot load ({e}); give a run\'s state.pt or a carry (training/carry/)', file=sys.stderr)
             return 1
-        if s['config'] != cfg.to_hf() or s['identity']['tokenizer'] != identity['tokenizer']:
+        same_model = lambda c: {**c, 'detach_hidden_state': None}  # a training switch, not the model
+        if same_model(s['config']) != same_model(cfg.to_hf()) or s['identity']['tokenizer'] != identity['tokenizer']:
             print(f'train: --init-from {a.init_from}: its model config or tokenizer differs from preset {a.preset} on {a.data}; '
                   'a run can only start from a state of the same model', file=sys.stderr)
             return 1

@@ -9,9 +9,9 @@ import unittest
 import torch
 
 from training.mplus.config import preset
-from training.mplus.data import Corpus, Stage
+from training.mplus.data import Corpus, Stage, sample_batch
 from training.mplus.model import MPlus
-from training.mplus.train import is_retriever, make_optimizer, reinit_retriever, train_step
+from training.mplus.train import episode_loss, is_retriever, make_optimizer, reinit_retriever, train_step
 from training.tests.srcdata import SrcDataCase
 
 
@@ -45,6 +45,29 @@ class RetrieverLearnsTest(SrcDataCase):
         self.assertGreater(retriever_rms(m), 0.5 * rms0)
         late = sum(rets[-10:]) / 10
         self.assertLess(late, math.log(2) - 0.02, f'retriever BCE {rets}')
+
+    def test_retriever_grad_lets_the_bce_shape_the_hidden_states(self):
+        # --retriever-grad (detach_hidden_state false): the BCE reaches the weights that make the
+        # question's and the fact's rows (the read adapter, embeddings), and the forward is the same.
+        corpus = Corpus(self.data)
+        t = corpus.tok
+        stage = Stage('t', 1, 48, (2, 3), True, fact_anywhere=True, fact_negatives=0.5)
+        batch = sample_batch(corpus, 4, stage, random.Random(3))
+        got = {}
+        for detach in (True, False):
+            torch.manual_seed(0)
+            cfg = preset('smoke', t.vocab_size, t.bos, t.eos)
+            cfg.detach_hidden_state = detach
+            m = MPlus(cfg)
+            lm, ret, _ = episode_loss(m, batch, stage, torch.Generator().manual_seed(0))
+            ret.backward()
+            reached = sorted(n for n, p in m.named_parameters() if not is_retriever(n) and p.grad is not None and float(p.grad.abs().sum()) > 0)
+            got[detach] = (float(lm), float(ret), reached)
+        self.assertEqual(got[True][:2], got[False][:2])
+        # detached: only the layers' input norms, which keys and queries are read through
+        self.assertTrue(all('input_layernorm' in n for n in got[True][2]), got[True][2])
+        self.assertTrue(any('decoder_adapter' in n for n in got[False][2]), got[False][2])
+        self.assertTrue(any('embed_tokens' in n for n in got[False][2]), got[False][2])
 
     def test_reinit_draws_the_projectors_afresh_and_forgets_their_moments(self):
         torch.manual_seed(0)
