@@ -396,9 +396,9 @@ def main(argv=None):
     stages = CURRICULA[a.preset]
     t = corpus.tok
     cfg = preset(a.preset, t.vocab_size, t.bos, t.eos)
-    # The authors detach (TRAINING.md): their retriever reads a pretrained 8B's hidden states. A
-    # base trained from scratch has no states shaped for matching a question to a memory row
-    # unless the retriever's loss shapes them (BENCHMARKS.md, "Retrieval against scale").
+    # The authors detach (TRAINING.md): their retriever reads a pretrained 8B's hidden states,
+    # where ours come from a base trained from scratch. Letting the BCE shape them was measured
+    # (run12, BENCHMARKS.md 2026-12-04): it cost the read more than it gave the retriever. Off.
     cfg.detach_hidden_state = not a.retriever_grad
     os.makedirs(a.run, exist_ok=True)
     state_path = os.path.join(a.run, 'state.pt')
