@@ -603,7 +603,7 @@ export class MPlusEngine {
     const keep = this.rowsUpdatedUnread <= N;
     const warm = this.thetaKvCache.map((c, l) => (keep && c && c.version === memory.stmVersion(l) ? c.kv : undefined));
     this.forgetThetaKv();
-    memory.applyInjection({ drop, delta, droppedKeys, source: opts.source ?? -1 });
+    memory.applyInjection({ drop, delta, droppedKeys, source: opts.source ?? -1, rereadRows: Math.max(0, K - n) });
     for (let l = 0; l < L; l++) {
       const old = warm[l];
       if (!old) continue;

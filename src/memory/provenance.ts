@@ -1,7 +1,9 @@
 /**
  * Provenance: which file, chunk and content wrote each memory token. Every injection gets one
  * source id; θ, Θ and the cache carry that id per token (MemoryState's *Src columns), and this
- * table maps ids to what a person can open. Id −1 means "shipped with the checkpoint".
+ * table maps ids to what a person can open. Id −1 means "shipped with the checkpoint". A chunk
+ * shorter than K tokens writes K − n rows that re-read θ's newest rows; those keep the ids of the
+ * rows they re-read (InjectionUpdate.rereadRows): an id names the chunk whose content a token holds.
  *
  * Invariants: ids are never reused (nextId only grows); a file's records become stale together
  * when the file changes or disappears; a stale record is pruned once no token refers to it.

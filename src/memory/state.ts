@@ -47,6 +47,15 @@ export interface InjectionUpdate {
   droppedKeys: Float32Array[];
   /** Provenance id for the new tokens. */
   source: number;
+  /**
+   * How many of the K new tokens re-read θ instead of the chunk (K − n for a chunk of n < K
+   * tokens, else 0; absent: 0). A write keeps the layer outputs of the last K positions of
+   * [bos, θ's newest K rows, chunk], so with n < K its first K − n rows are θ's last K − n rows
+   * run through the layer again: they attend to bos and θ only and carry what those rows carried.
+   * They keep those rows' source ids (provenance follows content), so a citation names the file
+   * whose text a row holds, and a row holding an edited file's content goes stale with it.
+   */
+  rereadRows?: number;
 }
 
 export class MemoryState implements Memory {
@@ -182,6 +191,8 @@ export class MemoryState implements Memory {
     const { layers: L, stmSize: N, tokensPerInjection: K } = this.dims;
     if (u.drop.length !== L || u.delta.length !== L || u.droppedKeys.length !== L) throw new Error('injection update must cover every layer');
     for (let l = 0; l < L; l++) validateDrop(u.drop[l], N, K, l);
+    const reread = u.rereadRows ?? 0;
+    if (!Number.isInteger(reread) || reread < 0 || reread >= K) throw new RangeError(`rereadRows must be an integer in 0..${K - 1}, got ${reread}`);
     if (this.thetaOnly) return this.applyThetaOnly(u);
     for (let l = 0; l < L; l++) {
       const m = this.layers[l];
@@ -196,7 +207,7 @@ export class MemoryState implements Memory {
       const droppedIds = m.stmId.gather(cached);
       const keyRows = toCache.length === dropped.length ? u.droppedKeys[l] : gatherRows(u.droppedKeys[l], this.dims.keyDim, toCache);
 
-      this.replaceInStm(m, dropped, u.delta[l], u.source);
+      this.replaceInStm(m, dropped, u.delta[l], u.source, u.rereadRows ?? 0);
 
       // Ages first grow for everything already in Θ and the cache, then the new drops join.
       addInPlace(m.ltmAges.data, K);
@@ -213,12 +224,18 @@ export class MemoryState implements Memory {
 
   /** θ only: drop and append; what was dropped is gone (MemoryLLM), Θ and the cache untouched. */
   private applyThetaOnly(u: InjectionUpdate): void {
-    u.drop.forEach((dropped, l) => this.replaceInStm(this.layers[l], dropped, u.delta[l], u.source));
+    u.drop.forEach((dropped, l) => this.replaceInStm(this.layers[l], dropped, u.delta[l], u.source, u.rereadRows ?? 0));
   }
 
-  /** θ ← [θ[kept] ; delta] with the new rows' ages (K−1 … 0), source and identities. */
-  private replaceInStm(m: LayerMemory, dropped: readonly number[], delta: Float32Array, source: number): void {
+  /**
+   * θ ← [θ[kept] ; delta] with the new rows' ages (K−1 … 0), identities and sources: the first
+   * `reread` rows take the sources of θ's last `reread` rows (InjectionUpdate.rereadRows), the
+   * rest `source`.
+   */
+  private replaceInStm(m: LayerMemory, dropped: readonly number[], delta: Float32Array, source: number, reread: number): void {
     const { stmSize: N, tokensPerInjection: K } = this.dims;
+    const sources = new Float64Array(K).fill(source);
+    sources.set(m.stmSrc.data.subarray(N - reread, N), 0);
     const isDropped = new Uint8Array(N);
     for (const i of dropped) isDropped[i] = 1;
     const kept: number[] = [];
@@ -226,7 +243,7 @@ export class MemoryState implements Memory {
     keepPart(m, 'stm', kept);
     m.stm.append(delta);
     m.stmAges.append(Array.from({ length: K }, (_, i) => K - 1 - i));
-    m.stmSrc.append(new Float64Array(K).fill(source));
+    m.stmSrc.append(sources);
     m.stmId.append(Float64Array.from({ length: K }, () => this.nextId++));
   }
 

@@ -18,6 +18,30 @@ describe('stale tokens with the engine (small fixture)', function () {
   beforeEach(() => (dir = tmpDir('stale-store')));
   afterEach(() => rmDir(dir));
 
+  it("a chunk shorter than K writes K − n rows that keep the sources of the θ rows they re-read", async () => {
+    const engine = await MPlusEngine.load(ws.model, { seed: 3, device: 'cpu' });
+    try {
+      const opened = MemoryStore.open(dir, { identity: engine.checkpoint.identity(), dims: engine.memoryDims(), policy: engine.memoryPolicy() }, () => engine.initialMemory());
+      const memory = new StoredMemory(opened);
+      const K = engine.config.numTokens;
+      const N = engine.config.stmSize;
+      const rng = new Rng(6);
+      const chunk = (n: number) => Array.from({ length: n }, () => 500 + rng.int(30000));
+      const a = opened.sources.add({ file: 'src/a.ts', startLine: 1, endLine: 9, startByte: 0, endByte: 1, hash: 'a' });
+      const b = opened.sources.add({ file: 'src/b.ts', startLine: 1, endLine: 1, startByte: 0, endByte: 1, hash: 'b' });
+      await engine.inject(memory, chunk(K + 8), { source: a });
+      const n = 10;
+      await engine.inject(memory, chunk(n), { source: b });
+      for (const m of opened.state.layers) {
+        const newest = Array.from(m.stmSrc.data.subarray(N - K));
+        assert.deepStrictEqual(newest, [...Array(K - n).fill(a), ...Array(n).fill(b)]);
+      }
+      memory.close();
+    } finally {
+      await engine.close();
+    }
+  });
+
   it('a changed file’s old tokens leave Θ and the cache at compaction and θ within ⌈stale/K⌉ injections', async () => {
     const engine = await MPlusEngine.load(ws.model, { seed: 3, device: 'cpu' });
     try {

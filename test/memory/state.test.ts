@@ -64,12 +64,31 @@ describe('memory state (MPLUS-SPEC memory update)', () => {
     assert.strictEqual(s2.layers[0].ltm.count, 8); // two merges' worth (the oldest two expired)
   });
 
+  it("keeps the sources of the θ rows a short chunk's write re-read (provenance follows content)", () => {
+    for (const thetaOnly of [false, true]) {
+      const s = MemoryState.initial(dims, { ...policy, thetaOnly }, rows(8, 0, 3), null);
+      update(s, [0, 2], 1000); // θ sources [−1, −1, 1000, 1000]
+      const short = (drop: number[], source: number) => s.applyInjection({
+        drop: [drop, drop], delta: [rows(2, source, 3), rows(2, source, 3)], droppedKeys: [rows(2, 0, 2), rows(2, 0, 2)], source, rereadRows: 1,
+      });
+      // Dropping θ's last rows still hands their sources on: they are read before the drop.
+      short([2, 3], 2000);
+      assert.deepStrictEqual(Array.from(s.layers[0].stmSrc.data), [-1, -1, 1000, 2000], `thetaOnly ${thetaOnly}`);
+      assert.deepStrictEqual(Array.from(s.layers[1].stmSrc.data), [-1, -1, 1000, 2000]);
+      short([0, 1], 3000);
+      assert.deepStrictEqual(Array.from(s.layers[0].stmSrc.data), [1000, 2000, 2000, 3000]);
+    }
+  });
+
   it('refuses malformed drop plans', () => {
     const s = MemoryState.initial(dims, policy, rows(8, 0, 3), null);
     const bad = (drop: number[]) => () => s.applyInjection({ drop: [drop, [0, 1]], delta: [rows(2, 0, 3), rows(2, 0, 3)], droppedKeys: [rows(2, 0, 2), rows(2, 0, 2)], source: 0 });
     assert.throws(bad([0]), /expected K=2/);
     assert.throws(bad([1, 1]), /strictly ascending/);
     assert.throws(bad([0, 4]), /outside 0..3/);
+    const reread = (n: number) => () => s.applyInjection({ drop: [[0, 1], [0, 1]], delta: [rows(2, 0, 3), rows(2, 0, 3)], droppedKeys: [rows(2, 0, 2), rows(2, 0, 2)], source: 0, rereadRows: n });
+    assert.throws(reread(2), /rereadRows must be an integer in 0..1, got 2/);
+    assert.throws(reread(-1), /rereadRows/);
     assert.strictEqual(s.updateStep, 0, 'a refused update changes nothing');
   });
 
