@@ -246,6 +246,10 @@ class Stage:
     # The retriever's positives: the rows written at the fact's own tokens, not its whole chunk
     # (train.fact_row_tags: measured, and not used by the small curriculum).
     span_positives: bool = False
+    # Provenance follows content: a write of n < K tokens keeps K − n rows that re-read θ's newest
+    # rows (the previous chunk's) and never saw this chunk; those rows carry the tag of the row they
+    # re-read, not this chunk's (model.MPlus.inject, tags_follow_content).
+    content_tags: bool = False
 
 
 @dataclass

@@ -267,12 +267,16 @@ class MPlus(nn.Module):
 
     def inject(self, mem: Memory, x: torch.Tensor, drop: Optional[List[torch.Tensor]] = None,
                tag: Optional[torch.Tensor] = None, gen: Optional[torch.Generator] = None, use_ltm: bool = True,
-               grad: bool = True):
+               grad: bool = True, tags_follow_content: bool = False):
         """Writes chunk x [B, n] into mem (in place on the Memory object). Returns deltas [L][B, K, d].
 
         drop: per layer [B, K] indices of θ to drop (a plan), else drawn with `gen`.
         tag: [B] provenance tag of this chunk, or [B, K] one per new row (carried with its memory
         rows for the retriever's labels).
+        tags_follow_content: with n < K, the write keeps the layer outputs of the last K positions
+        of [bos, θ's newest K rows, x], so its first K − n rows are θ rows n..K−1 of that tail
+        re-read (attending to bos and the tail only: they carry the previous chunk's content, never
+        x's). They then take the tag of the row they re-read instead of `tag`.
         use_ltm: False keeps no cache/Θ at all (θ-only training stages: nothing to pay for).
         grad: False computes this chunk's new rows without autograd (a distractor's own write is
         not trained), while the memory update stays differentiable, so gradients still reach the
@@ -280,7 +284,7 @@ class MPlus(nn.Module):
         """
         with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
             deltas = self._write(mem, x)
-        self._update(mem, deltas, drop, tag, gen, use_ltm)
+        self._update(mem, deltas, drop, tag, gen, use_ltm, x.shape[1] if tags_follow_content else None)
         return deltas
 
     def _write(self, mem: Memory, x: torch.Tensor):
@@ -300,7 +304,8 @@ class MPlus(nn.Module):
             h = y[:, -n:]
         return deltas
 
-    def _update(self, mem: Memory, deltas, drop, tag, gen, use_ltm):
+    def _update(self, mem: Memory, deltas, drop, tag, gen, use_ltm, reread_from: Optional[int] = None):
+        """reread_from: the chunk's n when its rows' tags follow content (inject)."""
         c = self.c
         K, N = c.num_tokens, c.stm_size
         B = deltas[0].shape[0]
@@ -323,6 +328,9 @@ class MPlus(nn.Module):
                 t = torch.full((B, K), -1, dtype=torch.long, device=dev)
             else:
                 t = (tag if tag.dim() == 2 else tag.view(B, 1)).expand(B, K).to(dev)
+                if reread_from is not None and reread_from < K:
+                    n = reread_from
+                    t = torch.cat([old_tag[:, N - K + n:], t[:, K - n:]], dim=1)
             mem.stm_tag[l] = torch.cat([g(old_tag, kept), t], dim=1)
             if not use_ltm:
                 continue

@@ -3,7 +3,7 @@ prints, asserts nothing)
 
   /usr/bin/python3 -m training.mplus.retriever_ceiling --data DATA --state S [--distractors 40]
       [--fact-negatives 0.5] [--train-batches 24] [--test-batches 4] [--steps 600] [--losses bce,rank]
-      [--width S] [--positives span|chunk]
+      [--width S] [--positives span|chunk|content]
 
 Episodes of stage 3's kind with many more chunks than training feeds (40 distractors: ~2,700
 candidate rows per layer, like ~10k tokens of a repository), Θ kept as the product keeps it
@@ -11,7 +11,8 @@ candidate rows per layer, like ~10k tokens of a repository), Θ kept as the prod
 retriever's inputs (the question's rows and every Θ + cache row, through the layer's input norm)
 and which rows are the fact's: with `--positives chunk` (the default, as stage 3 trains: the
 paper's labels) its whole chunk's, with `span` the rows written at its own tokens (its name,
-through the value). Then:
+through the value), with `content` the rows that carry its chunk (Stage.content_tags: a short
+chunk's write re-reads the previous chunk's rows, the next chunk's re-reads the fact's). Then:
 - the exact-answer rate with the model's own retrieval, and with the fact's whole chunk forced
   into every layer's R (the read's ceiling: what perfect retrieval would give at this scale);
 - recall@R of the fact's rows (the share of them in the top R) with the state's own projectors,
@@ -83,7 +84,8 @@ def collect(model: MPlus, corpus: Corpus, stage: Stage, batches: int, batch: int
                 b = sample_batch(corpus, batch, stage, rng)
                 mem = model.fresh_memory(batch)
                 for j, x in enumerate(b.contexts):
-                    model.inject(mem, x, tag=injection_tag(b, j, stage, model.c.num_tokens), gen=gen, use_ltm=True, grad=False)
+                    model.inject(mem, x, tag=injection_tag(b, j, stage, model.c.num_tokens), gen=gen, use_ltm=True, grad=False,
+                                 tags_follow_content=stage.content_tags)
                 seen.clear()
                 logits, retrieved, terms = model.generate_logits(mem, b.tokens, b.q_len)
                 out.append(list(seen))
@@ -182,8 +184,9 @@ def main(argv=None):
     ap.add_argument('--steps', type=int, default=600)
     ap.add_argument('--losses', default='bce,rank')
     ap.add_argument('--width', type=int, default=0, help='fit fresh projectors of this width (selector_hidden_dim) instead of copies of the state\'s')
-    ap.add_argument('--positives', default='chunk', choices=('span', 'chunk'),
-                    help="the fact's rows that count: its whole chunk's (as stage 3 trains), or those at its own tokens")
+    ap.add_argument('--positives', default='chunk', choices=('span', 'chunk', 'content'),
+                    help="the fact's rows that count: its whole chunk's (as stage 3 trains), those at its own tokens, "
+                         "or the rows that carry its chunk's content (Stage.content_tags)")
     ap.add_argument('--threads', type=int, default=2)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -195,7 +198,7 @@ def main(argv=None):
     model.c.update_ltm_frequency, model.c.initial_rf = 100, 100  # Θ as the exported model keeps it
     R = model.c.retrieve_size
     stage = Stage('probe', 1, 256, (a.distractors, a.distractors), True, fact_anywhere=True, fact_negatives=a.fact_negatives,
-                  span_positives=a.positives == 'span')
+                  span_positives=a.positives == 'span', content_tags=a.positives == 'content')
     rng, gen = random.Random(5), torch.Generator().manual_seed(5)
     answers: List[Tuple[str, bool, bool]] = []
     test = collect(model, corpus, stage, a.test_batches, a.batch, rng, gen, answers)
@@ -203,7 +206,7 @@ def main(argv=None):
     C = test[0][0][3].shape[1]
     fmt = lambda xs: ' '.join(f'{x:.3f}' for x in xs)
     print(f'retriever_ceiling: {a.state}; {a.distractors} distractors ({a.fact_negatives:.0%} other facts), '
-          f'{C} candidates per layer, R {R}, chance {R / C:.3f}; positives: the fact\'s {"tokens" if a.positives == "span" else "chunk"}')
+          f'{C} candidates per layer, R {R}, chance {R / C:.3f}; positives: the fact\'s {dict(span="tokens", chunk="chunk", content="content")[a.positives]}')
     for kind in ('value', 'def'):
         got = [(x, y) for k, x, y in answers if k == kind]
         if got:

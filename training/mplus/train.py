@@ -59,10 +59,14 @@ CURRICULA = {
 
 
 def stage_identity(st: Stage) -> tuple:
-    """A stage's fields as a run's identity records them. Fields added later (span_positives)
-    enter only when set, so a run saved before they existed resumes under the same curriculum."""
+    """A stage's fields as a run's identity records them. Fields added later (span_positives,
+    content_tags) enter only when set, so a run saved before they existed resumes under the same
+    curriculum."""
     return tuple(v for f, v in zip(dataclasses.fields(st), dataclasses.astuple(st))
-                 if f.name != 'span_positives' or st.span_positives)
+                 if f.name not in LATER_FIELDS or v)
+
+
+LATER_FIELDS = ('span_positives', 'content_tags')
 
 
 def is_retriever(name: str) -> bool:
@@ -235,7 +239,8 @@ def episode_loss(model: MPlus, batch, stage: Stage, gen: torch.Generator, bank: 
     mem = model.fresh_memory(batch.tokens.shape[0])
     for j, x in enumerate(batch.contexts):
         # Only the fact's own write is trained through; distractors run forward only (cost).
-        model.inject(mem, x, tag=injection_tag(batch, j, stage, model.c.num_tokens), gen=gen, use_ltm=stage.use_ltm, grad=j == batch.fact_at)
+        model.inject(mem, x, tag=injection_tag(batch, j, stage, model.c.num_tokens), gen=gen, use_ltm=stage.use_ltm, grad=j == batch.fact_at,
+                     tags_follow_content=stage.content_tags)
     banked = bank is not None and stage.use_ltm and stage.bank_negatives > 0
     extra = bank.on(model.memory.device) if banked else None
     logits, _, terms = model.generate_logits(mem, batch.tokens, batch.q_len, extra=extra)
@@ -339,6 +344,16 @@ def memory_gain(model, corpus, seed: int, episodes: int = 32):
     return own, other
 
 
+def learning_rate(peak: float, step: int, warm_from: int, warmup: int, anneal_from: int, anneal: int) -> float:
+    """Linear warmup from warm_from, then constant; in an --anneal branch also a linear fall to 0
+    over `anneal` steps from anneal_from (the decay phase of a warmup-stable-decay schedule: the
+    parent run stays at the constant rate and can go on; its branches are the models to use)."""
+    lr = peak * min(1.0, (step - warm_from + 1) / warmup)
+    if anneal:
+        lr *= max(0.0, 1.0 - (step - anneal_from) / anneal)
+    return lr
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--data', required=True, help='folder written by training/extract.js')
@@ -376,6 +391,10 @@ def main(argv=None):
     ap.add_argument('--retriever-grad', action='store_true',
                     help='let the retriever\'s loss flow into the hidden states its keys and queries are made from '
                          '(config detach_hidden_state false; the forward is the same). Part of the run\'s identity')
+    ap.add_argument('--anneal', type=int, default=0, metavar='N',
+                    help='a decay branch: from the step this run starts at (its --init-from state, or 0) the learning '
+                         'rate falls linearly to 0 over N steps, and the run stops there. Constant-rate training '
+                         'goes on in the parent run; this one is what gets exported. Part of the run\'s identity')
     ap.add_argument('--quiet', action='store_true')
     a = ap.parse_args(argv)
     if a.reinit_retriever and not a.init_from:
@@ -408,6 +427,8 @@ def main(argv=None):
                 'advance_on_plateau': a.advance_on_plateau}
     if a.retriever_grad:  # only when set: runs from before the flag resume under the same identity
         identity['retriever_grad'] = True
+    if a.anneal:
+        identity['anneal'] = a.anneal
     if a.init_from:
         identity['init_from'] = os.path.abspath(a.init_from)
 
@@ -420,6 +441,7 @@ def main(argv=None):
     step = 0
     skipped = 0
     warm_from = 0  # the step the warmup counts from (a carry's step: its moments start fresh)
+    anneal_from = 0  # the step an --anneal branch starts its decay from (where it left its parent)
     evals_in_a_row = 0
     best_stage, stage_best, evals_since_best = None, -1.0, 0  # the stage whose best evaluation this is (−1: none yet)
     if os.path.exists(state_path):
@@ -438,6 +460,7 @@ def main(argv=None):
         step = s['step']
         skipped = s.get('skipped', 0)
         warm_from = s.get('warm_from', 0)
+        anneal_from = s.get('anneal_from', 0)
         bank.load(s.get('bank', bank.state()))
         print(f'train: resumed {a.run} at step {step}' + (f' (curriculum position {step + skipped})' if skipped else ''), flush=True)
     elif a.init_from:
@@ -453,6 +476,7 @@ def main(argv=None):
             return 1
         model.load_state_dict(s['model'])
         step, skipped = s['step'], s.get('skipped', 0)
+        anneal_from = step
         if is_carry(s):  # no moments: fresh AdamW moments take full-size steps, so warm up again
             warm_from = step
         else:
@@ -480,12 +504,14 @@ def main(argv=None):
     total = sum(st.steps for st in stages)
     if a.max_steps:
         total = min(total, a.max_steps)
+    if a.anneal:  # a decay branch ends where its rate reaches 0
+        total = min(total, anneal_from + a.anneal + skipped)
 
     def save():
         atomic_save({'identity': identity, 'config': cfg.to_hf(), 'model': model.state_dict(), 'opt': opt.state_dict(),
                      'rng': rng.getstate(), 'gen': gen.get_state(), 'torch_rng': torch.get_rng_state(), 'step': step,
                      'skipped': skipped, 'evals_in_a_row': evals_in_a_row, 'best_stage': best_stage, 'stage_best': stage_best, 'evals_since_best': evals_since_best,
-                     'warm_from': warm_from, 'bank': bank.state(), 'tokenizer': t.to_spec()}, state_path)
+                     'warm_from': warm_from, 'anneal_from': anneal_from, 'bank': bank.state(), 'tokenizer': t.to_spec()}, state_path)
 
     log = open(log_path, 'a')
     # Where and how this stretch of the run trains (neither is part of its identity).
@@ -498,7 +524,7 @@ def main(argv=None):
     ema = None
     while step + skipped < total:
         stage, _, stage_end = stage_at(stages, step + skipped)
-        lr = a.lr * min(1.0, (step - warm_from + 1) / a.warmup)
+        lr = learning_rate(a.lr, step, warm_from, a.warmup, anneal_from, a.anneal)
         for g in opt.param_groups:
             g['lr'] = lr
         lm, ret, cont, ok = train_step(model, opt, corpus, stage, a.batch, rng, gen, dev, bank=bank, precision=precision)
@@ -510,7 +536,7 @@ def main(argv=None):
             rate = (step - done0) / el
             rec = {'step': step, 'stage': stage.name, 'loss': round(lm.item(), 4), 'loss_ema': round(ema, 4),
                    'retriever_loss': round(float(ret), 4), 'continuation_loss': round(float(cont), 4), 'train_exact': round(ok.float().mean().item(), 3),
-                   'steps_per_s': round(rate, 3), 'eta_s': int((total - pos) / max(rate, 1e-9)), 'time': time.time()}
+                   'lr': lr, 'steps_per_s': round(rate, 3), 'eta_s': int((total - pos) / max(rate, 1e-9)), 'time': time.time()}
             log.write(json.dumps(rec) + '\n')
             log.flush()
             if not a.quiet:

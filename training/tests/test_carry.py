@@ -62,6 +62,21 @@ class CarryTest(SrcDataCase):
         self.assertEqual(train.main(other + ['--run', run, '--max-steps', '4', '--init-from', self.carry]), 0)
         self.assertEqual(self.log(run)[0]['continuation'], False)
 
+    def test_an_anneal_branch_decays_to_zero_from_where_it_left_its_parent_and_stops(self):
+        run = os.path.join(self.tmp, 'anneal')
+        branch = self.common + ['--run', run, '--max-steps', '100', '--anneal', '4', '--init-from', os.path.join(self.half, 'state.pt')]
+        self.assertEqual(train.main(branch), 0)
+        lrs = [(r['step'], r['lr']) for r in self.log(run) if 'loss' in r]
+        # steps 4..7 train with the parent's warmup (10 steps from 0) times a fall from 1 to 1/4
+        self.assertEqual(lrs, [(s + 1, train.learning_rate(3e-3, s, 0, 10, 3, 4)) for s in range(3, 7)])
+        self.assertEqual([round(lr / (3e-3 * (s + 1) / 10), 6) for s, lr in zip(range(3, 7), (lr for _, lr in lrs))], [1, 0.75, 0.5, 0.25])
+        s = load_state(os.path.join(run, 'state.pt'))
+        self.assertEqual((s['step'], s['anneal_from'], s['identity']['anneal']), (7, 3, 4))
+        # a rerun finds the branch finished; the parent's identity has no 'anneal' (it goes on)
+        self.assertEqual(train.main(branch), 0)
+        self.assertEqual(len([r for r in self.log(run) if 'loss' in r]), 4)
+        self.assertNotIn('anneal', load_state(os.path.join(self.full, 'state.pt'))['identity'])
+
     def test_not_a_run_state_is_refused_by_name(self):
         with self.assertRaisesRegex(ValueError, 'not a training run state'):
             carry.pack({'model': {}})
