@@ -444,6 +444,7 @@ def main(argv=None):
     anneal_from = 0  # the step an --anneal branch starts its decay from (where it left its parent)
     evals_in_a_row = 0
     best_stage, stage_best, evals_since_best = None, -1.0, 0  # the stage whose best evaluation this is (−1: none yet)
+    same_model = lambda c: {**c, 'detach_hidden_state': None}  # a training switch, not the model
     if os.path.exists(state_path):
         try:
             s = load_state(state_path)
@@ -453,6 +454,11 @@ def main(argv=None):
         # runs from before --advance-at / --advance-on-plateau never advanced early
         if {'advance_at': 0.0, 'advance_on_plateau': 0, **s['identity']} != identity:
             print(f'train: {a.run} holds a run with {s["identity"]}, not {identity}; use another --run folder', file=sys.stderr)
+            return 1
+        if same_model(s['config']) != same_model(cfg.to_hf()):
+            print(f'train: {state_path} holds a model of another shape than preset {a.preset} now makes '
+                  f'(θ {s["model"]["memory"].shape[1]} rows, the preset {cfg.stm_size}); go on from it in a new --run folder '
+                  'with --init-from, after training.mplus.grow if θ grew', file=sys.stderr)
             return 1
         model.load_state_dict(s['model'])
         load_optimizer(opt, s['opt'])
@@ -469,7 +475,6 @@ def main(argv=None):
         except Exception as e:
             print(f'train: --init-from {a.init_from}: cannot load ({e}); give a run\'s state.pt or a carry (training/carry/)', file=sys.stderr)
             return 1
-        same_model = lambda c: {**c, 'detach_hidden_state': None}  # a training switch, not the model
         if same_model(s['config']) != same_model(cfg.to_hf()) or s['identity']['tokenizer'] != identity['tokenizer']:
             print(f'train: --init-from {a.init_from}: its model config or tokenizer differs from preset {a.preset} on {a.data}; '
                   'a run can only start from a state of the same model', file=sys.stderr)

@@ -1,0 +1,77 @@
+"""A run state with a larger θ: the same model, N = (num_blocks − num_ltm_blocks)·K grown.
+
+  /usr/bin/python3 -m training.mplus.grow --state RUN/state.pt --num-blocks 9 --out GROWN.pt
+  npm run train -- … --init-from GROWN.pt     # with a preset whose num_blocks is the new one
+
+Why: θ holds N rows and every injection drops K of them at random, so with N = 2K (the small
+preset until 2026-12-04) each chunk halves what θ still holds of every older one. Two one-line
+facts in a row: the older one keeps ~half its rows, and the write of a chunk shorter than K
+re-reads θ's newest rows, so the bench's facts answered 9/16 for the older and 2/16 for the newer;
+padded to K tokens (no re-read copies), 0/16 and 11/16 (BENCHMARKS.md, ninth session). mplus-8b
+keeps N = 40K.
+
+The learned initial θ (`memory` [L, N, d]: what an empty memory holds) is tiled to the new N, and
+so are its AdamW moments when the state has them; nothing else changes. The state's config and
+its identity's record of it follow; its step, curriculum position and RNGs are kept, so
+`--init-from` goes on from where the smaller run stopped. Questions now sit 1 + R + N positions in;
+the run learns that within a few hundred steps (measured in BENCHMARKS.md).
+"""
+import argparse
+import os
+import sys
+
+import torch
+
+from .device import atomic_save, load_state
+from .config import ModelConfig
+from .model import MPlus
+from .train import is_retriever
+
+
+def grow(s: dict, num_blocks: int) -> dict:
+    """A copy of run state s with θ grown to (num_blocks − num_ltm_blocks)·K rows."""
+    cfg = ModelConfig.from_hf(s['config'])
+    old_n = cfg.stm_size
+    cfg.num_blocks = num_blocks
+    new_n = cfg.stm_size
+    if new_n <= old_n or new_n % old_n:
+        raise ValueError(f'θ can only grow by a whole factor: {old_n} rows now, {new_n} asked (num_blocks {num_blocks})')
+    reps = new_n // old_n
+    out = dict(s)
+    out['config'] = cfg.to_hf()
+    out['model'] = dict(s['model'])
+    out['model']['memory'] = s['model']['memory'].repeat(1, reps, 1).clone()
+    if 'opt' in s:  # AdamW keys its state by the parameter's place in make_optimizer's groups
+        names = [n for n, _ in MPlus(ModelConfig.from_hf(s['config'])).named_parameters() if not is_retriever(n)]
+        i = names.index('memory')
+        opt = {'state': dict(s['opt']['state']), 'param_groups': s['opt']['param_groups']}
+        if i in opt['state']:
+            st = dict(opt['state'][i])
+            for k in ('exp_avg', 'exp_avg_sq'):
+                st[k] = st[k].repeat(1, reps, 1).clone()
+            opt['state'][i] = st
+        out['opt'] = opt
+    out['grown_from'] = {'num_blocks': ModelConfig.from_hf(s['config']).num_blocks, 'step': s['step']}
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--state', required=True, help="a run's state.pt or a carry")
+    ap.add_argument('--num-blocks', type=int, required=True, help='the new num_blocks (θ = (num_blocks − num_ltm_blocks)·K rows)')
+    ap.add_argument('--out', required=True)
+    a = ap.parse_args(argv)
+    try:
+        s = load_state(a.state)
+        g = grow(s, a.num_blocks)
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
+        print(f'grow: {a.state}: {e}', file=sys.stderr)
+        return 1
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    atomic_save(g, a.out)
+    print(f'grow: {a.out}: θ {s["model"]["memory"].shape[1]} → {g["model"]["memory"].shape[1]} rows per layer, step {g["step"]}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
