@@ -122,13 +122,16 @@ PRESETS = {
     'smoke': dict(hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=128,
                   num_tokens=16, num_blocks=6, num_ltm_blocks=2, selector_hidden_dim=16, ltm_initial_size=32,
                   lora_r=4, lora_alpha=8, update_ltm_frequency=4, initial_rf=3),
-    # The shipped lookup model: 4 layers, d 256 (TRAINING.md's measured 2k tok/s shape).
     # The shipped lookup model, sized for 2 shared cores where elementwise work, not matmuls,
-    # bounds a step: d 128, 4 layers, K 64 rows per injection (a ≤ 64-byte context is stored
-    # uncompressed), θ 128 rows, R 64 retrieved, so a question reads a 193-row prefix.
+    # bounds a step: d 128, 4 layers, K 64 rows per injection (a ≤ 64-token context is stored
+    # uncompressed), R 64 retrieved, θ 512 rows (8 injections), so a question reads a 577-row prefix.
+    # θ was 128 rows (2 injections) until step 13,871: every chunk then dropped half of what θ held
+    # of the one before, and the bench's one-line facts were answered 6/8 alone, 1/24 four at a
+    # time; 220 steps after growing θ ×4 (grow.py), 16/16 and 11/64, for 1.5× the step time
+    # (BENCHMARKS.md, ninth session). mplus-8b keeps θ = 40 injections.
     # Θ's capacity (update_ltm_frequency × initial_rf) is set for the product at export.
     'small': dict(hidden_size=128, num_layers=4, num_heads=4, num_kv_heads=2, intermediate_size=384,
-                  num_tokens=64, num_blocks=3, num_ltm_blocks=1, selector_hidden_dim=32, ltm_initial_size=64,
+                  num_tokens=64, num_blocks=9, num_ltm_blocks=1, selector_hidden_dim=32, ltm_initial_size=64,
                   lora_r=8, lora_alpha=16, update_ltm_frequency=2, initial_rf=10),
 }
 
