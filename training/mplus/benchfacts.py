@@ -24,7 +24,7 @@ from typing import Dict, List
 import torch
 
 from .config import ModelConfig
-from .data import Corpus
+from .data import Corpus, prompt, question_text
 from .device import load_state
 from .model import MPlus
 
@@ -44,16 +44,16 @@ def draw(rng: random.Random, n: int):
     return out
 
 
-def answer(model: MPlus, mem, prompt: List[int], eos: int, max_tokens: int = 12) -> List[int]:
+def answer(model: MPlus, mem, question: List[int], eos: int, max_tokens: int = 12) -> List[int]:
     """Greedy decoding by teacher-forced re-runs (retrieval reads the question rows only)."""
-    toks = list(prompt)
+    toks = list(question)
     for _ in range(max_tokens):
-        logits, _, _ = model.generate_logits(mem, torch.tensor([toks]), torch.tensor([len(prompt)]))
+        logits, _, _ = model.generate_logits(mem, torch.tensor([toks]), torch.tensor([len(question)]))
         nxt = int(logits[0, -1].argmax())
         if nxt == eos:
             break
         toks.append(nxt)
-    return toks[len(prompt):]
+    return toks[len(question):]
 
 
 def by_place(model: MPlus, tok, facts: int, rounds: int, pad_to: int = 0) -> Dict[int, List[bool]]:
@@ -70,7 +70,7 @@ def by_place(model: MPlus, tok, facts: int, rounds: int, pad_to: int = 0) -> Dic
                 ids += space * max(0, pad_to - len(ids))
                 model.inject(mem, torch.tensor([ids]), gen=g, use_ltm=True)
             for p, (name, value, _) in enumerate(fs):
-                got = tok.decode(answer(model, mem, tok.encode(f'Q: What is the value of {name}?\nA: '), tok.eos))
+                got = tok.decode(answer(model, mem, tok.encode(prompt(question_text('value', name))), tok.eos))
                 out[p].append(value in got)
     return out
 
