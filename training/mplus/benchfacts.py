@@ -10,7 +10,7 @@ the trainer (no sidecar, no export): the chunks as the product's chunker writes 
 then the line), Θ as exported (merges every 100 injections, rf 100), drops drawn per round, greedy
 answers; exact = the value appears in the answer, as the bench counts it. It prints the share
 right per fact's place in the feed (0 = fed first), which the bench's single figure hides: run11
-at step 13,871 answered one fact 7/12, and of two the older 9/16 but the newer 2/16 (a chunk
+at step 13,871 answered one fact 11/16, and of two the older 9/16 but the newer 3/16 (a chunk
 shorter than K is written with the previous chunk's rows re-read, so the older fact is in θ
 twice). --pad-to K pads each chunk with spaces to K tokens (as training pads short contexts),
 which takes the re-read rows away: then the older 0/16, the newer 11/16 (θ = 2K rows at the time:

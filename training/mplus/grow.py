@@ -6,7 +6,7 @@
 Why: θ holds N rows and every injection drops K of them at random, so with N = 2K (the small
 preset until 2026-12-04) each chunk halves what θ still holds of every older one. Two one-line
 facts in a row: the older one keeps ~half its rows, and the write of a chunk shorter than K
-re-reads θ's newest rows, so the bench's facts answered 9/16 for the older and 2/16 for the newer;
+re-reads θ's newest rows, so the bench's facts answered 9/16 for the older and 3/16 for the newer;
 padded to K tokens (no re-read copies), 0/16 and 11/16 (BENCHMARKS.md, ninth session). mplus-8b
 keeps N = 40K.
 
