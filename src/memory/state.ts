@@ -193,7 +193,7 @@ export class MemoryState implements Memory {
     for (let l = 0; l < L; l++) validateDrop(u.drop[l], N, K, l);
     const reread = u.rereadRows ?? 0;
     if (!Number.isInteger(reread) || reread < 0 || reread >= K) throw new RangeError(`rereadRows must be an integer in 0..${K - 1}, got ${reread}`);
-    if (this.thetaOnly) return this.applyThetaOnly(u);
+    if (this.thetaOnly) return this.applyThetaOnly(u, reread);
     for (let l = 0; l < L; l++) {
       const m = this.layers[l];
       const dropped = u.drop[l];
@@ -207,7 +207,7 @@ export class MemoryState implements Memory {
       const droppedIds = m.stmId.gather(cached);
       const keyRows = toCache.length === dropped.length ? u.droppedKeys[l] : gatherRows(u.droppedKeys[l], this.dims.keyDim, toCache);
 
-      this.replaceInStm(m, dropped, u.delta[l], u.source, u.rereadRows ?? 0);
+      this.replaceInStm(m, dropped, u.delta[l], u.source, reread);
 
       // Ages first grow for everything already in Θ and the cache, then the new drops join.
       addInPlace(m.ltmAges.data, K);
@@ -223,8 +223,8 @@ export class MemoryState implements Memory {
   }
 
   /** θ only: drop and append; what was dropped is gone (MemoryLLM), Θ and the cache untouched. */
-  private applyThetaOnly(u: InjectionUpdate): void {
-    u.drop.forEach((dropped, l) => this.replaceInStm(this.layers[l], dropped, u.delta[l], u.source, u.rereadRows ?? 0));
+  private applyThetaOnly(u: InjectionUpdate, reread: number): void {
+    u.drop.forEach((dropped, l) => this.replaceInStm(this.layers[l], dropped, u.delta[l], u.source, reread));
   }
 
   /**

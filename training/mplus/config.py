@@ -126,8 +126,8 @@ PRESETS = {
     # bounds a step: d 128, 4 layers, K 64 rows per injection (a ≤ 64-token context is stored
     # uncompressed), R 64 retrieved, θ 512 rows (8 injections), so a question reads a 577-row prefix.
     # θ was 128 rows (2 injections) until step 13,871: every chunk then dropped half of what θ held
-    # of the one before, and the bench's one-line facts were answered 6/8 alone, 1/24 four at a
-    # time; 220 steps after growing θ ×4 (grow.py), 16/16 and 11/64, for 1.5× the step time
+    # of the one before, and the bench's one-line facts were answered 11/16 alone, 2/64 four at a
+    # time; 216 steps after growing θ ×4 (grow.py), 16/16 and 11/64, for 1.5× the step time
     # (BENCHMARKS.md, ninth session). mplus-8b keeps θ = 40 injections.
     # Θ's capacity (update_ltm_frequency × initial_rf) is set for the product at export.
     'small': dict(hidden_size=128, num_layers=4, num_heads=4, num_kv_heads=2, intermediate_size=384,

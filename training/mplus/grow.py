@@ -11,8 +11,8 @@ padded to K tokens (no re-read copies), 0/16 and 11/16 (BENCHMARKS.md, ninth ses
 keeps N = 40K.
 
 The learned initial θ (`memory` [L, N, d]: what an empty memory holds) is tiled to the new N, and
-so are its AdamW moments when the state has them; nothing else changes. The state's config and
-its identity's record of it follow; its step, curriculum position and RNGs are kept, so
+so are its AdamW moments when the state has them; nothing else changes. The state's config
+follows (its identity names only the preset); its step, curriculum position and RNGs are kept, so
 `--init-from` goes on from where the smaller run stopped. Questions now sit 1 + R + N positions in;
 the run learns that within a few hundred steps (measured in BENCHMARKS.md).
 """
@@ -30,8 +30,9 @@ from .train import is_retriever
 
 def grow(s: dict, num_blocks: int) -> dict:
     """A copy of run state s with θ grown to (num_blocks − num_ltm_blocks)·K rows."""
+    old = ModelConfig.from_hf(s['config'])
     cfg = ModelConfig.from_hf(s['config'])
-    old_n = cfg.stm_size
+    old_n = old.stm_size
     cfg.num_blocks = num_blocks
     new_n = cfg.stm_size
     if new_n <= old_n or new_n % old_n:
@@ -42,7 +43,7 @@ def grow(s: dict, num_blocks: int) -> dict:
     out['model'] = dict(s['model'])
     out['model']['memory'] = s['model']['memory'].repeat(1, reps, 1).clone()
     if 'opt' in s:  # AdamW keys its state by the parameter's place in make_optimizer's groups
-        names = [n for n, _ in MPlus(ModelConfig.from_hf(s['config'])).named_parameters() if not is_retriever(n)]
+        names = [n for n, _ in MPlus(old).named_parameters() if not is_retriever(n)]
         i = names.index('memory')
         opt = {'state': dict(s['opt']['state']), 'param_groups': s['opt']['param_groups']}
         if i in opt['state']:
@@ -51,7 +52,7 @@ def grow(s: dict, num_blocks: int) -> dict:
                 st[k] = st[k].repeat(1, reps, 1).clone()
             opt['state'][i] = st
         out['opt'] = opt
-    out['grown_from'] = {'num_blocks': ModelConfig.from_hf(s['config']).num_blocks, 'step': s['step']}
+    out['grown_from'] = {'num_blocks': old.num_blocks, 'step': s['step']}
     return out
 
 
