@@ -250,6 +250,11 @@ class Stage:
     # rows (the previous chunk's) and never saw this chunk; those rows carry the tag of the row they
     # re-read, not this chunk's (model.MPlus.inject, tags_follow_content).
     content_tags: bool = False
+    # Up to this many of the other facts an episode's memory holds (its fact_negatives) are asked
+    # too, from the same memory. With one question per memory the read can lean on where a fact
+    # sits (run18, fed two one-line facts, answered the older 10/16 and the newer 4/16); asking
+    # several names of one memory rewards only the name. The reads are cheap beside the writes.
+    ask_others: int = 0
 
 
 @dataclass
@@ -266,12 +271,19 @@ class Batch:
     # [B, 2]: the fact's token span [lo, hi) in its context (the name, through the value for a
     # value fact): the rows written at these tokens are the retriever's positives (train.py).
     span: Optional[torch.Tensor] = None
-    kinds: Optional[List[str]] = None  # per episode: the fact's kind ('value' or 'def')
+    kinds: Optional[List[str]] = None  # per question: the fact's kind ('value' or 'def')
+    # Under a stage's ask_others the question rows (tokens, q_len, target, answers, prompts, kinds)
+    # are B' ≥ B: the B episodes' own facts first, then the other facts asked, each with the
+    # episode whose memory it reads [B'] and the tag of the injection that holds its fact [B']
+    # (0 for the first B). None: one question per episode.
+    q_episode: Optional[torch.Tensor] = None
+    q_tag: Optional[torch.Tensor] = None
 
     def to(self, dev) -> 'Batch':
+        opt = lambda x: None if x is None else x.to(dev)
         return Batch([c.to(dev) for c in self.contexts], [t.to(dev) for t in self.tags], self.fact_at, self.names, self.tokens.to(dev),
                      self.q_len.to(dev), self.target.to(dev), self.answers, self.prompts,
-                     None if self.span is None else self.span.to(dev), self.kinds)
+                     opt(self.span), self.kinds, opt(self.q_episode), opt(self.q_tag))
 
 
 def _fact_pick(corpus: Corpus, rng: random.Random):
@@ -295,17 +307,19 @@ def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Ba
     # rng draws only where a stage asks for them, so stages without these options sample as before.
     at = rng.randint(0, nd) if stage.fact_anywhere and nd else 0
     contexts, tags, names = [], [], []
+    others = [[] for _ in range(B)]  # per episode: (kind, name, answer, tag) of each other fact in memory
     for j in range(nd):
         negative = [stage.fact_negatives > 0 and rng.random() < stage.fact_negatives for _ in range(B)]
         # (ids, fact span or None, header tokens, keep header) per episode
         picks, held = [], []
         for i, neg in enumerate(negative):
             if neg:
-                f, ids, span, hl, name, _ = _fact_pick(corpus, rng)
+                f, ids, span, hl, name, answer = _fact_pick(corpus, rng)
                 while name == items[i][4]:  # short drawn names can repeat: the question must stay unambiguous
-                    f, ids, span, hl, name, _ = _fact_pick(corpus, rng)
+                    f, ids, span, hl, name, answer = _fact_pick(corpus, rng)
                 picks.append((ids, span, hl, f.kind == 'def'))
                 held.append(name)
+                others[i].append((f.kind, name, answer, j + 1))
             else:
                 fi, ci = rng.choice(corpus.chunks)
                 picks.append((t.encode(corpus.files[fi]['bytes'][ci]), None, 0, False))
@@ -325,22 +339,43 @@ def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Ba
     contexts.insert(at, fact_ctx)
     tags.insert(at, torch.zeros(B, dtype=torch.long))
     names.insert(at, [x[4] for x in items])
+    asked = [(fact.kind, name, answer, i, 0) for i, (fact, _, _, _, name, answer) in enumerate(items)]
+    if stage.ask_others:
+        asked += asked_others(others, stage.ask_others, rng)
     seqs, qlens, answers, prompts = [], [], [], []
-    for fact, _, _, _, name, answer in items:
-        pr = t.encode(prompt(question_text(fact.kind, name)))
+    for kind, name, answer, _, _ in asked:
+        pr = t.encode(prompt(question_text(kind, name)))
         seqs.append(pr + t.encode(answer) + [t.eos])
         qlens.append(len(pr))
         answers.append(answer)
         prompts.append(pr)
     m = max(len(s) for s in seqs)
-    tokens = torch.full((B, m), t.pad, dtype=torch.long)
-    target = torch.full((B, m), -100, dtype=torch.long)
+    tokens = torch.full((len(seqs), m), t.pad, dtype=torch.long)
+    target = torch.full((len(seqs), m), -100, dtype=torch.long)
     for i, s in enumerate(seqs):
         tokens[i, :len(s)] = torch.tensor(s)
         # Row t predicts token t+1: answer tokens (and the eos) are targets, the prompt is not.
         for k in range(qlens[i] - 1, len(s) - 1):
             target[i, k] = s[k + 1]
-    return Batch(contexts, tags, at, names, tokens, torch.tensor(qlens), target, answers, prompts, fact_span, [x[0].kind for x in items])
+    q_episode = q_tag = None
+    if stage.ask_others:
+        q_episode = torch.tensor([x[3] for x in asked], dtype=torch.long)
+        q_tag = torch.tensor([x[4] for x in asked], dtype=torch.long)
+    return Batch(contexts, tags, at, names, tokens, torch.tensor(qlens), target, answers, prompts, fact_span,
+                 [x[0] for x in asked], q_episode, q_tag)
+
+
+def asked_others(others, k: int, rng: random.Random):
+    """Up to k of each episode's other facts to ask as well: (kind, name, answer, episode, tag).
+    A name held twice in one memory (short drawn names can repeat) is never asked: the answer
+    would be ambiguous."""
+    out = []
+    for i, held in enumerate(others):
+        names = [x[1] for x in held]
+        unique = [x for x in held if names.count(x[1]) == 1]
+        for kind, name, answer, tag in rng.sample(unique, min(k, len(unique))):
+            out.append((kind, name, answer, i, tag))
+    return out
 
 
 @dataclass

@@ -66,7 +66,7 @@ def stage_identity(st: Stage) -> tuple:
                  if f.name not in LATER_FIELDS or v)
 
 
-LATER_FIELDS = ('span_positives', 'content_tags')
+LATER_FIELDS = ('span_positives', 'content_tags', 'ask_others')
 
 
 def is_retriever(name: str) -> bool:
@@ -208,6 +208,18 @@ def injection_tag(batch, j: int, stage: Stage, K: int) -> torch.Tensor:
     return batch.tags[j]
 
 
+# The tag an episode's own fact's rows take when another of its facts is asked: a negative.
+ASKED_OTHER = 1 << 30
+
+
+def asked_fact_positive(tags: torch.Tensor, q_tag: torch.Tensor) -> torch.Tensor:
+    """Candidate tags [B', C] relabelled per question so that 0 marks the rows of the fact it
+    asks (q_tag [B']): the episode's own fact's rows become negatives (ASKED_OTHER) where another
+    fact is asked. Tags below 0 (none, banked, left out) are unchanged."""
+    q = q_tag.unsqueeze(1)
+    return torch.where(tags == q, torch.zeros_like(tags), torch.where((tags == 0) & (q != 0), torch.full_like(tags, ASKED_OTHER), tags))
+
+
 def retriever_bce(lg: torch.Tensor, w: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:
     """One layer's retriever loss. lg [B, m_q, C] logits q·k of each question row against each
     candidate (then the bank's rows, tag −2); w [B, m_q, 1] 1 on question rows; tags [B, C]: 0 =
@@ -236,23 +248,25 @@ def retriever_bce(lg: torch.Tensor, w: torch.Tensor, tags: torch.Tensor) -> torc
 def episode_loss(model: MPlus, batch, stage: Stage, gen: torch.Generator, bank: Optional[RowBank] = None):
     """bank: the retriever's extra negatives (bank.py), scored when the stage asks for them, then
     refilled with this batch's distractor rows."""
-    mem = model.fresh_memory(batch.tokens.shape[0])
+    mem = model.fresh_memory(batch.contexts[0].shape[0])
     for j, x in enumerate(batch.contexts):
         # Only the fact's own write is trained through; distractors run forward only (cost).
         model.inject(mem, x, tag=injection_tag(batch, j, stage, model.c.num_tokens), gen=gen, use_ltm=stage.use_ltm, grad=j == batch.fact_at,
                      tags_follow_content=stage.content_tags)
     banked = bank is not None and stage.use_ltm and stage.bank_negatives > 0
     extra = bank.on(model.memory.device) if banked else None
-    logits, _, terms = model.generate_logits(mem, batch.tokens, batch.q_len, extra=extra)
+    # Several questions per memory (stage.ask_others): each reads its episode's memory.
+    logits, _, terms = model.generate_logits(mem, batch.tokens, batch.q_len, extra=extra, episode=batch.q_episode)
     lm = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.target.reshape(-1), ignore_index=-100)
     ret = torch.zeros(())
     n_ret = 0
-    share = []
     if stage.use_ltm:
         for l, (lg, w) in enumerate(terms):
             if lg is None:
                 continue
             tags = torch.cat([mem.ltm_tag[l], mem.cache_tag[l]], dim=1)  # [B, M+C]
+            if batch.q_tag is not None:  # per question [B', M+C]
+                tags = asked_fact_positive(tags.index_select(0, batch.q_episode), batch.q_tag)
             if extra is not None:  # banked rows: negatives (tag −2)
                 tags = torch.cat([tags, torch.full((tags.shape[0], extra[l].shape[0]), -2, dtype=tags.dtype, device=tags.device)], dim=1)
             ret = ret + retriever_bce(lg, w, tags)
