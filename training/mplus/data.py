@@ -253,7 +253,8 @@ class Stage:
     # Up to this many of the other facts an episode's memory holds (its fact_negatives) are asked
     # too, from the same memory. With one question per memory the read can lean on where a fact
     # sits (run18, fed two one-line facts, answered the older 10/16 and the newer 4/16); asking
-    # several names of one memory rewards only the name. The reads are cheap beside the writes.
+    # several names of one memory rewards only the name. Not free: a read of θ's 512 rows per
+    # question; at 2, a stage-3b step costs ~1.6× (stepcost, 1 thread: 5.3 against 3.3 s).
     ask_others: int = 0
 
 

@@ -114,49 +114,6 @@ def rope_inv_freq(c: ModelConfig) -> torch.Tensor:
     return inv
 
 
-class Attend(torch.autograd.Function):
-    """softmax(q·kᵀ·scale, masked) · v, with its gradient written out so that every product has
-    row-major operands: Debian's torch (1.13, BLAS_INFO=generic) multiplies a transposed operand
-    ~10× slower, and autograd's own backward of these products (g·vᵀ, g·k) took three quarters of
-    a training step's backward (1–3 s a call at B' = 384 question rows). Same values: the softmax
-    in f32, the products in q's dtype, as before.
-    q [B, H, m, hd], k and v [B, H, T, hd], mask [m, T] (True = may attend)."""
-
-    @staticmethod
-    def forward(ctx, q, k, v, mask, scale):
-        # Under autocast (device.autocast, bf16) the products run in its dtype, as autograd's would;
-        # the backward runs outside autocast, so it casts explicitly to the same dtype.
-        dt = product_dtype(q)
-        ctx.dtypes = (q.dtype, k.dtype, v.dtype)
-        q, k, v = q.to(dt), k.to(dt), v.to(dt)
-        att = (q @ k.transpose(-1, -2).contiguous()) * scale
-        att = att.masked_fill(~mask, float('-inf'))
-        pr = torch.softmax(att.float(), dim=-1).to(dt)
-        ctx.save_for_backward(q, k, v, pr)
-        ctx.scale = scale
-        return pr @ v.contiguous()
-
-    @staticmethod
-    def backward(ctx, go):
-        q, k, v, pr = ctx.saved_tensors
-        go = go.to(pr.dtype).contiguous()
-        dv = pr.transpose(-1, -2).contiguous() @ go
-        dp = (go @ v.transpose(-1, -2).contiguous()).float()
-        p32 = pr.float()
-        ds = (p32 * (dp - (dp * p32).sum(-1, keepdim=True)) * ctx.scale).to(pr.dtype)  # masked: p = 0, so 0
-        dq = ds @ k.contiguous()
-        dk = ds.transpose(-1, -2).contiguous() @ q.contiguous()
-        tq, tk, tv = ctx.dtypes
-        return dq.to(tq), dk.to(tk), dv.to(tv), None, None
-
-
-def product_dtype(x: torch.Tensor) -> torch.dtype:
-    """The dtype autocast gives a matmul of x here: its own outside autocast."""
-    if x.is_cuda:
-        return torch.get_autocast_gpu_dtype() if torch.is_autocast_enabled() else x.dtype
-    return torch.get_autocast_cpu_dtype() if torch.is_autocast_cpu_enabled() else x.dtype
-
-
 def rotate_half(x):
     h = x.shape[-1] // 2
     return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
@@ -171,45 +128,29 @@ class Layer(nn.Module):
         self.post_attention_layernorm = RMSNorm(c.hidden_size, c.rms_norm_eps)
         self.c = c
 
-    def forward(self, S, p: int, cos, sin, adapter: str, shared=None):
-        """S [B, T, d]; rows 0..p−1 are a prefix (keys/values only). Returns [B, T−p, d].
-
-        shared: (X [E, n, d], at, episode [B]): n more prefix rows at positions at..at+n−1 (after
-        S's first `at` rows, before the query rows), the same for every row b of S with the same
-        episode[b]. Their keys and values are computed once per episode, not once per row of S:
-        several questions read one episode's θ. Then S holds the other T − n rows and p counts
-        the whole sequence."""
+    def forward(self, S, p: int, cos, sin, adapter: str):
+        """S [B, T, d]; rows 0..p−1 are a prefix (keys/values only). Returns [B, T−p, d]."""
         c, a = self.c, self.self_attn
-        B, Ts, _ = S.shape
-        n_sh = 0 if shared is None else shared[0].shape[1]
-        T, ps = Ts + n_sh, p - n_sh  # the whole sequence; where the query rows start in S
+        B, T, _ = S.shape
         hd = c.head_dim
         xn = self.input_layernorm(S)
-        q = a.q_proj(xn[:, ps:], adapter).view(B, T - p, c.num_heads, hd).transpose(1, 2)
-        k = a.k_proj(xn, adapter).view(B, Ts, c.num_kv_heads, hd).transpose(1, 2)
-        v = a.v_proj(xn, adapter).view(B, Ts, c.num_kv_heads, hd).transpose(1, 2)
+        q = a.q_proj(xn[:, p:], adapter).view(B, T - p, c.num_heads, hd).transpose(1, 2)
+        k = a.k_proj(xn, adapter).view(B, T, c.num_kv_heads, hd).transpose(1, 2)
+        v = a.v_proj(xn, adapter).view(B, T, c.num_kv_heads, hd).transpose(1, 2)
         cq, sq = cos[p:T], sin[p:T]
         q = q * cq + rotate_half(q) * sq
-        rot = lambda x, lo, hi: x * cos[lo:hi] + rotate_half(x) * sin[lo:hi]
-        if shared is None:
-            k = rot(k, 0, T)
-        else:
-            X, at, episode = shared
-            E = X.shape[0]
-            xs = self.input_layernorm(X)
-            ks = rot(a.k_proj(xs, adapter).view(E, n_sh, c.num_kv_heads, hd).transpose(1, 2), at, at + n_sh)
-            vs = a.v_proj(xs, adapter).view(E, n_sh, c.num_kv_heads, hd).transpose(1, 2)
-            k = torch.cat([rot(k[:, :, :at], 0, at), ks.index_select(0, episode), rot(k[:, :, at:], at + n_sh, T)], dim=2)
-            v = torch.cat([v[:, :, :at], vs.index_select(0, episode), v[:, :, at:]], dim=2)
+        k = k * cos[:T] + rotate_half(k) * sin[:T]
         g = c.num_heads // c.num_kv_heads
         if g > 1:
             k = k.repeat_interleave(g, dim=1)
             v = v.repeat_interleave(g, dim=1)
+        att = (q @ k.transpose(-1, -2)) / math.sqrt(hd)
         # Query row i (absolute p+i) sees every key j ≤ p+i (bottom-right causal alignment).
         mask = torch.ones(T - p, T, dtype=torch.bool, device=S.device).tril(diagonal=p)
-        o = Attend.apply(q, k, v, mask, 1 / math.sqrt(hd))
-        o = o.transpose(1, 2).reshape(B, T - p, c.num_heads * hd)
-        h = S[:, ps:] + a.o_proj(o)
+        att = att.masked_fill(~mask, float('-inf'))
+        att = torch.softmax(att.float(), dim=-1).to(q.dtype)
+        o = (att @ v).transpose(1, 2).reshape(B, T - p, c.num_heads * hd)
+        h = S[:, p:] + a.o_proj(o)
         return h + self.mlp(self.post_attention_layernorm(h), adapter)
 
     def keys(self, x):
@@ -249,8 +190,8 @@ class Memory:
 
 def question_view(mem: Memory, episode: torch.Tensor) -> Memory:
     """What retrieval reads of episodes `episode` [B'] (repeats allowed: several questions per
-    episode): keys, ages and tags per question. θ, Θ and the cache rows stay per episode
-    (generate_logits gathers them by episode), so no question copies them."""
+    episode): keys, ages and tags per question. Θ and the cache rows stay per episode
+    (generate_logits gathers the retrieved ones by episode), so no question copies them."""
     pick = lambda xs: None if xs is None else [x.index_select(0, episode) for x in xs]
     return Memory(mem.stm, mem.stm_ages, mem.ltm, pick(mem.ltm_keys), pick(mem.ltm_ages), pick(mem.ltm_rf),
                   mem.cache, pick(mem.cache_keys), pick(mem.cache_ages), mem.update_step,
@@ -470,7 +411,7 @@ class MPlus(nn.Module):
         h_q, q_mask = h_q[:, :m_q], q_mask[:, :m_q]
         q = layer.queries(h_q.detach() if c.detach_hidden_state else h_q)  # [B, m_q, s]
         keys = torch.cat([mem.ltm_keys[l], mem.cache_keys[l]], dim=1)     # [B, M+C, s]
-        logits = q @ keys.transpose(1, 2).contiguous()                     # [B, m_q, M+C] (contiguous: see Layer.forward)
+        logits = q @ keys.transpose(1, 2)                                  # [B, m_q, M+C]
         w = q_mask.float().unsqueeze(-1)
         order = self.select(mem, l, retrieval_scores(logits, w).detach())
         if extra is not None and extra.shape[0]:
@@ -523,16 +464,13 @@ class MPlus(nn.Module):
                 order, lg, w = self.retrieve(seen, l, h, q_mask, extra[l] if extra else None)
             cand = torch.cat([mem.ltm[l], mem.cache[l]], dim=1)
             if episode is None:
-                parts.append(torch.gather(cand, 1, order.unsqueeze(-1).expand(-1, -1, cand.shape[-1])))
-            else:  # question b's rows of its episode's candidates
-                parts.append(cand.reshape(-1, cand.shape[-1])[(episode * cand.shape[1]).unsqueeze(1) + order])
+                parts += [torch.gather(cand, 1, order.unsqueeze(-1).expand(-1, -1, cand.shape[-1])), mem.stm[l]]
+            else:  # question b's rows of its episode's candidates, and its episode's θ
+                parts += [cand.reshape(-1, cand.shape[-1])[(episode * cand.shape[1]).unsqueeze(1) + order],
+                          mem.stm[l].index_select(0, episode)]
             retrieved.append(order)
             terms.append((lg, w))
-            if episode is None:
-                parts += [mem.stm[l], h]
-                h = layer(torch.cat(parts, dim=1), p, cos, sin, 'decoder_adapter')
-            else:
-                parts.append(h)
-                h = layer(torch.cat(parts, dim=1), p, cos, sin, 'decoder_adapter', shared=(mem.stm[l], 1 + R, episode))
+            parts.append(h)
+            h = layer(torch.cat(parts, dim=1), p, cos, sin, 'decoder_adapter')
         logits = self.lm_head(self.model.norm(h)).float()
         return logits, retrieved, terms
