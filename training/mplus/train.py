@@ -52,8 +52,12 @@ CURRICULA = {
         # that training's Θ holds: initial_rf 10 at update_ltm_frequency 2 keeps ~20 injections.
         Stage('3-ltm-retriever', 7000, 256, (2, 6), True, continuation=8, fact_anywhere=True, fact_negatives=0.5,
               bank_negatives=4096),
+        # ask_others 2 from position 21,272 (run22, 980 steps from the θ-512 carry): two more of an
+        # episode's facts asked from its memory, so only the name picks the answer. Among other
+        # facts `confusion` rose 0.31/0.34 → 0.42/0.45, the bench's four one-line facts 9 → 19/128
+        # (benchfacts); a step costs ~1.6×. No equal-step control was run (BENCHMARKS.md).
         Stage('3b-ltm-more-distractors', 23000, 256, (6, 16), True, continuation=8, fact_anywhere=True,
-              fact_negatives=0.5, bank_negatives=4096),
+              fact_negatives=0.5, bank_negatives=4096, ask_others=2),
     ],
 }
 
