@@ -169,44 +169,58 @@ def randomized(corpus: Corpus, fact: Fact, rng: random.Random):
     new_path = random_path(rng, ext).encode()
     new_name = random_name(rng, fact.name).encode()
     old_name = fact.name.encode()
-    # Mark the fact's own bytes first (offsets are into the original text), then rename everywhere.
-    lo, hi = fact.name_at, fact.name_at + len(old_name)
+    # Mark the fact's own bytes first (offsets are into the original text, so the later offset
+    # first), then rename everywhere; the marks give the fact's span after the header's path and
+    # earlier names changed length (nearest-to-the-old-offset picked another occurrence ~1% of times).
+    lo = fact.name_at
+    marks = [(lo, lo + len(old_name), b'\x00N\x00')]
     if fact.kind == 'value':
         new_value = random_value(rng, fact.value).encode()
-        va, vb = fact.value_at, fact.value_at + len(fact.value.encode())
-        text = text[:va] + b'\x00V\x00' + text[vb:]
-        hi = max(hi, va + 3)
+        marks.append((fact.value_at, fact.value_at + len(fact.value.encode()), b'\x00V\x00'))
+    for a, b, mark in sorted(marks, reverse=True):
+        text = text[:a] + mark + text[b:]
     text = re.sub(rb'(?<![A-Za-z0-9_$])' + re.escape(old_name) + rb'(?![A-Za-z0-9_$])', new_name, text)
     m = _HEADER.match(text)
     if m:
         text = m.group(1) + new_path + (m.group(3) or b'') + b'\n' + text[m.end():]
+    at = text.find(b'\x00N\x00')
+    text = text.replace(b'\x00N\x00', new_name)
+    end = at + len(new_name)
     if fact.kind == 'value':
+        v = text.find(b'\x00V\x00')
         text = text.replace(b'\x00V\x00', new_value)
+        if v < at:  # a value written before its name moved the name
+            at, end = at + len(new_value) - 3, end + len(new_value) - 3
+        at, end = min(at, v), max(end, v + len(new_value))
         answer = new_value.decode()
     else:
         answer = new_path.decode()
-    # Locate the fact span again in the rewritten text (for cropping): the renamed name nearest
-    # the original offset, through the value when there is one.
-    pos = [mm.start() for mm in re.finditer(re.escape(new_name), text)]
-    at = min(pos, key=lambda p: abs(p - fact.name_at)) if pos else 0
-    end = at + len(new_name)
-    if fact.kind == 'value':
-        v = text.find(new_value, at)
-        end = v + len(new_value) if v >= 0 else end
     header_len = text.find(b'\n') + 1
     return text, (at, end), header_len, new_name.decode(), answer
 
 
-def crop(ids: List[int], n: int, span, head_len: int, rng: random.Random, keep_header: bool):
+def crop(ids: List[int], n: int, span, head_len: int, rng: random.Random, keep_header: bool,
+         short_head: Optional[List[int]] = None):
     """A window of exactly n tokens (or all of them when fewer): the header line's tokens (when it
     fits and keep_header, or it is short), then code around the fact's tokens span [lo, hi).
+    short_head (Stage.fact_fits; [] for a value): the header kept at least, when keep_header and
+    the whole line does not fit beside the span (a definition's "// file: PATH" without its scope;
+    the path is its answer); the span then always fits too.
     Returns (window, the span's [lo, hi) in the window, clipped to it)."""
     if len(ids) <= n:
         return ids, (span[0], span[1])
-    head = ids[:head_len] if head_len < n // 2 or (keep_header and head_len <= n - 8) else []
-    body = ids[len(head):]
+    room = 8 if short_head is None else fact_room(span)
+    fits = head_len <= n - room
+    if (head_len < n // 2 and (short_head is None or fits)) or (keep_header and fits):
+        head = ids[:head_len]
+    elif keep_header and short_head and len(short_head) <= n - room:
+        head = short_head
+    else:
+        head = []
+    skip = head_len if head else 0  # the body starts after the header line it replaces
+    body = ids[skip:]
     room = n - len(head)
-    lo, hi = max(0, span[0] - len(head)), max(0, span[1] - len(head))
+    lo, hi = max(0, span[0] - skip), max(0, span[1] - skip)
     lo_min = max(0, hi - room)
     lo_max = min(lo, len(body) - room)
     start = rng.randint(lo_min, max(lo_min, lo_max))
@@ -256,6 +270,15 @@ class Stage:
     # several names of one memory rewards only the name. Not free: a read of θ's 512 rows per
     # question; at 2, a stage-3b step costs ~1.6× (stepcost, 1 thread: 5.3 against 3.3 s).
     ask_others: int = 0
+    # Every fact's window holds what its question needs: its whole name, and its answer (the
+    # value, or a definition's path in its header line). Windows are as long as the shortest chunk
+    # of the injection's 32 (often 16–40 tokens) and a header line runs ~25 tokens (p90 35), so
+    # the whole line often did not fit and was cropped off: at 3b without this, 80% of the
+    # first-asked definitions and 36% of the other definitions asked (ask_others) had their path
+    # in memory, and ~4% of the other values their whole name. With it, a header line that does not
+    # fit is shortened to "// file: PATH" (≤ 21 tokens), and the window grows to hold that and the
+    # fact's span (at least 8 tokens).
+    fact_fits: bool = False
 
 
 @dataclass
@@ -295,13 +318,34 @@ def _fact_pick(corpus: Corpus, rng: random.Random):
     return fact, ids, token_span(offs, *span), sum(1 for o in offs if o < hl), name, answer
 
 
+def path_header(corpus: Corpus, kind: str, answer: str) -> List[int]:
+    """The header line a definition's window keeps at least (Stage.fact_fits): "// file: PATH";
+    none for a value, whose answer is in its span."""
+    return corpus.tok.encode(f'// file: {answer}\n') if kind == 'def' else []
+
+
+def fact_room(span) -> int:
+    """Tokens of code a window keeps beside its header: the fact's span, and at least 8."""
+    return max(8, span[1] - span[0])
+
+
+def window_length(n: int, facts, max_ctx: int) -> int:
+    """n, grown so that every fact cropped to it keeps its short header and its span (fact_fits).
+    facts: (token count, span, short header) of each fact chunk in one injection."""
+    need = max((len(h) + fact_room(sp) for ln, sp, h in facts if ln > n), default=0)
+    return max(n, min(max_ctx, need))
+
+
 def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Batch:
     t = corpus.tok
     space = t.encode(' ')[0]  # short contexts are padded with spaces, as code is
     items = [_fact_pick(corpus, rng) for _ in range(B)]
     n0 = min(stage.max_ctx, min(len(x[1]) for x in items))
     n0 = max(n0, 16)  # the authors require chunks of at least 16 tokens
-    cropped = [crop(x[1], n0, x[2], x[3], rng, x[0].kind == 'def') for x in items]
+    shorts = [path_header(corpus, x[0].kind, x[5]) if stage.fact_fits else None for x in items]
+    if stage.fact_fits:
+        n0 = window_length(n0, [(len(x[1]), x[2], h) for x, h in zip(items, shorts)], stage.max_ctx)
+    cropped = [crop(x[1], n0, x[2], x[3], rng, x[0].kind == 'def', h) for x, h in zip(items, shorts)]
     fact_ctx = torch.tensor([padded(w, n0, space) for w, _ in cropped])
     fact_span = torch.tensor([sp for _, sp in cropped], dtype=torch.long)
     nd = rng.randint(*stage.distractors)
@@ -318,18 +362,20 @@ def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Ba
                 f, ids, span, hl, name, answer = _fact_pick(corpus, rng)
                 while name == items[i][4]:  # short drawn names can repeat: the question must stay unambiguous
                     f, ids, span, hl, name, answer = _fact_pick(corpus, rng)
-                picks.append((ids, span, hl, f.kind == 'def'))
+                picks.append((ids, span, hl, f.kind == 'def', path_header(corpus, f.kind, answer) if stage.fact_fits else None))
                 held.append(name)
                 others[i].append((f.kind, name, answer, j + 1))
             else:
                 fi, ci = rng.choice(corpus.chunks)
-                picks.append((t.encode(corpus.files[fi]['bytes'][ci]), None, 0, False))
+                picks.append((t.encode(corpus.files[fi]['bytes'][ci]), None, 0, False, None))
                 held.append('')
         n = max(16, min(stage.max_ctx, min(len(p[0]) for p in picks)))
+        if stage.fact_fits:
+            n = window_length(n, [(len(p[0]), p[1], p[4]) for p in picks if p[1] is not None], stage.max_ctx)
         rows = []
-        for ids, span, hl, keep in picks:
+        for ids, span, hl, keep, short in picks:
             if span is not None:
-                rows.append(padded(crop(ids, n, span, hl, rng, keep)[0], n, space))
+                rows.append(padded(crop(ids, n, span, hl, rng, keep, short)[0], n, space))
             else:
                 s0 = rng.randint(0, max(0, len(ids) - n))
                 rows.append(padded(ids[s0:s0 + n], n, space))

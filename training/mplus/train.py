@@ -56,8 +56,11 @@ CURRICULA = {
         # episode's facts asked from its memory, so only the name picks the answer. Among other
         # facts `confusion` rose 0.31/0.34 → 0.42/0.45, the bench's four one-line facts 9 → 19/128
         # (benchfacts); a step costs ~1.6×. No equal-step control was run (BENCHMARKS.md).
+        # fact_fits from position 22,300 (run23, from run22 there): until then 64% of the other
+        # definitions asked and 20% of the first had their path cropped out of memory, so they
+        # taught the read to make a path up.
         Stage('3b-ltm-more-distractors', 23000, 256, (6, 16), True, continuation=8, fact_anywhere=True,
-              fact_negatives=0.5, bank_negatives=4096, ask_others=2),
+              fact_negatives=0.5, bank_negatives=4096, ask_others=2, fact_fits=True),
     ],
 }
 
@@ -70,7 +73,7 @@ def stage_identity(st: Stage) -> tuple:
                  if f.name not in LATER_FIELDS or v)
 
 
-LATER_FIELDS = ('span_positives', 'content_tags', 'ask_others')
+LATER_FIELDS = ('span_positives', 'content_tags', 'ask_others', 'fact_fits')
 
 
 def is_retriever(name: str) -> bool:
