@@ -55,6 +55,8 @@ def main(argv=None):
     ap.add_argument('--preset', default='small')
     ap.add_argument('--episodes', type=int, default=64)
     ap.add_argument('--distractors', type=int, default=3)
+    ap.add_argument('--fact-fits', action='store_true',
+                    help='every fact\'s window holds its name and answer (Stage.fact_fits); off: the episodes recorded before it')
     ap.add_argument('--threads', type=int, default=2)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -66,14 +68,17 @@ def main(argv=None):
     batch = 32
     print(f'confusion: {a.state}, {a.episodes} episodes per row, {a.distractors} other chunks each')
     for negatives, anywhere in ((0.0, False), (0.0, True), (1.0, False), (1.0, True)):
-        stage = Stage('probe', 1, 256, (a.distractors, a.distractors), True, fact_anywhere=anywhere, fact_negatives=negatives)
+        stage = Stage('probe', 1, 256, (a.distractors, a.distractors), True, fact_anywhere=anywhere, fact_negatives=negatives,
+                      fact_fits=a.fact_fits)
         rng, gen = random.Random(7), torch.Generator().manual_seed(7)
-        by_place, recall, chance = {}, [], []
+        by_place, by_kind, recall, chance = {}, {}, [], []
         with torch.no_grad():
             for _ in range(max(1, a.episodes // batch)):
                 b = sample_batch(corpus, batch, stage, rng)
                 _, _, ok = episode_loss(model, b, stage, gen)
                 by_place.setdefault(b.fact_at, []).extend(ok.tolist())
+                for k, x in zip(b.kinds, ok.tolist()):
+                    by_kind.setdefault(k, []).append(x)
                 r, c = fact_recall(model, b, gen)
                 recall += r
                 chance += c
@@ -81,7 +86,7 @@ def main(argv=None):
         places = ', '.join(f'{k + 1}: {sum(v) / len(v):.2f} ({len(v)})' for k, v in sorted(by_place.items()))
         mean = lambda xs: sum(xs) / len(xs) if xs else float('nan')
         print(f'  among {"other facts" if negatives else "plain code "}, fact {"anywhere" if anywhere else "first   "}: '
-              f'exact {mean(every):.3f}, fact rows retrieved {mean(recall):.3f} (chance {mean(chance):.3f})   '
+              f'exact {mean(every):.3f} (values {mean(by_kind.get("value", [])):.2f}, definitions {mean(by_kind.get("def", [])):.2f}), fact rows retrieved {mean(recall):.3f} (chance {mean(chance):.3f})   '
               f'exact by place of the fact (1 = oldest): {places}')
     return 0
 

@@ -187,6 +187,8 @@ def main(argv=None):
     ap.add_argument('--positives', default='chunk', choices=('span', 'chunk', 'content'),
                     help="the fact's rows that count: its whole chunk's (as stage 3 trains), those at its own tokens, "
                          "or the rows that carry its chunk's content (Stage.content_tags)")
+    ap.add_argument('--fact-fits', action='store_true',
+                    help='every fact\'s window holds its name and answer (Stage.fact_fits); off: the episodes recorded before it')
     ap.add_argument('--threads', type=int, default=2)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -198,7 +200,7 @@ def main(argv=None):
     model.c.update_ltm_frequency, model.c.initial_rf = 100, 100  # Θ as the exported model keeps it
     R = model.c.retrieve_size
     stage = Stage('probe', 1, 256, (a.distractors, a.distractors), True, fact_anywhere=True, fact_negatives=a.fact_negatives,
-                  span_positives=a.positives == 'span', content_tags=a.positives == 'content')
+                  span_positives=a.positives == 'span', content_tags=a.positives == 'content', fact_fits=a.fact_fits)
     rng, gen = random.Random(5), torch.Generator().manual_seed(5)
     answers: List[Tuple[str, bool, bool]] = []
     test = collect(model, corpus, stage, a.test_batches, a.batch, rng, gen, answers)
