@@ -152,7 +152,10 @@ class DataFolderTest(SrcDataCase):
                 if fits:  # the first question's span still points at its fact in the window
                     for i in range(6):
                         lo, hi = b.span[i].tolist()
-                        self.assertIn(b.names[b.fact_at][i], c.tok.decode(b.contexts[b.fact_at][i, lo:hi].tolist()))
+                        at = c.tok.decode(b.contexts[b.fact_at][i, lo:hi].tolist())
+                        self.assertIn(b.names[b.fact_at][i], at)
+                        if b.kinds[i] == 'value':  # through the value
+                            self.assertIn(b.answers[i], at)
             counts[fits] = held
         self.assertGreater(counts[True]['def'][1], 20)
         self.assertGreater(counts[True]['value'][1], 20)
