@@ -318,9 +318,11 @@ def _fact_pick(corpus: Corpus, rng: random.Random):
     return fact, ids, token_span(offs, *span), sum(1 for o in offs if o < hl), name, answer
 
 
-def path_header(corpus: Corpus, kind: str, answer: str) -> List[int]:
-    """The header line a definition's window keeps at least (Stage.fact_fits): "// file: PATH";
-    none for a value, whose answer is in its span."""
+def path_header(corpus: Corpus, stage: Stage, kind: str, answer: str) -> Optional[List[int]]:
+    """The header line a definition's window keeps at least under Stage.fact_fits: "// file: PATH";
+    [] for a value, whose answer is in its span; None when the stage does not ask for it."""
+    if not stage.fact_fits:
+        return None
     return corpus.tok.encode(f'// file: {answer}\n') if kind == 'def' else []
 
 
@@ -331,8 +333,9 @@ def fact_room(span) -> int:
 
 def window_length(n: int, facts, max_ctx: int) -> int:
     """n, grown so that every fact cropped to it keeps its short header and its span (fact_fits).
-    facts: (token count, span, short header) of each fact chunk in one injection."""
-    need = max((len(h) + fact_room(sp) for ln, sp, h in facts if ln > n), default=0)
+    facts: (token count, span, short header or None) of each fact chunk in one injection; without
+    fact_fits (every header None) n stays."""
+    need = max((len(h) + fact_room(sp) for ln, sp, h in facts if h is not None and ln > n), default=0)
     return max(n, min(max_ctx, need))
 
 
@@ -342,9 +345,8 @@ def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Ba
     items = [_fact_pick(corpus, rng) for _ in range(B)]
     n0 = min(stage.max_ctx, min(len(x[1]) for x in items))
     n0 = max(n0, 16)  # the authors require chunks of at least 16 tokens
-    shorts = [path_header(corpus, x[0].kind, x[5]) if stage.fact_fits else None for x in items]
-    if stage.fact_fits:
-        n0 = window_length(n0, [(len(x[1]), x[2], h) for x, h in zip(items, shorts)], stage.max_ctx)
+    shorts = [path_header(corpus, stage, x[0].kind, x[5]) for x in items]
+    n0 = window_length(n0, [(len(x[1]), x[2], h) for x, h in zip(items, shorts)], stage.max_ctx)
     cropped = [crop(x[1], n0, x[2], x[3], rng, x[0].kind == 'def', h) for x, h in zip(items, shorts)]
     fact_ctx = torch.tensor([padded(w, n0, space) for w, _ in cropped])
     fact_span = torch.tensor([sp for _, sp in cropped], dtype=torch.long)
@@ -362,7 +364,7 @@ def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Ba
                 f, ids, span, hl, name, answer = _fact_pick(corpus, rng)
                 while name == items[i][4]:  # short drawn names can repeat: the question must stay unambiguous
                     f, ids, span, hl, name, answer = _fact_pick(corpus, rng)
-                picks.append((ids, span, hl, f.kind == 'def', path_header(corpus, f.kind, answer) if stage.fact_fits else None))
+                picks.append((ids, span, hl, f.kind == 'def', path_header(corpus, stage, f.kind, answer)))
                 held.append(name)
                 others[i].append((f.kind, name, answer, j + 1))
             else:
@@ -370,8 +372,7 @@ def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Ba
                 picks.append((t.encode(corpus.files[fi]['bytes'][ci]), None, 0, False, None))
                 held.append('')
         n = max(16, min(stage.max_ctx, min(len(p[0]) for p in picks)))
-        if stage.fact_fits:
-            n = window_length(n, [(len(p[0]), p[1], p[4]) for p in picks if p[1] is not None], stage.max_ctx)
+        n = window_length(n, [(len(p[0]), p[1], p[4]) for p in picks if p[1] is not None], stage.max_ctx)
         rows = []
         for ids, span, hl, keep, short in picks:
             if span is not None:
