@@ -24,7 +24,7 @@ from typing import Dict, List
 import torch
 
 from .config import ModelConfig
-from .data import Corpus, prompt, question_text
+from .data import Corpus, one_line_text, prompt, question_text
 from .device import load_state
 from .model import MPlus
 
@@ -66,7 +66,7 @@ def by_place(model: MPlus, tok, facts: int, rounds: int, pad_to: int = 0) -> Dic
             mem = model.fresh_memory(1)
             g = torch.Generator().manual_seed(r)
             for name, value, path in fs:
-                ids = tok.encode(f'// file: {path} — const {name}\nexport const {name} = {value};')
+                ids = tok.encode(one_line_text(name, value, path))
                 ids += space * max(0, pad_to - len(ids))
                 model.inject(mem, torch.tensor([ids]), gen=g, use_ltm=True)
             for p, (name, value, _) in enumerate(fs):

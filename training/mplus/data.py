@@ -279,6 +279,12 @@ class Stage:
     # does not fit is shortened to "// file: PATH" (≤ 21 tokens), and the window grows to hold
     # that and the fact's span (at least 8 tokens): 100% of every kind (BENCHMARKS.md).
     fact_fits: bool = False
+    # Share of steps whose facts (the one asked first and the other facts among the distractors)
+    # are one-line files, "export const NAME = VALUE;", as `mplus bench retention` and a
+    # repository's small constant files feed them; names, values and paths drawn fresh. The
+    # corpus's facts sit in longer chunks, and on them the read improved while the product's
+    # one-line facts stayed at 2/12 (run23; BENCHMARKS.md). Such a chunk is never cropped.
+    one_line_facts: float = 0.0
 
 
 @dataclass
@@ -310,8 +316,34 @@ class Batch:
                      opt(self.span), self.kinds, opt(self.q_episode), opt(self.q_tag))
 
 
-def _fact_pick(corpus: Corpus, rng: random.Random):
-    """A fact drawn half from values, half from definitions, renamed: (fact, ids, token span, header tokens, name, answer)."""
+def one_line_text(name: str, value: str, path: str) -> str:
+    """A one-line constant file's chunk, byte for byte as the product's chunker writes it (header
+    line, then the line; extract.js on `export const KALO_RENMI = 123456;\n` in src/kalo/kalo_renmi.ts)."""
+    return f'// file: {path} \u2014 const {name}\nexport const {name} = {value};'
+
+
+def one_line_fact(corpus: Corpus, rng: random.Random):
+    """A fresh one-line constant file as _fact_pick returns a fact: a value, or its definition
+    (the path) half the time. Names are UPPER_SNAKE as the bench's, or camelCase; values mostly
+    numbers (the bench's are integers below 1e6)."""
+    kind = 'value' if rng.random() < 0.5 else 'def'
+    name = random_name(rng, rng.choice(['A_B', 'A_B', 'aB']))
+    value = random_value(rng, rng.choice(['0', '0', '0', "'s'"]))
+    path = random_path(rng, rng.choice(['.ts', '.js']))
+    text = one_line_text(name, value, path).encode()
+    hl = text.find(b'\n') + 1
+    at = text.find(b'export const ') + len('export const ')
+    ids, offs = corpus.tok.encode_offsets(text)
+    fact = Fact(-1, -1, kind, name, at, value, text.rfind(value.encode()))
+    span = token_span(offs, at, fact.value_at + len(value.encode()) if kind == 'value' else at + len(name.encode()))
+    return fact, ids, span, sum(1 for o in offs if o < hl), name, value if kind == 'value' else path
+
+
+def _fact_pick(corpus: Corpus, rng: random.Random, one_line: bool = False):
+    """A fact drawn half from values, half from definitions, renamed: (fact, ids, token span,
+    header tokens, name, answer); a fresh one-line file under one_line (Stage.one_line_facts)."""
+    if one_line:
+        return one_line_fact(corpus, rng)
     fact = rng.choice(corpus.value_facts if rng.random() < 0.5 else corpus.def_facts)
     text, span, hl, name, answer = randomized(corpus, fact, rng)
     ids, offs = corpus.tok.encode_offsets(text)
@@ -339,19 +371,30 @@ def window_length(n: int, facts, max_ctx: int) -> int:
     return max(n, min(max_ctx, need))
 
 
+def whole_length(n: int, fact_ids, one_line: bool, max_ctx: int) -> int:
+    """n, grown to the longest fact chunk in one injection when they are one-line files
+    (Stage.one_line_facts): the product writes such a file whole, so no crop takes its header or
+    its value; shorter ones are padded (a few spaces)."""
+    if not one_line or not fact_ids:
+        return n
+    return max(n, min(max_ctx, max(len(x) for x in fact_ids)))
+
+
 def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Batch:
     t = corpus.tok
     space = t.encode(' ')[0]  # short contexts are padded with spaces, as code is
-    items = [_fact_pick(corpus, rng) for _ in range(B)]
+    # rng draws only where a stage asks for them, so stages without these options sample as before.
+    one_line = stage.one_line_facts > 0 and rng.random() < stage.one_line_facts
+    items = [_fact_pick(corpus, rng, one_line) for _ in range(B)]
     n0 = min(stage.max_ctx, min(len(x[1]) for x in items))
     n0 = max(n0, 16)  # the authors require chunks of at least 16 tokens
     shorts = [path_header(corpus, stage, x[0].kind, x[5]) for x in items]
     n0 = window_length(n0, [(len(x[1]), x[2], h) for x, h in zip(items, shorts)], stage.max_ctx)
+    n0 = whole_length(n0, [x[1] for x in items], one_line, stage.max_ctx)
     cropped = [crop(x[1], n0, x[2], x[3], rng, x[0].kind == 'def', h) for x, h in zip(items, shorts)]
     fact_ctx = torch.tensor([padded(w, n0, space) for w, _ in cropped])
     fact_span = torch.tensor([sp for _, sp in cropped], dtype=torch.long)
     nd = rng.randint(*stage.distractors)
-    # rng draws only where a stage asks for them, so stages without these options sample as before.
     at = rng.randint(0, nd) if stage.fact_anywhere and nd else 0
     contexts, tags, names = [], [], []
     others = [[] for _ in range(B)]  # per episode: (kind, name, answer, tag) of each other fact in memory
@@ -361,9 +404,9 @@ def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Ba
         picks, held = [], []
         for i, neg in enumerate(negative):
             if neg:
-                f, ids, span, hl, name, answer = _fact_pick(corpus, rng)
+                f, ids, span, hl, name, answer = _fact_pick(corpus, rng, one_line)
                 while name == items[i][4]:  # short drawn names can repeat: the question must stay unambiguous
-                    f, ids, span, hl, name, answer = _fact_pick(corpus, rng)
+                    f, ids, span, hl, name, answer = _fact_pick(corpus, rng, one_line)
                 picks.append((ids, span, hl, f.kind == 'def', path_header(corpus, stage, f.kind, answer)))
                 held.append(name)
                 others[i].append((f.kind, name, answer, j + 1))
@@ -373,6 +416,7 @@ def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Ba
                 held.append('')
         n = max(16, min(stage.max_ctx, min(len(p[0]) for p in picks)))
         n = window_length(n, [(len(p[0]), p[1], p[4]) for p in picks if p[1] is not None], stage.max_ctx)
+        n = whole_length(n, [p[0] for p in picks if p[1] is not None], one_line, stage.max_ctx)
         rows = []
         for ids, span, hl, keep, short in picks:
             if span is not None:

@@ -59,8 +59,10 @@ CURRICULA = {
         # fact_fits from position 22,300 (run23, from run22 there): until then 64% of the other
         # definitions asked and 20% of the first had their path cropped out of memory, so they
         # taught the read to make a path up.
+        # one_line_facts 0.25 from position 23,814 (run24, from run23 there): a quarter of the
+        # steps' facts are one-line constant files, as the product's bench feeds them.
         Stage('3b-ltm-more-distractors', 23000, 256, (6, 16), True, continuation=8, fact_anywhere=True,
-              fact_negatives=0.5, bank_negatives=4096, ask_others=2, fact_fits=True),
+              fact_negatives=0.5, bank_negatives=4096, ask_others=2, fact_fits=True, one_line_facts=0.25),
     ],
 }
 
@@ -73,7 +75,7 @@ def stage_identity(st: Stage) -> tuple:
                  if f.name not in LATER_FIELDS or v)
 
 
-LATER_FIELDS = ('span_positives', 'content_tags', 'ask_others', 'fact_fits')
+LATER_FIELDS = ('span_positives', 'content_tags', 'ask_others', 'fact_fits', 'one_line_facts')
 
 
 def is_retriever(name: str) -> bool:

@@ -5,9 +5,11 @@ import shutil
 import unittest
 
 import random
+import re
 
 from training.mplus import bpe
-from training.mplus.data import Corpus, DataError, Stage, sample_batch, sample_continuation
+from training.mplus.data import (Corpus, DataError, Stage, extract_dir, one_line_text, sample_batch,
+                                 sample_continuation)
 from training.tests.srcdata import SrcDataCase
 
 
@@ -162,6 +164,51 @@ class DataFolderTest(SrcDataCase):
         # Without the option some definitions' paths are cropped off here (the failure this fixes;
         # in the training corpus's 16–40-token windows, most of the other definitions asked).
         self.assertLess(counts[False]['def'][0], counts[False]['def'][1], counts)
+
+    def test_one_line_facts_are_the_products_chunks_whole(self):
+        """Stage.one_line_facts: a step's facts are one-line constant files written as the
+        product's chunker writes them (checked against extract.js on such a file), never cropped,
+        and every question asked holds its name and answer in that chunk; other steps keep the
+        corpus's chunks."""
+        src = os.path.join(self.tmp, 'oneline', 'src', 'kalo')
+        os.makedirs(src, exist_ok=True)
+        with open(os.path.join(src, 'kalo_renmi.ts'), 'w') as f:
+            f.write('export const KALO_RENMI = 123456;\n')
+        out = os.path.join(self.tmp, 'oneline-data')
+        extract_dir(os.path.dirname(os.path.dirname(src)), out)
+        with open(os.path.join(out, 'files.jsonl')) as f:
+            got = json.loads(f.readline())
+        self.assertEqual(got['chunks'], [one_line_text('KALO_RENMI', '123456', got['file'])])
+        c = Corpus(self.good)
+        rng = random.Random(4)
+        line = re.compile(r'^// file: (\S+) \u2014 const (\S+)\nexport const (\S+) = ([^;\n]+); *$')
+        kinds, plain = set(), 0
+        for _ in range(6):
+            # (bytes are tokens here: 192 holds the longest line drawn)
+            b = sample_batch(c, 5, Stage('t', 1, 192, (3, 3), False, fact_anywhere=True, fact_negatives=0.5,
+                                         ask_others=2, fact_fits=True, one_line_facts=0.5), rng)
+            tag_at = {int(t[0]): j for j, t in enumerate(b.tags)}
+            first = line.match(c.tok.decode(b.contexts[b.fact_at][0].tolist()))
+            if first is None:  # a step of the corpus's chunks: none of its facts is a one-line file
+                plain += 1
+                continue
+            for k in range(len(b.answers)):
+                j, e = tag_at[int(b.q_tag[k])], int(b.q_episode[k])
+                m = line.match(c.tok.decode(b.contexts[j][e].tolist()))
+                self.assertIsNotNone(m, c.tok.decode(b.contexts[j][e].tolist()))
+                path, name, name2, value = m.groups()
+                self.assertEqual((name, name2), (b.names[j][e], b.names[j][e]))
+                self.assertIn(name, c.tok.decode(b.prompts[k]))
+                self.assertEqual(b.answers[k], value if b.kinds[k] == 'value' else path)
+                kinds.add(b.kinds[k])
+            for i in range(5):  # the first question's span: its name (through its value)
+                lo, hi = b.span[i].tolist()
+                at = c.tok.decode(b.contexts[b.fact_at][i, lo:hi].tolist())
+                self.assertIn(b.names[b.fact_at][i], at)
+                if b.kinds[i] == 'value':
+                    self.assertIn(b.answers[i], at)
+        self.assertEqual(kinds, {'value', 'def'})
+        self.assertTrue(0 < plain < 6, plain)
 
     def test_missing_manifest(self):
         d = self.copy('nomanifest')
