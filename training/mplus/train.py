@@ -60,7 +60,8 @@ CURRICULA = {
         # definitions asked and 20% of the first had their path cropped out of memory, so they
         # taught the read to make a path up.
         # one_line_facts 0.25 from position 23,814 (run24, from run23 there): a quarter of the
-        # steps' facts are one-line constant files, as the product's bench feeds them.
+        # steps' facts are one-line constant files, as the product's bench feeds them. 1,664
+        # steps: benchfacts 19/32, 20/64, 21/128 → 30/32, 23/64, 27/128 (BENCHMARKS.md).
         Stage('3b-ltm-more-distractors', 23000, 256, (6, 16), True, continuation=8, fact_anywhere=True,
               fact_negatives=0.5, bank_negatives=4096, ask_others=2, fact_fits=True, one_line_facts=0.25),
     ],
