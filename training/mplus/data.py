@@ -322,30 +322,30 @@ def one_line_text(name: str, value: str, path: str) -> str:
     return f'// file: {path} \u2014 const {name}\nexport const {name} = {value};'
 
 
-def one_line_fact(corpus: Corpus, rng: random.Random):
-    """A fresh one-line constant file as _fact_pick returns a fact: a value, or its definition
-    (the path) half the time. Names are UPPER_SNAKE as the bench's, or camelCase; values mostly
-    numbers (the bench's are integers below 1e6)."""
+def one_line_fact(rng: random.Random):
+    """A fresh one-line constant file, as randomized() returns a renamed fact: (fact, chunk bytes,
+    fact span [lo, hi) in them, header bytes, name, answer). A value, or its definition (the path)
+    half the time; names UPPER_SNAKE as the bench's, or camelCase; values mostly numbers (the
+    bench's are integers below 1e6)."""
     kind = 'value' if rng.random() < 0.5 else 'def'
     name = random_name(rng, rng.choice(['A_B', 'A_B', 'aB']))
     value = random_value(rng, rng.choice(['0', '0', '0', "'s'"]))
     path = random_path(rng, rng.choice(['.ts', '.js']))
     text = one_line_text(name, value, path).encode()
-    hl = text.find(b'\n') + 1
     at = text.find(b'export const ') + len('export const ')
-    ids, offs = corpus.tok.encode_offsets(text)
-    fact = Fact(-1, -1, kind, name, at, value, text.rfind(value.encode()))
-    span = token_span(offs, at, fact.value_at + len(value.encode()) if kind == 'value' else at + len(name.encode()))
-    return fact, ids, span, sum(1 for o in offs if o < hl), name, value if kind == 'value' else path
+    fact = Fact(-1, -1, kind, name, at, value, text.rfind(value.encode()))  # the value is the last thing before ';'
+    end = fact.value_at + len(value.encode()) if kind == 'value' else at + len(name.encode())
+    return fact, text, (at, end), text.find(b'\n') + 1, name, value if kind == 'value' else path
 
 
 def _fact_pick(corpus: Corpus, rng: random.Random, one_line: bool = False):
-    """A fact drawn half from values, half from definitions, renamed: (fact, ids, token span,
-    header tokens, name, answer); a fresh one-line file under one_line (Stage.one_line_facts)."""
+    """A fact drawn half from values, half from definitions, renamed (a fresh one-line file under
+    one_line, Stage.one_line_facts): (fact, ids, token span, header tokens, name, answer)."""
     if one_line:
-        return one_line_fact(corpus, rng)
-    fact = rng.choice(corpus.value_facts if rng.random() < 0.5 else corpus.def_facts)
-    text, span, hl, name, answer = randomized(corpus, fact, rng)
+        fact, text, span, hl, name, answer = one_line_fact(rng)
+    else:
+        fact = rng.choice(corpus.value_facts if rng.random() < 0.5 else corpus.def_facts)
+        text, span, hl, name, answer = randomized(corpus, fact, rng)
     ids, offs = corpus.tok.encode_offsets(text)
     return fact, ids, token_span(offs, *span), sum(1 for o in offs if o < hl), name, answer
 
