@@ -18,6 +18,7 @@ import os
 import random
 import re
 import subprocess
+import dataclasses
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -285,6 +286,16 @@ class Stage:
     # corpus's facts sit in longer chunks, and on them the read improved while the product's
     # one-line facts stayed at 2/12 (run23; BENCHMARKS.md). Such a chunk is never cropped.
     one_line_facts: float = 0.0
+    # Share of steps whose episodes hold one-line facts only: the fact asked first and
+    # DRILL_OTHERS other one-line facts, no plain code, as `bench retention` feeds them at N = 0.
+    # Among code (one_line_facts) the read still picked four such facts by their place in the
+    # feed (run24: the oldest 12/32, each other 5/32); here only the name tells them apart, and a
+    # step costs a fraction of one among 6–16 code chunks.
+    one_line_drill: float = 0.0
+
+
+# One-line facts besides the first in a drill step (Stage.one_line_drill).
+DRILL_OTHERS = (1, 5)
 
 
 @dataclass
@@ -384,6 +395,8 @@ def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Ba
     t = corpus.tok
     space = t.encode(' ')[0]  # short contexts are padded with spaces, as code is
     # rng draws only where a stage asks for them, so stages without these options sample as before.
+    if stage.one_line_drill > 0 and rng.random() < stage.one_line_drill:
+        stage = dataclasses.replace(stage, distractors=DRILL_OTHERS, fact_negatives=1.0, one_line_facts=1.0)
     one_line = stage.one_line_facts > 0 and rng.random() < stage.one_line_facts
     items = [_fact_pick(corpus, rng, one_line) for _ in range(B)]
     n0 = min(stage.max_ctx, min(len(x[1]) for x in items))

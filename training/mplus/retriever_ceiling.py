@@ -3,7 +3,7 @@ prints, asserts nothing)
 
   /usr/bin/python3 -m training.mplus.retriever_ceiling --data DATA --state S [--distractors 40]
       [--fact-negatives 0.5] [--train-batches 24] [--test-batches 4] [--steps 600] [--losses bce,rank]
-      [--width S] [--positives span|chunk|content]
+      [--width S] [--positives span|chunk|content] [--fact-fits] [--one-line]
 
 Episodes of stage 3's kind with many more chunks than training feeds (40 distractors: ~2,700
 candidate rows per layer, like ~10k tokens of a repository), Θ kept as the product keeps it
@@ -189,6 +189,9 @@ def main(argv=None):
                          "or the rows that carry its chunk's content (Stage.content_tags)")
     ap.add_argument('--fact-fits', action='store_true',
                     help='every fact\'s window holds its name and answer (Stage.fact_fits); off: the episodes recorded before it')
+    ap.add_argument('--one-line', action='store_true',
+                    help='every fact (the one asked and the other facts among the distractors) a one-line constant file '
+                         'as `bench retention` feeds it (Stage.one_line_facts); off: the corpus\'s facts')
     ap.add_argument('--threads', type=int, default=2)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -200,7 +203,8 @@ def main(argv=None):
     model.c.update_ltm_frequency, model.c.initial_rf = 100, 100  # Θ as the exported model keeps it
     R = model.c.retrieve_size
     stage = Stage('probe', 1, 256, (a.distractors, a.distractors), True, fact_anywhere=True, fact_negatives=a.fact_negatives,
-                  span_positives=a.positives == 'span', content_tags=a.positives == 'content', fact_fits=a.fact_fits)
+                  span_positives=a.positives == 'span', content_tags=a.positives == 'content', fact_fits=a.fact_fits,
+                  one_line_facts=1.0 if a.one_line else 0.0)
     rng, gen = random.Random(5), torch.Generator().manual_seed(5)
     answers: List[Tuple[str, bool, bool]] = []
     test = collect(model, corpus, stage, a.test_batches, a.batch, rng, gen, answers)
@@ -208,7 +212,7 @@ def main(argv=None):
     C = test[0][0][3].shape[1]
     fmt = lambda xs: ' '.join(f'{x:.3f}' for x in xs)
     print(f'retriever_ceiling: {a.state}; {a.distractors} distractors ({a.fact_negatives:.0%} other facts), '
-          f'{C} candidates per layer, R {R}, chance {R / C:.3f}; positives: the fact\'s {dict(span="tokens", chunk="chunk", content="content")[a.positives]}')
+          f'{C} candidates per layer, R {R}, chance {R / C:.3f}; {"one-line facts; " if a.one_line else ""}positives: the fact\'s {dict(span="tokens", chunk="chunk", content="content")[a.positives]}')
     for kind in ('value', 'def'):
         got = [(x, y) for k, x, y in answers if k == kind]
         if got:

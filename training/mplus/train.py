@@ -76,7 +76,7 @@ def stage_identity(st: Stage) -> tuple:
                  if f.name not in LATER_FIELDS or v)
 
 
-LATER_FIELDS = ('span_positives', 'content_tags', 'ask_others', 'fact_fits', 'one_line_facts')
+LATER_FIELDS = ('span_positives', 'content_tags', 'ask_others', 'fact_fits', 'one_line_facts', 'one_line_drill')
 
 
 def is_retriever(name: str) -> bool:

@@ -8,7 +8,7 @@ import random
 import re
 
 from training.mplus import bpe
-from training.mplus.data import (Corpus, DataError, Stage, extract_dir, one_line_text, sample_batch,
+from training.mplus.data import (DRILL_OTHERS, Corpus, DataError, Stage, extract_dir, one_line_text, sample_batch,
                                  sample_continuation)
 from training.tests.srcdata import SrcDataCase
 
@@ -209,6 +209,30 @@ class DataFolderTest(SrcDataCase):
                     self.assertIn(b.answers[i], at)
         self.assertEqual(kinds, {'value', 'def'})
         self.assertTrue(0 < plain < 6, plain)
+
+    def test_one_line_drill_feeds_one_line_facts_only(self):
+        """Stage.one_line_drill: a drill step's memory holds the first fact and DRILL_OTHERS other
+        one-line facts, no plain code, whatever the stage's own distractors; other steps keep
+        the stage's."""
+        c = Corpus(self.good)
+        rng = random.Random(7)
+        line = re.compile(r'^// file: \S+ \u2014 const (\S+)\nexport const \S+ = [^;\n]+; *$')
+        drills = 0
+        for _ in range(8):
+            b = sample_batch(c, 3, Stage('t', 1, 192, (9, 9), False, fact_anywhere=True, fact_negatives=0.5,
+                                         ask_others=2, fact_fits=True, one_line_drill=0.5), rng)
+            if len(b.contexts) == 10:  # the stage's own step: plain code among its distractors
+                self.assertIn('', sum(b.names, []))
+                continue
+            drills += 1
+            self.assertTrue(DRILL_OTHERS[0] + 1 <= len(b.contexts) <= DRILL_OTHERS[1] + 1, len(b.contexts))
+            for j, ctx in enumerate(b.contexts):
+                for e in range(3):
+                    m = line.match(c.tok.decode(ctx[e].tolist()))
+                    self.assertIsNotNone(m, c.tok.decode(ctx[e].tolist()))
+                    self.assertEqual(m.group(1), b.names[j][e])
+            self.assertEqual(len(b.answers), 3 + 3 * min(2, len(b.contexts) - 1))  # ask_others: all facts
+        self.assertTrue(0 < drills < 8, drills)
 
     def test_missing_manifest(self):
         d = self.copy('nomanifest')
