@@ -62,8 +62,16 @@ CURRICULA = {
         # one_line_facts 0.25 from position 23,814 (run24, from run23 there): a quarter of the
         # steps' facts are one-line constant files, as the product's bench feeds them. 1,664
         # steps: benchfacts 19/32, 20/64, 21/128 → 30/32, 23/64, 27/128 (BENCHMARKS.md).
+        # Half the steps one-line from position 25,478 (run26, from run24 there): a quarter drill
+        # steps (one_line_drill: one-line facts only, as the bench at N = 0) and a third of the rest
+        # one-line facts among code. Beside run25 (one_line_facts 0.5, no drill), 75 min each on
+        # one thread: 1,080 steps against 961, benchfacts 4 facts 38 against 43/128 (27 before),
+        # the product's N = 0 4 against 3/12, one-line facts among 40 chunks answered 0.42 against
+        # 0.23 with its own retrieval (BENCHMARKS.md): within noise of each other, adopted for the
+        # product's and retrieval's figures and the cheaper steps.
         Stage('3b-ltm-more-distractors', 23000, 256, (6, 16), True, continuation=8, fact_anywhere=True,
-              fact_negatives=0.5, bank_negatives=4096, ask_others=2, fact_fits=True, one_line_facts=0.25),
+              fact_negatives=0.5, bank_negatives=4096, ask_others=2, fact_fits=True, one_line_facts=1 / 3,
+              one_line_drill=0.25),
     ],
 }
 
