@@ -12,13 +12,13 @@ Batches: every episode in a batch injects contexts of the same length at each st
 forward needs one shape); a context longer than that is cropped to a window that keeps its
 header line and the fact. Questions + answers are right-padded; the loss covers answer tokens.
 """
+import dataclasses
 import hashlib
 import json
 import os
 import random
 import re
 import subprocess
-import dataclasses
 from dataclasses import dataclass
 from typing import List, Optional
 
