@@ -12,6 +12,9 @@ from training.mplus.data import (DRILL_OTHERS, Corpus, DataError, Stage, extract
                                  sample_continuation)
 from training.tests.srcdata import SrcDataCase
 
+# A one-line constant file's chunk (data.one_line_text, padded): path, name, name again, value.
+ONE_LINE_CHUNK = re.compile(r'^// file: (\S+) \u2014 const (\S+)\nexport const (\S+) = ([^;\n]+); *$')
+
 
 class DataFolderTest(SrcDataCase):
     @classmethod
@@ -181,20 +184,19 @@ class DataFolderTest(SrcDataCase):
         self.assertEqual(got['chunks'], [one_line_text('KALO_RENMI', '123456', got['file'])])
         c = Corpus(self.good)
         rng = random.Random(4)
-        line = re.compile(r'^// file: (\S+) \u2014 const (\S+)\nexport const (\S+) = ([^;\n]+); *$')
         kinds, plain = set(), 0
         for _ in range(6):
             # (bytes are tokens here: 192 holds the longest line drawn)
             b = sample_batch(c, 5, Stage('t', 1, 192, (3, 3), False, fact_anywhere=True, fact_negatives=0.5,
                                          ask_others=2, fact_fits=True, one_line_facts=0.5), rng)
             tag_at = {int(t[0]): j for j, t in enumerate(b.tags)}
-            first = line.match(c.tok.decode(b.contexts[b.fact_at][0].tolist()))
+            first = ONE_LINE_CHUNK.match(c.tok.decode(b.contexts[b.fact_at][0].tolist()))
             if first is None:  # a step of the corpus's chunks: none of its facts is a one-line file
                 plain += 1
                 continue
             for k in range(len(b.answers)):
                 j, e = tag_at[int(b.q_tag[k])], int(b.q_episode[k])
-                m = line.match(c.tok.decode(b.contexts[j][e].tolist()))
+                m = ONE_LINE_CHUNK.match(c.tok.decode(b.contexts[j][e].tolist()))
                 self.assertIsNotNone(m, c.tok.decode(b.contexts[j][e].tolist()))
                 path, name, name2, value = m.groups()
                 self.assertEqual((name, name2), (b.names[j][e], b.names[j][e]))
@@ -216,7 +218,6 @@ class DataFolderTest(SrcDataCase):
         the stage's."""
         c = Corpus(self.good)
         rng = random.Random(7)
-        line = re.compile(r'^// file: \S+ \u2014 const (\S+)\nexport const \S+ = [^;\n]+; *$')
         drills = 0
         for _ in range(8):
             b = sample_batch(c, 3, Stage('t', 1, 192, (9, 9), False, fact_anywhere=True, fact_negatives=0.5,
@@ -228,9 +229,10 @@ class DataFolderTest(SrcDataCase):
             self.assertTrue(DRILL_OTHERS[0] + 1 <= len(b.contexts) <= DRILL_OTHERS[1] + 1, len(b.contexts))
             for j, ctx in enumerate(b.contexts):
                 for e in range(3):
-                    m = line.match(c.tok.decode(ctx[e].tolist()))
-                    self.assertIsNotNone(m, c.tok.decode(ctx[e].tolist()))
-                    self.assertEqual(m.group(1), b.names[j][e])
+                    text = c.tok.decode(ctx[e].tolist())
+                    m = ONE_LINE_CHUNK.match(text)
+                    self.assertIsNotNone(m, text)
+                    self.assertEqual(m.group(2), b.names[j][e])
             self.assertEqual(len(b.answers), 3 + 3 * min(2, len(b.contexts) - 1))  # ask_others: all facts
         self.assertTrue(0 < drills < 8, drills)
 
