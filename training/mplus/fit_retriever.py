@@ -1,0 +1,171 @@
+"""A last, retriever-only stage: the query/key projectors fitted to a frozen model's memory at the
+product's scale, written into a copy of the state (then `export` as usual).
+
+  /usr/bin/python3 -m training.mplus.fit_retriever --data DATA --state S --out FITTED.pt
+      [--batches 64] [--steps 2000] [--distractors 8,60] [--one-line 0.5] [--threads 2]
+
+Why: co-trained, the retriever sees 6–16 chunks per episode (plus the bank's rows), and most of
+its positives are the corpus's facts in longer chunks. At the product's scale it ranks worse
+than it could: `retriever_ceiling --one-line --distractors 40` on run26 at 20,558 found 0.16–0.25
+of the fact's rows in the top R with the state's projectors, and 0.33–0.41 with copies fitted
+for 600 steps to 24 batches of such episodes (BENCHMARKS.md). With everything else frozen the
+rows the write produces do not move, so fitting is an ordinary supervised problem on recorded
+inputs (retriever_ceiling.collect: the question's rows and every Θ + cache row, through the
+layer's input norm), cheap next to a training step.
+
+The training problems mix what the product meets: per batch, one-line constant files (as
+`bench retention` and a repository's small constant files feed them) or the corpus's facts
+(`fact_fits`), among a distractor count drawn from --distractors, a tenth to a half of them other
+facts. The loss is the trainer's own (train.retriever_bce: positives = the fact's chunk, the
+paper's labels). Two fixed test sets, never trained on, are measured before and after: recall@R
+per layer, and the exact-answer rate with the model's own retrieval (re-run with the fitted
+projectors, so Θ's keys are the new key_proj's, as the product computes them) beside the read's
+ceiling (the fact's chunk forced into R). The saved state differs from S only in the projectors;
+their AdamW moments are dropped (they belonged to other weights), so a run resumed from it starts
+them afresh.
+
+Measured on run26 at 20,558 (BENCHMARKS.md, fourteenth session), 64 batches, 2,000 steps: one-line
+facts' recall@R 0.16–0.25 → 0.21–0.40, corpus facts' unchanged (0.07–0.12); answers with the
+model's own retrieval unchanged (values 0.21, definitions 0.00–0.04 of ~48); through the product
+at 8k the share of the facts' rows retrieved 1.9–3.0% → 5.2–6.0%, exact still 0/12. Labelled by
+content (--positives content) the same. With R = 64 (one chunk's rows) the read needs nearly all
+of a fact's rows; a third of them answers no better than none. Not part of the shipped recipe.
+"""
+import argparse
+import os
+import random
+import sys
+from typing import List, Tuple
+
+import torch
+
+from .config import ModelConfig
+from .data import Corpus, Stage
+from .device import atomic_save, load_state
+from .model import MPlus
+from .retriever_ceiling import collect, fit, projectors, recall
+from .train import is_retriever
+
+# The test sets: (label, one-line facts, distractors, share of them other facts). The first is
+# retriever_ceiling's one-line figure in BENCHMARKS.md; the second the corpus's facts at its scale.
+TESTS = (('one-line facts, 40 distractors, 10% other facts', True, 40, 0.1),
+         ('corpus facts, 40 distractors, 50% other facts', False, 40, 0.5))
+
+
+def problem_stage(one_line: bool, distractors: int, fact_negatives: float, positives: str = 'chunk') -> Stage:
+    """Episodes as retriever_ceiling records them: the fact anywhere among `distractors` chunks,
+    Θ on, every fact's window holding its name and answer; the fact's rows labelled as
+    retriever_ceiling's --positives labels them."""
+    return Stage('fit-retriever', 1, 256, (distractors, distractors), True, fact_anywhere=True,
+                 fact_negatives=fact_negatives, fact_fits=True, one_line_facts=1.0 if one_line else 0.0,
+                 span_positives=positives == 'span', content_tags=positives == 'content')
+
+
+def training_problems(model: MPlus, corpus: Corpus, batches: int, batch: int, lo: int, hi: int, one_line: float, seed: int,
+                      positives: str = 'chunk'):
+    """`batches` recorded batches, each of one kind and one distractor count (batches differ)."""
+    rng, gen = random.Random(seed), torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(batches):
+        stage = problem_stage(rng.random() < one_line, rng.randint(lo, hi), rng.uniform(0.1, 0.5), positives)
+        out += collect(model, corpus, stage, 1, batch, rng, gen)
+    return out
+
+
+def measure(model: MPlus, corpus: Corpus, stage: Stage, batches: int, batch: int, seed: int):
+    """(recall@R per layer, [(kind, exact with own retrieval, exact with the chunk forced)]) on the
+    same episodes for a given seed, whatever the projectors: the memory is written afresh, so Θ's
+    keys are the current key_proj's."""
+    answers: List[Tuple[str, bool, bool]] = []
+    sets = collect(model, corpus, stage, batches, batch, random.Random(seed), torch.Generator().manual_seed(seed), answers)
+    return recall(projectors(model), sets, model.c.retrieve_size), answers
+
+
+def install(model: MPlus, projs):
+    """The fitted (query_proj, key_proj) per layer into the model's layers."""
+    with torch.no_grad():
+        for layer, (qp, kp) in zip(model.model.layers, projs):
+            layer.self_attn.query_proj.load_state_dict(qp.state_dict())
+            layer.self_attn.key_proj.load_state_dict(kp.state_dict())
+
+
+def with_projectors(s: dict, model: MPlus, info: dict) -> dict:
+    """A copy of state s with the model's retriever weights, their AdamW moments dropped (AdamW
+    keys its state by the parameter's place in make_optimizer's groups: the language model's
+    parameters first, then the retriever's)."""
+    out = dict(s)
+    out['model'] = dict(s['model'])
+    names = [n for n, _ in model.named_parameters()]
+    for n, p in model.named_parameters():
+        if is_retriever(n):
+            out['model'][n] = p.detach().clone()
+    if 'opt' in s:
+        n_rest = sum(not is_retriever(n) for n in names)
+        out['opt'] = {'state': {k: v for k, v in s['opt']['state'].items() if k < n_rest}, 'param_groups': s['opt']['param_groups']}
+    out['retriever_fit'] = info
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--data', required=True)
+    ap.add_argument('--state', required=True, help="a run's state.pt or a carry")
+    ap.add_argument('--out', required=True, help='where the state with the fitted projectors goes')
+    ap.add_argument('--batches', type=int, default=64, help='recorded training batches')
+    ap.add_argument('--batch', type=int, default=8)
+    ap.add_argument('--steps', type=int, default=2000)
+    ap.add_argument('--distractors', default='8,60', help='lo,hi: distractor counts drawn per batch')
+    ap.add_argument('--one-line', type=float, default=0.5, help='share of batches whose facts are one-line files')
+    ap.add_argument('--positives', default='chunk', choices=('chunk', 'content', 'span'),
+                    help="the fact's rows the fit and the recall count (retriever_ceiling's --positives)")
+    ap.add_argument('--test-batches', type=int, default=12)
+    ap.add_argument('--seed', type=int, default=1)
+    ap.add_argument('--threads', type=int, default=2)
+    a = ap.parse_args(argv)
+    try:
+        lo, hi = (int(x) for x in a.distractors.split(','))
+        if not 0 <= lo <= hi:
+            raise ValueError
+    except ValueError:
+        print(f'fit_retriever: --distractors {a.distractors!r}: give lo,hi with 0 ≤ lo ≤ hi, e.g. 8,60', file=sys.stderr)
+        return 2
+    torch.set_num_threads(a.threads)
+    corpus = Corpus(a.data)
+    s = load_state(a.state)
+    model = MPlus(ModelConfig.from_hf(s['config']))
+    model.load_state_dict(s['model'])
+    model.eval()
+    saved = (model.c.update_ltm_frequency, model.c.initial_rf)
+    model.c.update_ltm_frequency, model.c.initial_rf = 100, 100  # Θ as the exported model keeps it
+    fmt = lambda xs: ' '.join(f'{x:.3f}' for x in xs)
+    share = lambda got, i: sum(x[i] for x in got) / len(got)
+
+    def report(when: str):
+        for k, (label, one_line, d, fn) in enumerate(TESTS):
+            rec, answers = measure(model, corpus, problem_stage(one_line, d, fn, a.positives), a.test_batches, a.batch, 1000 + k)
+            line = f'  {when}, {label}: recall@R {fmt(rec)}'
+            for kind in ('value', 'def'):
+                got = [x for x in answers if x[0] == kind]
+                if got:
+                    line += f'; {kind}s {share(got, 1):.2f} own / {share(got, 2):.2f} forced ({len(got)})'
+            print(line, flush=True)
+
+    print(f'fit_retriever: {a.state}: {a.batches} batches of {a.batch} ({lo}–{hi} distractors, {a.one_line:.0%} one-line), '
+          f'{a.steps} steps; positives: the fact\'s {a.positives}')
+    report('before')
+    train = training_problems(model, corpus, a.batches, a.batch, lo, hi, a.one_line, a.seed, a.positives)
+    fitted, losses = fit(projectors(model), train, 'bce', a.steps, seed=a.seed,
+                         report=lambda step, p, v: print(f'  step {step}: loss {v:.4f}', flush=True) if step % 500 == 0 else None)
+    install(model, fitted)
+    report('after')
+    model.c.update_ltm_frequency, model.c.initial_rf = saved
+    out = with_projectors(s, model, dict(batches=a.batches, batch=a.batch, steps=a.steps, distractors=[lo, hi],
+                                         one_line=a.one_line, seed=a.seed, positives=a.positives, loss=sum(losses[-100:]) / min(100, len(losses))))
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    atomic_save(out, a.out)
+    print(f'fit_retriever: wrote {a.out} (step {s["step"]}; only the projectors differ)')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
