@@ -23,10 +23,9 @@ from typing import Dict, List
 
 import torch
 
-from .config import ModelConfig
 from .data import Corpus, one_line_text, prompt, question_text
 from .device import load_state
-from .model import MPlus
+from .model import MPlus, frozen_as_exported
 
 SYL = ['ka', 'lo', 'mi', 'ren', 'tor', 'vex', 'sul', 'pha', 'dri', 'nox', 'bel', 'qua', 'zin', 'gor', 'fen', 'wil']  # the bench's
 
@@ -87,10 +86,7 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     tok = Corpus(a.data).tok
     s = load_state(a.state)
-    model = MPlus(ModelConfig.from_hf(s['config']))
-    model.load_state_dict(s['model'])
-    model.eval()
-    model.c.update_ltm_frequency, model.c.initial_rf = 100, 100  # Θ as the exported model keeps it
+    model = frozen_as_exported(s)
     print(f'benchfacts: {a.state} (θ {model.c.stm_size} rows, K {model.c.num_tokens}); {a.rounds} rounds'
           + (f'; chunks padded to {a.pad_to} tokens' if a.pad_to else ''))
     for n in (int(x) for x in a.facts.split(',')):

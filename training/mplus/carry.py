@@ -54,7 +54,6 @@ def main(argv=None):
     except Exception as e:
         print(f'carry: {a.state}: cannot read a run state ({e}); give a run folder\'s state.pt', file=sys.stderr)
         return 1
-    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     atomic_save(c, a.out)  # a kill never leaves a half-written carry where a good one was
     print(f'carry: {a.out}: step {c["step"]} (curriculum position {c["step"] + c.get("skipped", 0)}), '
           f'{os.path.getsize(a.out) / 2**20:.1f} MiB (state.pt {os.path.getsize(a.state) / 2**20:.1f} MiB)')

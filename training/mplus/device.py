@@ -29,7 +29,8 @@ def pick(name: str) -> torch.device:
 
 def atomic_save(obj, path: str):
     """torch.save through a temporary file, fsync'd, then renamed: a kill never leaves a torn state
-    where a good one was."""
+    where a good one was. The folder is made if missing."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + '.tmp'
     torch.save(obj, tmp)
     with open(tmp, 'rb') as f:

@@ -32,17 +32,15 @@ content (--positives content) the same. With R = 64 (one chunk's rows) the read 
 of a fact's rows; a third of them answers no better than none. Not part of the shipped recipe.
 """
 import argparse
-import os
 import random
 import sys
 from typing import List, Tuple
 
 import torch
 
-from .config import ModelConfig
 from .data import Corpus, Stage
 from .device import atomic_save, load_state
-from .model import MPlus
+from .model import MPlus, frozen_as_exported
 from .retriever_ceiling import collect, fit, projectors, recall
 from .train import is_retriever
 
@@ -132,11 +130,7 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     corpus = Corpus(a.data)
     s = load_state(a.state)
-    model = MPlus(ModelConfig.from_hf(s['config']))
-    model.load_state_dict(s['model'])
-    model.eval()
-    saved = (model.c.update_ltm_frequency, model.c.initial_rf)
-    model.c.update_ltm_frequency, model.c.initial_rf = 100, 100  # Θ as the exported model keeps it
+    model = frozen_as_exported(s)
     fmt = lambda xs: ' '.join(f'{x:.3f}' for x in xs)
     share = lambda got, i: sum(x[i] for x in got) / len(got)
 
@@ -158,10 +152,8 @@ def main(argv=None):
                          report=lambda step, p, v: print(f'  step {step}: loss {v:.4f}', flush=True) if step % 500 == 0 else None)
     install(model, fitted)
     report('after')
-    model.c.update_ltm_frequency, model.c.initial_rf = saved
     out = with_projectors(s, model, dict(batches=a.batches, batch=a.batch, steps=a.steps, distractors=[lo, hi],
                                          one_line=a.one_line, seed=a.seed, positives=a.positives, loss=sum(losses[-100:]) / min(100, len(losses))))
-    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     atomic_save(out, a.out)
     print(f'fit_retriever: wrote {a.out} (step {s["step"]}; only the projectors differ)')
     return 0

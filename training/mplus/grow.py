@@ -17,7 +17,6 @@ follows (its identity names only the preset); its step, curriculum position and 
 the run learns that within a few hundred steps (measured in BENCHMARKS.md).
 """
 import argparse
-import os
 import sys
 
 import torch
@@ -68,7 +67,6 @@ def main(argv=None):
     except (OSError, ValueError, KeyError, RuntimeError) as e:
         print(f'grow: {a.state}: {e}', file=sys.stderr)
         return 1
-    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     atomic_save(g, a.out)
     print(f'grow: {a.out}: θ {s["model"]["memory"].shape[1]} → {g["model"]["memory"].shape[1]} rows per layer, step {g["step"]}')
     return 0

@@ -474,3 +474,14 @@ class MPlus(nn.Module):
             h = layer(torch.cat(parts, dim=1), p, cos, sin, 'decoder_adapter')
         logits = self.lm_head(self.model.norm(h)).float()
         return logits, retrieved, terms
+
+
+def frozen_as_exported(s: dict) -> MPlus:
+    """A run state's model in eval mode with Θ as the exported checkpoint keeps it (merges every
+    100 injections, recall frequency 100: README's export flags), for the diagnostics that measure
+    what the product would see."""
+    model = MPlus(ModelConfig.from_hf(s['config']))
+    model.load_state_dict(s['model'])
+    model.eval()
+    model.c.update_ltm_frequency, model.c.initial_rf = 100, 100
+    return model

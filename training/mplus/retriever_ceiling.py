@@ -39,11 +39,10 @@ from typing import List, Optional, Tuple
 
 import torch
 
-from .config import ModelConfig
 from .data import Corpus, Stage, sample_batch
 from .device import load_state
 from .confusion import found_share
-from .model import MPlus, projector, retrieval_scores
+from .model import MPlus, frozen_as_exported, projector, retrieval_scores
 from .train import FACT_CONTEXT, exact, injection_tag, retriever_bce
 
 # One layer's problem for one batch: (layer, normed question rows [B, m_q, d], question mask
@@ -197,10 +196,7 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     corpus = Corpus(a.data)
     s = load_state(a.state)
-    model = MPlus(ModelConfig.from_hf(s['config']))
-    model.load_state_dict(s['model'])
-    model.eval()
-    model.c.update_ltm_frequency, model.c.initial_rf = 100, 100  # Θ as the exported model keeps it
+    model = frozen_as_exported(s)
     R = model.c.retrieve_size
     stage = Stage('probe', 1, 256, (a.distractors, a.distractors), True, fact_anywhere=True, fact_negatives=a.fact_negatives,
                   span_positives=a.positives == 'span', content_tags=a.positives == 'content', fact_fits=a.fact_fits,
