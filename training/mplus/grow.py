@@ -1,7 +1,9 @@
-"""A run state with a larger θ: the same model, N = (num_blocks − num_ltm_blocks)·K grown.
+"""A run state with a larger θ, N = (num_blocks − num_ltm_blocks)·K, or a larger retrieval, R =
+num_ltm_blocks·K rows per layer: the same model (neither size is a parameter's but θ's initial rows).
 
   /usr/bin/python3 -m training.mplus.grow --state RUN/state.pt --num-blocks 9 --out GROWN.pt
-  npm run train -- … --init-from GROWN.pt     # with a preset whose num_blocks is the new one
+  /usr/bin/python3 -m training.mplus.grow --state RUN/state.pt --num-blocks 12 --num-ltm-blocks 4 --out GROWN.pt  # R ×4, θ kept
+  npm run train -- … --init-from GROWN.pt     # with a preset whose num_blocks (num_ltm_blocks) are the new ones
 
 Why: θ holds N rows and every injection drops K of them at random, so with N = 2K (the small
 preset until 2026-12-04) each chunk halves what θ still holds of every older one. Two one-line
@@ -18,6 +20,7 @@ the run learns that within a few hundred steps (measured in BENCHMARKS.md).
 """
 import argparse
 import sys
+from typing import Optional
 
 import torch
 
@@ -27,15 +30,22 @@ from .model import MPlus
 from .train import is_retriever
 
 
-def grow(s: dict, num_blocks: int) -> dict:
-    """A copy of run state s with θ grown to (num_blocks − num_ltm_blocks)·K rows."""
+def grow(s: dict, num_blocks: int, num_ltm_blocks: Optional[int] = None) -> dict:
+    """A copy of run state s with θ grown to (num_blocks − num_ltm_blocks)·K rows and R to
+    num_ltm_blocks·K (num_ltm_blocks None: the state's). θ may stay as it is when R grows."""
     old = ModelConfig.from_hf(s['config'])
     cfg = ModelConfig.from_hf(s['config'])
     old_n = old.stm_size
     cfg.num_blocks = num_blocks
+    if num_ltm_blocks is not None:
+        if num_ltm_blocks < old.num_ltm_blocks:
+            raise ValueError(f'R can only grow: num_ltm_blocks {old.num_ltm_blocks} now, {num_ltm_blocks} asked')
+        cfg.num_ltm_blocks = num_ltm_blocks
     new_n = cfg.stm_size
-    if new_n <= old_n or new_n % old_n:
-        raise ValueError(f'θ can only grow by a whole factor: {old_n} rows now, {new_n} asked (num_blocks {num_blocks})')
+    r_grows = cfg.retrieve_size > old.retrieve_size
+    if new_n < old_n or new_n % old_n or (new_n == old_n and not r_grows):
+        raise ValueError(f'θ can only grow by a whole factor: {old_n} rows now, {new_n} asked (num_blocks {num_blocks}, '
+                         f'num_ltm_blocks {cfg.num_ltm_blocks})')
     reps = new_n // old_n
     out = dict(s)
     out['config'] = cfg.to_hf()
@@ -52,6 +62,8 @@ def grow(s: dict, num_blocks: int) -> dict:
             opt['state'][i] = st
         out['opt'] = opt
     out['grown_from'] = {'num_blocks': old.num_blocks, 'step': s['step']}
+    if r_grows:
+        out['grown_from']['num_ltm_blocks'] = old.num_ltm_blocks
     return out
 
 
@@ -59,16 +71,18 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--state', required=True, help="a run's state.pt or a carry")
     ap.add_argument('--num-blocks', type=int, required=True, help='the new num_blocks (θ = (num_blocks − num_ltm_blocks)·K rows)')
+    ap.add_argument('--num-ltm-blocks', type=int, help='the new num_ltm_blocks (R = num_ltm_blocks·K retrieved rows); default: the state\'s')
     ap.add_argument('--out', required=True)
     a = ap.parse_args(argv)
     try:
         s = load_state(a.state)
-        g = grow(s, a.num_blocks)
+        g = grow(s, a.num_blocks, a.num_ltm_blocks)
     except (OSError, ValueError, KeyError, RuntimeError) as e:
         print(f'grow: {a.state}: {e}', file=sys.stderr)
         return 1
     atomic_save(g, a.out)
-    print(f'grow: {a.out}: θ {s["model"]["memory"].shape[1]} → {g["model"]["memory"].shape[1]} rows per layer, step {g["step"]}')
+    print(f'grow: {a.out}: θ {s["model"]["memory"].shape[1]} → {g["model"]["memory"].shape[1]} rows per layer, '
+          f'R {ModelConfig.from_hf(s["config"]).retrieve_size} → {ModelConfig.from_hf(g["config"]).retrieve_size}, step {g["step"]}')
     return 0
 
 

@@ -47,6 +47,19 @@ class GrowTest(unittest.TestCase):
         self.assertEqual((g['step'], g['grown_from']), (7, {'num_blocks': 6, 'step': 7}))
         self.assertEqual(tuple(self.state['model']['memory'].shape), (2, 64, 64))  # the input is not changed
 
+    def test_retrieval_grows_with_theta_kept(self):
+        g = grow.grow(self.state, 12, 8)  # N = (12 − 8)·16 = 64 as before, R = 8·16 = 128 (was 32)
+        cfg = ModelConfig.from_hf(g['config'])
+        self.assertEqual((cfg.stm_size, cfg.retrieve_size), (64, 128))
+        for k in self.state['model']:
+            self.assertTrue(torch.equal(g['model'][k], self.state['model'][k]), k)
+        self.assertEqual(g['grown_from'], {'num_blocks': 6, 'num_ltm_blocks': 2, 'step': 7})
+        MPlus(cfg).load_state_dict(g['model'])
+        with self.assertRaisesRegex(ValueError, 'R can only grow'):
+            grow.grow(self.state, 6, 1)
+        with self.assertRaisesRegex(ValueError, 'whole factor'):
+            grow.grow(self.state, 6, 2)  # neither θ nor R grows
+
     def test_only_whole_factors_are_accepted_and_errors_name_the_state(self):
         with self.assertRaisesRegex(ValueError, 'whole factor'):
             grow.grow(self.state, 8)  # 96 rows: not a multiple of 64
