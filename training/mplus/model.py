@@ -400,7 +400,11 @@ class MPlus(nn.Module):
         B = h_q.shape[0]
         dev = h_q.device
         if M < R:
-            sel = torch.tensor([((M - R + i) % M + M) % M for i in range(R)], device=dev).unsqueeze(0).expand(B, R)
+            # Repeat-filled, then in ascending index order as a scored selection is: copies of one
+            # entry stay side by side, larger index first among equal ages (the spec's ✎ order, and
+            # the product's orderByAge); in fill order they interleaved (0, 63, 62, …) and the
+            # trainer disagreed with the product wherever R > M (found by export's verify at R 256).
+            sel = torch.tensor([((M - R + i) % M + M) % M for i in range(R)], device=dev).sort().values.unsqueeze(0).expand(B, R)
             ages = torch.gather(mem.ltm_ages[l], 1, sel)
             return self._order(sel, ages), None, None
         layer = self.model.layers[l]
