@@ -68,7 +68,8 @@ CURRICULA = {
         # one thread: 1,080 steps against 961, benchfacts 4 facts 38 against 43/128 (27 before),
         # the product's N = 0 4 against 3/12, one-line facts among 40 chunks answered 0.42 against
         # 0.23 with its own retrieval (BENCHMARKS.md): within noise of each other, adopted for the
-        # product's and retrieval's figures and the cheaper steps.
+        # product's and retrieval's figures and the cheaper steps. 822 more steps (run27, to
+        # position 27,380): benchfacts 4 facts 38 → 58/128, the product's N = 0 4 → 8/12.
         Stage('3b-ltm-more-distractors', 23000, 256, (6, 16), True, continuation=8, fact_anywhere=True,
               fact_negatives=0.5, bank_negatives=4096, ask_others=2, fact_fits=True, one_line_facts=1 / 3,
               one_line_drill=0.25),
