@@ -1,5 +1,6 @@
 """A run state with a larger θ, N = (num_blocks − num_ltm_blocks)·K, or a larger retrieval, R =
-num_ltm_blocks·K rows per layer: the same model (neither size is a parameter's but θ's initial rows).
+num_ltm_blocks·K rows per layer: the same model (θ's learned initial rows are the only parameter
+either size shapes).
 
   /usr/bin/python3 -m training.mplus.grow --state RUN/state.pt --num-blocks 9 --out GROWN.pt
   /usr/bin/python3 -m training.mplus.grow --state RUN/state.pt --num-blocks 12 --num-ltm-blocks 4 --out GROWN.pt  # R ×4, θ kept
@@ -17,6 +18,10 @@ so are its AdamW moments when the state has them; nothing else changes. The stat
 follows (its identity names only the preset); its step, curriculum position and RNGs are kept, so
 `--init-from` goes on from where the smaller run stopped. Questions now sit 1 + R + N positions in;
 the run learns that within a few hundred steps (measured in BENCHMARKS.md).
+
+R grown ×4 (run28, fourteenth session) was not adopted: the exported Θ starts with
+`ltm_initial_size` rows and merges every 100 injections, and with fewer merged rows than R
+retrieval repeat-fills from Θ and never reads the cache, so R must not exceed Θ's initial rows.
 """
 import argparse
 import sys
