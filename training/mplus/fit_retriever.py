@@ -41,22 +41,13 @@ import torch
 from .data import Corpus, Stage
 from .device import atomic_save, load_state
 from .model import MPlus, frozen_as_exported
-from .retriever_ceiling import collect, fit, projectors, recall
+from .retriever_ceiling import collect, fit, problem_stage, projectors, recall
 from .train import is_retriever
 
 # The test sets: (label, one-line facts, distractors, share of them other facts). The first is
 # retriever_ceiling's one-line figure in BENCHMARKS.md; the second the corpus's facts at its scale.
 TESTS = (('one-line facts, 40 distractors, 10% other facts', True, 40, 0.1),
          ('corpus facts, 40 distractors, 50% other facts', False, 40, 0.5))
-
-
-def problem_stage(one_line: bool, distractors: int, fact_negatives: float, positives: str = 'chunk') -> Stage:
-    """Episodes as retriever_ceiling records them: the fact anywhere among `distractors` chunks,
-    Θ on, every fact's window holding its name and answer; the fact's rows labelled as
-    retriever_ceiling's --positives labels them."""
-    return Stage('fit-retriever', 1, 256, (distractors, distractors), True, fact_anywhere=True,
-                 fact_negatives=fact_negatives, fact_fits=True, one_line_facts=1.0 if one_line else 0.0,
-                 span_positives=positives == 'span', content_tags=positives == 'content')
 
 
 def training_problems(model: MPlus, corpus: Corpus, batches: int, batch: int, lo: int, hi: int, one_line: float, seed: int,

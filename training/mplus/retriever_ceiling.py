@@ -57,6 +57,15 @@ def forced(model: MPlus, mem, l: int, scores: torch.Tensor, fact: torch.Tensor) 
     return model.select(mem, l, scores + 2.0 * fact.float())  # scores ≤ 1
 
 
+def problem_stage(one_line: bool, distractors: int, fact_negatives: float, positives: str = 'chunk',
+                  fact_fits: bool = True) -> Stage:
+    """Episodes of stage 3's kind at the product's scale: the fact anywhere among `distractors`
+    chunks, Θ on, one-line or the corpus's facts, the fact's rows labelled as --positives says."""
+    return Stage('probe', 1, 256, (distractors, distractors), True, fact_anywhere=True, fact_negatives=fact_negatives,
+                 span_positives=positives == 'span', content_tags=positives == 'content', fact_fits=fact_fits,
+                 one_line_facts=1.0 if one_line else 0.0)
+
+
 def collect(model: MPlus, corpus: Corpus, stage: Stage, batches: int, batch: int, rng, gen,
             answers: Optional[List[Tuple[str, bool, bool]]] = None) -> List[List[Problem]]:
     """Per batch, per layer: the retriever's inputs as the question's read reached it. Under
@@ -198,9 +207,7 @@ def main(argv=None):
     s = load_state(a.state)
     model = frozen_as_exported(s)
     R = model.c.retrieve_size
-    stage = Stage('probe', 1, 256, (a.distractors, a.distractors), True, fact_anywhere=True, fact_negatives=a.fact_negatives,
-                  span_positives=a.positives == 'span', content_tags=a.positives == 'content', fact_fits=a.fact_fits,
-                  one_line_facts=1.0 if a.one_line else 0.0)
+    stage = problem_stage(a.one_line, a.distractors, a.fact_negatives, a.positives, a.fact_fits)
     rng, gen = random.Random(5), torch.Generator().manual_seed(5)
     answers: List[Tuple[str, bool, bool]] = []
     test = collect(model, corpus, stage, a.test_batches, a.batch, rng, gen, answers)
