@@ -19,9 +19,11 @@ follows (its identity names only the preset); its step, curriculum position and 
 `--init-from` goes on from where the smaller run stopped. Questions now sit 1 + R + N positions in;
 the run learns that within a few hundred steps (measured in BENCHMARKS.md).
 
-R grown ×4 (run28, fourteenth session) was not adopted: the exported Θ starts with
-`ltm_initial_size` rows and merges every 100 injections, and with fewer merged rows than R
-retrieval repeat-fills from Θ and never reads the cache, so R must not exceed Θ's initial rows.
+When R grows past Θ's initial rows (`ltm_initial_size`; the learned `ltm.{l}` [M, d]), those
+rows and their moments are tiled too, to the smallest whole multiple ≥ R. Why: with fewer merged
+Θ rows than R, retrieval repeat-fills from Θ and never reads the dropped cache (MPLUS-SPEC), and
+the exported Θ merges only every 100 injections, so R ×4 with Θ's 64 rows kept (run28, fourteenth
+session) read nothing dropped from θ in the product: N = 0 answered 1/12 where R = 64 answered 4.
 """
 import argparse
 import sys
@@ -48,27 +50,37 @@ def grow(s: dict, num_blocks: int, num_ltm_blocks: Optional[int] = None) -> dict
         cfg.num_ltm_blocks = num_ltm_blocks
     new_n = cfg.stm_size
     r_grows = cfg.retrieve_size > old.retrieve_size
-    if new_n < old_n or new_n % old_n or (new_n == old_n and not r_grows):
+    ltm_reps = -(-cfg.retrieve_size // old.ltm_initial_size) if old.ltm_initial_size else 1  # 0: Θ starts empty
+    if new_n < old_n or new_n % old_n or (new_n == old_n and not r_grows and ltm_reps == 1):
         raise ValueError(f'θ can only grow by a whole factor: {old_n} rows now, {new_n} asked (num_blocks {num_blocks}, '
                          f'num_ltm_blocks {cfg.num_ltm_blocks})')
-    reps = new_n // old_n
+    # name → (tensor dim tiled, factor): θ [L, N, d] along N; Θ's initial rows [M, d] per layer along M
+    tiles = {'memory': (1, new_n // old_n)}
+    if ltm_reps > 1:
+        cfg.ltm_initial_size = old.ltm_initial_size * ltm_reps
+        tiles.update({f'ltm.{l}': (0, ltm_reps) for l in range(old.num_layers)})
+    tile = lambda t, dim, reps: torch.cat([t] * reps, dim=dim).clone()
     out = dict(s)
     out['config'] = cfg.to_hf()
     out['model'] = dict(s['model'])
-    out['model']['memory'] = s['model']['memory'].repeat(1, reps, 1).clone()
+    for name, (dim, reps) in tiles.items():
+        out['model'][name] = tile(s['model'][name], dim, reps)
     if 'opt' in s:  # AdamW keys its state by the parameter's place in make_optimizer's groups
         names = [n for n, _ in MPlus(old).named_parameters() if not is_retriever(n)]
-        i = names.index('memory')
         opt = {'state': dict(s['opt']['state']), 'param_groups': s['opt']['param_groups']}
-        if i in opt['state']:
-            st = dict(opt['state'][i])
-            for k in ('exp_avg', 'exp_avg_sq'):
-                st[k] = st[k].repeat(1, reps, 1).clone()
-            opt['state'][i] = st
+        for name, (dim, reps) in tiles.items():
+            i = names.index(name)
+            if i in opt['state']:
+                st = dict(opt['state'][i])
+                for k in ('exp_avg', 'exp_avg_sq'):
+                    st[k] = tile(st[k], dim, reps)
+                opt['state'][i] = st
         out['opt'] = opt
     out['grown_from'] = {'num_blocks': old.num_blocks, 'step': s['step']}
     if r_grows:
         out['grown_from']['num_ltm_blocks'] = old.num_ltm_blocks
+    if ltm_reps > 1:
+        out['grown_from']['ltm_initial_size'] = old.ltm_initial_size
     return out
 
 
@@ -86,8 +98,9 @@ def main(argv=None):
         print(f'grow: {a.state}: {e}', file=sys.stderr)
         return 1
     atomic_save(g, a.out)
-    print(f'grow: {a.out}: θ {s["model"]["memory"].shape[1]} → {g["model"]["memory"].shape[1]} rows per layer, '
-          f'R {ModelConfig.from_hf(s["config"]).retrieve_size} → {ModelConfig.from_hf(g["config"]).retrieve_size}, step {g["step"]}')
+    old, new = ModelConfig.from_hf(s['config']), ModelConfig.from_hf(g['config'])
+    print(f'grow: {a.out}: θ {old.stm_size} → {new.stm_size} rows per layer, R {old.retrieve_size} → {new.retrieve_size}, '
+          f'Θ initial {old.ltm_initial_size} → {new.ltm_initial_size}, step {g["step"]}')
     return 0
 
 

@@ -21,7 +21,7 @@ class GrowTest(unittest.TestCase):
         cfg = preset('smoke', 300, 256, 257)  # N = (6 − 2)·16 = 64
         self.model = MPlus(cfg)
         opt = make_optimizer(self.model, 1e-3)
-        self.model.memory.sum().backward()  # moments for θ (and zeros elsewhere)
+        (self.model.memory.sum() + sum(p.sum() for p in self.model.ltm)).backward()  # moments for θ and Θ's initial rows
         opt.step()
         self.state = {'config': cfg.to_hf(), 'model': self.model.state_dict(), 'opt': opt.state_dict(), 'step': 7,
                       'identity': {'preset': 'smoke'}}
@@ -47,14 +47,41 @@ class GrowTest(unittest.TestCase):
         self.assertEqual((g['step'], g['grown_from']), (7, {'num_blocks': 6, 'step': 7}))
         self.assertEqual(tuple(self.state['model']['memory'].shape), (2, 64, 64))  # the input is not changed
 
-    def test_retrieval_grows_with_theta_kept(self):
+    def test_retrieval_grows_with_theta_kept_and_thetas_initial_rows_tiled_to_cover_it(self):
+        with self.assertRaisesRegex(ValueError, 'whole factor'):
+            grow.grow(self.state, 12, 7)  # θ 80 rows: not a whole factor of 64
         g = grow.grow(self.state, 12, 8)  # N = (12 − 8)·16 = 64 as before, R = 8·16 = 128 (was 32)
         cfg = ModelConfig.from_hf(g['config'])
-        self.assertEqual((cfg.stm_size, cfg.retrieve_size), (64, 128))
+        # Θ's 32 initial rows would be fewer than R, so retrieval would never read the cache: ×4
+        self.assertEqual((cfg.stm_size, cfg.retrieve_size, cfg.ltm_initial_size), (64, 128, 128))
         for k in self.state['model']:
-            self.assertTrue(torch.equal(g['model'][k], self.state['model'][k]), k)
-        self.assertEqual(g['grown_from'], {'num_blocks': 6, 'num_ltm_blocks': 2, 'step': 7})
-        MPlus(cfg).load_state_dict(g['model'])
+            if k.startswith('ltm.'):
+                self.assertTrue(torch.equal(g['model'][k], self.state['model'][k].repeat(4, 1)), k)
+            else:
+                self.assertTrue(torch.equal(g['model'][k], self.state['model'][k]), k)
+        self.assertEqual(g['grown_from'], {'num_blocks': 6, 'num_ltm_blocks': 2, 'ltm_initial_size': 32, 'step': 7})
+        m = MPlus(cfg)
+        m.load_state_dict(g['model'])
+        opt = make_optimizer(m, 1e-3)
+        opt.load_state_dict(g['opt'])  # the tiled moments fit the new shapes
+        i = [n for n, _ in m.named_parameters() if not train.is_retriever(n)].index('ltm.0')
+        old = self.state['opt']['state'][i]['exp_avg']
+        self.assertTrue(torch.equal(opt.state_dict()['state'][i]['exp_avg'], old.repeat(4, 1)))
+        g = grow.grow(self.state, 7, 3)  # θ 64 kept, R 48: Θ's 32 rows ×2, the smallest whole multiple ≥ R
+        self.assertEqual(ModelConfig.from_hf(g['config']).ltm_initial_size, 64)
+
+    def test_a_state_whose_r_already_exceeds_thetas_initial_rows_grows_those_alone(self):
+        # as run28 was made before grow tiled Θ: R 128, Θ's initial rows 32
+        cfg = ModelConfig.from_hf(self.state['config'])
+        cfg.num_blocks, cfg.num_ltm_blocks = 12, 8
+        s = {'config': cfg.to_hf(), 'model': MPlus(cfg).state_dict(), 'step': 9}
+        g = grow.grow(s, 12, 8)
+        new = ModelConfig.from_hf(g['config'])
+        self.assertEqual((new.stm_size, new.retrieve_size, new.ltm_initial_size), (64, 128, 128))
+        self.assertTrue(torch.equal(g['model']['memory'], s['model']['memory']))
+        self.assertEqual(g['grown_from'], {'num_blocks': 12, 'ltm_initial_size': 32, 'step': 9})
+        with self.assertRaisesRegex(ValueError, 'whole factor'):
+            grow.grow(g, 12, 8)  # nothing left to grow
         with self.assertRaisesRegex(ValueError, 'R can only grow'):
             grow.grow(self.state, 6, 1)
         with self.assertRaisesRegex(ValueError, 'whole factor'):
