@@ -8,7 +8,8 @@
 import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import { benchRetention, shortfalls } from '../../tools/bench/retention';
+import { DistractorWriter, MAX_CODE_LINE, benchRetention, shortfalls } from '../../tools/bench/retention';
+import { TextTokenizer } from '../../src/model/tokenizer';
 import { fixtureWorkspace } from '../helpers/fixtureWorkspace';
 
 const SHIPPED_LTM = 96; // the small fixture's ltm_initial_size
@@ -60,5 +61,26 @@ describe('bench retention', function () {
     const more = await benchRetention({ model: ws.model, tokens: [0, 2048], facts: 3, seed: 2, out, modes: ['theta'], log: (s) => again.push(s) });
     assert.deepStrictEqual(more.rows, rows, 'nothing re-measured');
     assert.strictEqual(again.filter((l) => /skipped/.test(l)).length, 2);
+  });
+
+  it('the distractors are code: no line of data, and about the tokens asked', async () => {
+    const dir = path.join(ws.root, 'distractors');
+    const tok = await TextTokenizer.fromDir(ws.model);
+    const w = new DistractorWriter(dir, tok);
+    const written = w.write(8192) + w.write(8192);
+    let lines = 0;
+    let tokens = 0;
+    for (const f of fs.readdirSync(path.join(dir, 'vendor'))) {
+      const text = fs.readFileSync(path.join(dir, 'vendor', f), 'utf8');
+      tokens += tok.countTokens(text);
+      for (const line of text.split('\n')) {
+        lines++;
+        assert.ok(line.length <= MAX_CODE_LINE, `${f}: a ${line.length}-character line (data, not code): ${line.slice(0, 60)}`);
+      }
+    }
+    // Each call stops at the first line that reaches what was asked: one code line over at most.
+    assert.ok(written >= 16384 && written < 16384 + 2 * 400, `asked 2 × 8192 tokens, wrote ${written}`);
+    assert.ok(Math.abs(tokens - written) < 0.05 * written, `the files hold what was counted (${tokens} vs ${written})`);
+    assert.ok(lines > 300, `${lines} lines`);
   });
 });

@@ -4,7 +4,8 @@
  * the authors' test_qa_memory.py measures it, for θ only (Θ off: MemoryLLM, `initialize.thetaOnly`)
  * and for M+. Per N and mode: a fresh repository and store; F constants with freshly drawn names
  * and values (never from training data) are fed first (one file each), then N tokens of
- * unrelated real code (JavaScript from this install's node_modules, in ~4k-token files), then
+ * unrelated real code (JavaScript from this install's node_modules, in ~4k-token files, lines of
+ * data left out: see MAX_CODE_LINE), then
  * every fact is asked ("What is the value of NAME?", greedy); exact hit = the value appears in the
  * answer. Both modes see the same facts, code and drop seed.
  *
@@ -36,6 +37,14 @@ const SYL = ['ka', 'lo', 'mi', 'ren', 'tor', 'vex', 'sul', 'pha', 'dri', 'nox', 
 // Real code unrelated to the facts; devDependencies included (a development benchmark).
 const DISTRACTOR_PACKAGES = ['markdown-it', 'protobufjs', 'vscode-jsonrpc', 'mocha', 'typescript'];
 const PART_TOKENS = 4096;
+/**
+ * Lines longer than this are data, not code, and are left out of the distractors: markdown-it's
+ * bundle holds an 18,609-character Unicode decode trie, mocha's HTML-entity maps (40k characters of
+ * NAME → value pairs), typescript's Unicode range tables; ~30 lines in all. Fed whole, one such line
+ * was most of every N ≥ 4k: N = 4k and 8k both fed ~23k model tokens, three quarters of them that
+ * trie (2026-12-05). Code lines this long are a handful, and leaving them out costs nothing.
+ */
+export const MAX_CODE_LINE = 1000;
 
 interface Fact { name: string; value: string; file: string }
 
@@ -73,12 +82,12 @@ function* distractorTexts(): Generator<string> {
  * stopped: discovery may keep some parts out (minified lines, a secret-looking string), so the
  * caller writes more until the sidecar has really injected N tokens.
  */
-class DistractorWriter {
+export class DistractorWriter {
   private readonly lines: Generator<string>;
   private k = 0;
   constructor(private readonly dir: string, private readonly tok: TextTokenizer) {
     this.lines = (function* () {
-      for (const text of distractorTexts()) yield* text.split('\n');
+      for (const text of distractorTexts()) for (const line of text.split('\n')) if (line.length <= MAX_CODE_LINE) yield line;
     })();
   }
 
@@ -215,7 +224,8 @@ async function measure(opts: RetentionOptions, tok: TextTokenizer, n: number, mo
 export async function benchRetention(opts: RetentionOptions): Promise<RetentionRun> {
   const tok = await TextTokenizer.fromDir(opts.model);
   // A precision joins the config only when set, so runs from before the flag still resume.
-  const config = { model: opts.model, facts: opts.facts, seed: opts.seed, maxTokens: opts.maxTokens ?? 24, ...(opts.precision ? { precision: opts.precision } : {}) };
+  // maxCodeLine marks rows fed the distractors without data lines: rows from before are measured again.
+  const config = { model: opts.model, facts: opts.facts, seed: opts.seed, maxTokens: opts.maxTokens ?? 24, maxCodeLine: MAX_CODE_LINE, ...(opts.precision ? { precision: opts.precision } : {}) };
   const run: RetentionRun = { config, rows: opts.out ? readResumable(opts.out, config) : [] };
   const title = `Retention through the sidecar: ${path.basename(opts.model)}${opts.precision ? ` at ${opts.precision}` : ''}, ${opts.facts} facts, seed ${opts.seed}`;
   for (const n of opts.tokens) {

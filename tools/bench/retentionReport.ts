@@ -42,7 +42,7 @@ export interface RetentionRow {
 
 export interface RetentionRun {
   /** What the rows were measured with; a resumed run must match it. */
-  config: { model: string; facts: number; seed: number; maxTokens: number; precision?: string };
+  config: { model: string; facts: number; seed: number; maxTokens: number; maxCodeLine?: number; precision?: string };
   rows: RetentionRow[];
 }
 
