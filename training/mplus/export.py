@@ -82,6 +82,16 @@ def main(argv=None):
     a = ap.parse_args(argv)
     model, t = build(a)
     out = os.path.abspath(a.out)
+    c = model.c
+    if c.retrieve_size > c.ltm_initial_size:
+        # MPLUS-SPEC: with fewer merged Θ rows than R, retrieval repeat-fills R from Θ and ignores
+        # the dropped cache, so nothing θ drops is read before the first merge (run28: N = 0 1/12).
+        print(f'export: {a.state or "--init " + a.init}: R = {c.retrieve_size} retrieved rows per layer but Θ starts with '
+              f'{c.ltm_initial_size}: the product would read nothing dropped from θ until Θ\'s first merge '
+              f'({c.update_ltm_frequency} injections); nothing written to {out}. Grow Θ\'s initial rows first: '
+              f'python3 -m training.mplus.grow --state STATE --num-blocks {c.num_blocks} --num-ltm-blocks {c.num_ltm_blocks} '
+              f'--out GROWN.pt', file=sys.stderr)
+        return 1
     tmp = out + '.partial'
     shutil.rmtree(tmp, ignore_errors=True)
     checkpoint.save(model, tmp, {'source': a.state or f'init:{a.init}:{a.seed}'})

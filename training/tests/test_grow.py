@@ -7,7 +7,7 @@ import unittest
 
 import torch
 
-from training.mplus import config, grow, train
+from training.mplus import config, export, grow, train
 from training.mplus.config import ModelConfig, preset
 from training.mplus.device import load_state
 from training.mplus.model import MPlus
@@ -82,6 +82,18 @@ class GrowTest(unittest.TestCase):
         self.assertEqual(g['grown_from'], {'num_blocks': 12, 'ltm_initial_size': 32, 'step': 9})
         with self.assertRaisesRegex(ValueError, 'whole factor'):
             grow.grow(g, 12, 8)  # nothing left to grow
+        # export refuses the ungrown state, naming it and the fix, and writes nothing; the grown one exports
+        with tempfile.TemporaryDirectory() as d:
+            torch.save(s, os.path.join(d, 's.pt'))
+            torch.save(g, os.path.join(d, 'g.pt'))
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                self.assertEqual(export.main(['--state', os.path.join(d, 's.pt'), '--out', os.path.join(d, 'x'), '--no-verify']), 1)
+            self.assertIn(os.path.join(d, 's.pt'), err.getvalue())
+            self.assertIn('training.mplus.grow', err.getvalue())
+            self.assertFalse(os.path.exists(os.path.join(d, 'x')) or os.path.exists(os.path.join(d, 'x.partial')))
+            with contextlib.redirect_stdout(io.StringIO()):
+                self.assertEqual(export.main(['--state', os.path.join(d, 'g.pt'), '--out', os.path.join(d, 'x'), '--no-verify']), 0)
         with self.assertRaisesRegex(ValueError, 'R can only grow'):
             grow.grow(self.state, 6, 1)
         with self.assertRaisesRegex(ValueError, 'whole factor'):
