@@ -124,14 +124,19 @@ PRESETS = {
                   lora_r=4, lora_alpha=8, update_ltm_frequency=4, initial_rf=3),
     # The shipped lookup model, sized for 2 shared cores where elementwise work, not matmuls,
     # bounds a step: d 128, 4 layers, K 64 rows per injection (a ≤ 64-token context is stored
-    # uncompressed), R 64 retrieved, θ 512 rows (8 injections), so a question reads a 577-row prefix.
+    # uncompressed), R 256 retrieved, θ 512 rows (8 injections), so a question reads a 769-row prefix.
+    # R was 64 (one chunk's worth) until position 26,558: then a read needed nearly all of a fact's
+    # rows back, and the product at 4k–32k tokens found 0.4–11% of them and answered nothing. With
+    # R 256 (grow.py; run28) it finds 25–58% of them at 4k–8k and answered 19/72, for ~1.7× a step.
+    # Θ starts with 256 learned rows: fewer than R and retrieval would never read the dropped
+    # cache before Θ's first merge (MPLUS-SPEC's repeat-fill; BENCHMARKS.md, fifteenth session).
     # θ was 128 rows (2 injections) until step 13,871: every chunk then dropped half of what θ held
     # of the one before, and the bench's one-line facts were answered 11/16 alone, 2/64 four at a
     # time; 216 steps after growing θ ×4 (grow.py), 16/16 and 11/64, for 1.5× the step time
     # (BENCHMARKS.md, ninth session). mplus-8b keeps θ = 40 injections.
     # Θ's capacity (update_ltm_frequency × initial_rf) is set for the product at export.
     'small': dict(hidden_size=128, num_layers=4, num_heads=4, num_kv_heads=2, intermediate_size=384,
-                  num_tokens=64, num_blocks=9, num_ltm_blocks=1, selector_hidden_dim=32, ltm_initial_size=64,
+                  num_tokens=64, num_blocks=12, num_ltm_blocks=4, selector_hidden_dim=32, ltm_initial_size=256,
                   lora_r=8, lora_alpha=16, update_ltm_frequency=2, initial_rf=10),
 }
 

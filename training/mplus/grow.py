@@ -1,6 +1,6 @@
 """A run state with a larger θ, N = (num_blocks − num_ltm_blocks)·K, or a larger retrieval, R =
-num_ltm_blocks·K rows per layer: the same model (θ's learned initial rows are the only parameter
-either size shapes).
+num_ltm_blocks·K rows per layer: the same model (the learned initial rows of θ and of Θ are the
+only parameters the sizes shape).
 
   /usr/bin/python3 -m training.mplus.grow --state RUN/state.pt --num-blocks 9 --out GROWN.pt
   /usr/bin/python3 -m training.mplus.grow --state RUN/state.pt --num-blocks 12 --num-ltm-blocks 4 --out GROWN.pt  # R ×4, θ kept
@@ -24,6 +24,8 @@ rows and their moments are tiled too, to the smallest whole multiple ≥ R. Why:
 Θ rows than R, retrieval repeat-fills from Θ and never reads the dropped cache (MPLUS-SPEC), and
 the exported Θ merges only every 100 injections, so R ×4 with Θ's 64 rows kept (run28, fourteenth
 session) read nothing dropped from θ in the product: N = 0 answered 1/12 where R = 64 answered 4.
+With them tiled it answered 8/12, and at 4k–8k tokens, where R = 64 answered nothing, 7/24: the
+`small` preset's R is 256 since (`grow --num-blocks 12 --num-ltm-blocks 4`).
 """
 import argparse
 import sys

@@ -70,6 +70,10 @@ CURRICULA = {
         # 0.23 with its own retrieval (BENCHMARKS.md): within noise of each other, adopted for the
         # product's and retrieval's figures and the cheaper steps. 822 more steps (run27, to
         # position 27,380): benchfacts 4 facts 38 → 58/128, the product's N = 0 4 → 8/12.
+        # From position 26,558 R is 256 (config.py; run28 from run26 there), with Θ's initial rows
+        # tiled to 256 at 27,147: the product at 4k answers 15/36 (R 64: 0/12). 864 more
+        # steps (run29) moved N = 0 18 → 22/36 and 4k 15 → 5/36: these stages train the read
+        # among ≤ 16 chunks, not the ranking among the product's hundreds.
         Stage('3b-ltm-more-distractors', 23000, 256, (6, 16), True, continuation=8, fact_anywhere=True,
               fact_negatives=0.5, bank_negatives=4096, ask_others=2, fact_fits=True, one_line_facts=1 / 3,
               one_line_drill=0.25),
