@@ -39,6 +39,10 @@ describe('bench retention', function () {
     for (const r of rows) {
       assert.ok(r.hits >= 0 && r.hits <= r.facts && r.exact === r.hits / r.facts);
       assert.ok(r.seconds > 0 && r.feedTokensPerS > 0 && r.askMs > 0, 'each row measures its cost');
+      const answers = r.answers ?? [];
+      assert.strictEqual(answers.length, r.facts, 'every question is recorded with its answer');
+      assert.strictEqual(answers.filter((a) => a.answer.includes(a.value)).length, r.hits, 'hits are the answers that hold their value');
+      assert.ok(answers.every((a) => /^[A-Z_]+$/.test(a.name) && /^\d+$/.test(a.value)), JSON.stringify(answers));
     }
     assert.strictEqual(lines.filter((l) => /exact \d+\/3/.test(l)).length, 4, 'one progress line per (N, mode)');
 

@@ -196,10 +196,12 @@ async function measure(opts: RetentionOptions, tok: TextTokenizer, n: number, mo
     const share: number[] = [];
     const stm: number[] = [];
     let candidateRows = 0;
+    const answers: RetentionRow['answers'] = [];
     const ta = performance.now();
     for (const f of facts) {
       const r = await h.connection.sendRequest(Ask, { question: `What is the value of ${f.name}?`, maxTokens: opts.maxTokens ?? 24, temperature: 0, retrieval: true });
       if (r.answer.includes(f.value)) hits++;
+      answers.push({ name: f.name, value: f.value, answer: r.answer });
       const fig = factFigures(f.file, r.retrieval ?? [], init.model.stmTokens);
       recall.push(...fig.recall);
       share.push(...fig.share);
@@ -212,7 +214,7 @@ async function measure(opts: RetentionOptions, tok: TextTokenizer, n: number, mo
     return {
       mode, tokens: n, tokensFed, facts: facts.length, hits, exact: hits / facts.length,
       factRowsRetrieved: mean(recall), factShareOfRetrieved: mean(share), factShareOfStm: mean(stm) ?? 0, candidateRows,
-      seconds: (performance.now() - t0) / 1000, feedTokensPerS: tokensFed / Math.max(feedSeconds, 1e-9), askMs, sidecarPeakMiB,
+      seconds: (performance.now() - t0) / 1000, feedTokensPerS: tokensFed / Math.max(feedSeconds, 1e-9), askMs, sidecarPeakMiB, answers,
     };
   } finally {
     h.process.kill('SIGKILL');

@@ -38,6 +38,8 @@ export interface RetentionRow {
   askMs: number;
   /** Peak resident memory of the sidecar process (Linux VmHWM), MiB; null elsewhere. */
   sidecarPeakMiB: number | null;
+  /** Every question's expected value and the model's answer (JSON only: to read the misses). */
+  answers?: { name: string; value: string; answer: string }[];
 }
 
 export interface RetentionRun {
