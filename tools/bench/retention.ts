@@ -201,7 +201,7 @@ async function measure(opts: RetentionOptions, tok: TextTokenizer, n: number, mo
     for (const f of facts) {
       const r = await h.connection.sendRequest(Ask, { question: `What is the value of ${f.name}?`, maxTokens: opts.maxTokens ?? 24, temperature: 0, retrieval: true });
       if (r.answer.includes(f.value)) hits++;
-      answers.push({ name: f.name, value: f.value, answer: r.answer });
+      answers.push({ name: f.name, value: f.value, file: f.file, answer: r.answer });
       const fig = factFigures(f.file, r.retrieval ?? [], init.model.stmTokens);
       recall.push(...fig.recall);
       share.push(...fig.share);

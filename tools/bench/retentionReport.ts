@@ -39,7 +39,7 @@ export interface RetentionRow {
   /** Peak resident memory of the sidecar process (Linux VmHWM), MiB; null elsewhere. */
   sidecarPeakMiB: number | null;
   /** Every question's expected value and the model's answer (JSON only: to read the misses). */
-  answers?: { name: string; value: string; answer: string }[];
+  answers?: { name: string; value: string; file: string; answer: string }[];
 }
 
 export interface RetentionRun {
