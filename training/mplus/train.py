@@ -73,7 +73,10 @@ CURRICULA = {
         # From position 26,558 R is 256 (config.py; run28 from run26 there), with Θ's initial rows
         # tiled to 256 at 27,147: the product at 4k answers 15/36 (R 64: 0/12). 864 more
         # steps (run29) moved N = 0 18 → 22/36 and 4k 15 → 5/36: these stages train the read
-        # among ≤ 16 chunks, not the ranking among the product's hundreds.
+        # among ≤ 16 chunks, not the ranking among the product's hundreds. So did an anneal, another
+        # seed, 16–40 distractors and training's Θ at 64 rows (run30, 31, 33, 34: 250–450 steps each); the
+        # mean of the carry and such branches (average.py) reads better than any: N = 0 35 → 47/72,
+        # 4k 26 → 30/72 on held-out seeds, 8k 4 → 0 (BENCHMARKS.md, sixteenth session).
         Stage('3b-ltm-more-distractors', 23000, 256, (6, 16), True, continuation=8, fact_anywhere=True,
               fact_negatives=0.5, bank_negatives=4096, ask_others=2, fact_fits=True, one_line_facts=1 / 3,
               one_line_drill=0.25),
