@@ -10,6 +10,12 @@ from training.mplus.data import extract_dir
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 
 
+def smoke_run_flags(data: str) -> list:
+    """train.py flags for a few quick, quiet, seeded smoke-preset steps on data (add --run and --max-steps)."""
+    return ['--data', data, '--preset', 'smoke', '--seed', '5', '--batch', '4', '--lr', '3e-3', '--warmup', '10',
+            '--log-every', '1', '--eval-every', '0', '--quiet', '--save-every', '1e9']
+
+
 class SrcDataCase(unittest.TestCase):
     """cls.tmp: the class's temporary folder; cls.data: the data folder in it."""
 

@@ -11,15 +11,14 @@ import torch
 
 from training.mplus import average, train
 from training.mplus.device import atomic_save, load_state
-from training.tests.srcdata import SrcDataCase
+from training.tests.srcdata import SrcDataCase, smoke_run_flags
 
 
 class AverageTest(SrcDataCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.common = ['--data', cls.data, '--preset', 'smoke', '--seed', '5', '--batch', '4', '--lr', '3e-3', '--warmup', '10',
-                      '--log-every', '1', '--eval-every', '0', '--quiet', '--save-every', '1e9']
+        cls.common = smoke_run_flags(cls.data)
         # one run saved at step 3 and at step 5: two points of one path
         run = os.path.join(cls.tmp, 'run')
         assert train.main(cls.common + ['--run', run, '--max-steps', '3']) == 0

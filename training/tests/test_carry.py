@@ -9,15 +9,14 @@ import torch
 
 from training.mplus import carry, train
 from training.mplus.device import load_state
-from training.tests.srcdata import SrcDataCase
+from training.tests.srcdata import SrcDataCase, smoke_run_flags
 
 
 class CarryTest(SrcDataCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.common = ['--data', cls.data, '--preset', 'smoke', '--seed', '5', '--batch', '4', '--lr', '3e-3', '--warmup', '10',
-                      '--log-every', '1', '--eval-every', '0', '--quiet', '--save-every', '1e9']
+        cls.common = smoke_run_flags(cls.data)
         # one run of 6 steps, and the same run stopped at 3 and carried
         cls.full, cls.half = os.path.join(cls.tmp, 'full'), os.path.join(cls.tmp, 'half')
         assert train.main(cls.common + ['--run', cls.full, '--max-steps', '6']) == 0
