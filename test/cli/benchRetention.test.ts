@@ -42,7 +42,7 @@ describe('bench retention', function () {
       const answers = r.answers ?? [];
       assert.strictEqual(answers.length, r.facts, 'every question is recorded with its answer');
       assert.strictEqual(answers.filter((a) => a.answer.includes(a.value)).length, r.hits, 'hits are the answers that hold their value');
-      assert.ok(answers.every((a) => /^[A-Z_]+$/.test(a.name) && /^\d+$/.test(a.value)), JSON.stringify(answers));
+      assert.ok(answers.every((a) => /^[A-Z_]+$/.test(a.name) && /^\d+$/.test(a.value) && a.file === `src/${a.file.split('/')[1]}/${a.name.toLowerCase()}.ts`), JSON.stringify(answers));
     }
     assert.strictEqual(lines.filter((l) => /exact \d+\/3/.test(l)).length, 4, 'one progress line per (N, mode)');
 

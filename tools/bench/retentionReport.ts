@@ -38,7 +38,7 @@ export interface RetentionRow {
   askMs: number;
   /** Peak resident memory of the sidecar process (Linux VmHWM), MiB; null elsewhere. */
   sidecarPeakMiB: number | null;
-  /** Every question's expected value and the model's answer (JSON only: to read the misses). */
+  /** Every question: the fact's name, value and file (fed in path order), and the model's answer (JSON only: to read the misses). */
   answers?: { name: string; value: string; file: string; answer: string }[];
 }
 
