@@ -26,6 +26,7 @@ from typing import List, Sequence
 
 import torch
 
+from .carry import require_run_state
 from .config import ModelConfig
 from .device import atomic_save, load_state
 
@@ -43,9 +44,7 @@ def average(states: Sequence[dict], names: Sequence[str]) -> dict:
     if len(states) < 2:
         raise ValueError('average needs at least two states')
     for s, n in zip(states, names):
-        missing = [k for k in ('identity', 'config', 'model', 'step', 'tokenizer') if k not in s]
-        if missing:
-            raise ValueError(f'{n}: not a training run state (no {", ".join(missing)}); give a run folder\'s state.pt or a carry')
+        require_run_state(s, n)
     first, fname = states[0], names[0]
     for s, n in zip(states[1:], names[1:]):
         if s['tokenizer'] != first['tokenizer']:

@@ -27,12 +27,23 @@ from .device import atomic_save, load_state
 # What a state.pt holds that the carry leaves out (and train.py rebuilds).
 DROPPED = ('opt', 'bank')
 
+# What every run state and carry holds: a file without them is something else (an export's
+# weights, another program's pickle), refused before any of it is used.
+RUN_STATE_KEYS = ('identity', 'config', 'model', 'step', 'tokenizer')
+
+
+def require_run_state(state: dict, name: str = '') -> None:
+    """Raise ValueError naming `name` (a path) when `state` is no run state or carry."""
+    missing = [k for k in RUN_STATE_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        where = f'{name}: ' if name else ''
+        raise ValueError(f'{where}not a training run state (no {", ".join(missing)}); '
+                         "give a run folder's state.pt or a carry")
+
 
 def pack(state: dict) -> dict:
     """The carry of a run state: everything but DROPPED, weights copied as f32."""
-    missing = [k for k in ('identity', 'config', 'model', 'step', 'tokenizer') if k not in state]
-    if missing:
-        raise ValueError(f'not a training run state (no {", ".join(missing)})')
+    require_run_state(state)
     out = {k: v for k, v in state.items() if k not in DROPPED}
     out['model'] = {k: v.detach().float().clone() for k, v in state['model'].items()}
     out['carried_at'] = state['step']
