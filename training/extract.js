@@ -28,7 +28,7 @@ const ROOT = path.resolve(__dirname, '..');
 const { Chunker, LANGUAGES } = require(path.join(ROOT, 'out', 'src', 'workspace'));
 const { Language, Parser } = require('web-tree-sitter');
 
-const MAX_TOKENS = 512; // UTF-8 bytes; exported as the checkpoint's chunking.json (export.py CHUNKING), which the feeder then uses
+const MAX_TOKENS = 512; // UTF-8 bytes: training's windows are cut from these chunks (the product feeds longer ones: export.py chunking)
 const MIN_TOKENS = 128;
 const MAX_FILE_BYTES = 200_000; // bundles duplicate the sources they were built from
 const MAX_VALUE_BYTES = 40;

@@ -1,11 +1,12 @@
 """Export a training state as a checkpoint in mplus-8b's layout, validated with the product.
 
   /usr/bin/python3 -m training.mplus.export --state RUN/state.pt --out DIR [--ltm-frequency F] [--initial-rf R]
+      [--chunk-tokens N]
   /usr/bin/python3 -m training.mplus.export --init smoke --seed 3 --out DIR      (random weights, for tests)
 
 Writes config.json, model.safetensors, tokenizer.json (+ tokenizer_config.json),
-question_template.txt (the checkpoint's own question prompt) and chunking.json (the chunk sizes it
-was trained on), both of which the sidecar uses, into
+question_template.txt (the checkpoint's own question prompt) and chunking.json (the chunk sizes the
+product feeds it: --chunk-tokens, 512 by default), both of which the sidecar uses, into
 DIR.partial, then checks it: the product loads it (`node bin/mplus.js trace`) and its logits,
 retrieved indices and memory agree with this trainer's forward on an ops script with merges and
 retrieval (verify.py). Only a checkpoint that passes is renamed to DIR; a failing one is removed
@@ -62,10 +63,22 @@ def build(a):
     return model.eval(), t
 
 
-# The chunk sizes the model was trained on, for the product's feeder (src/model/chunking.ts):
-# training/extract.js cuts the corpus with the product's chunker at MAX_TOKENS/MIN_TOKENS UTF-8
-# bytes (test_export_chunking keeps the two equal).
-CHUNKING = {'unit': 'bytes', 'max': 512, 'min': 128}
+# The chunks the product feeds the model (chunking.json, src/model/chunking.ts): N tokens at most,
+# neighbouring pieces of a file merged up to N. Every injection writes K rows to memory whatever its
+# length, so the chunk size sets how many candidate rows a fed token costs Θ, and retrieval ranks
+# among them. Until the seventeenth session the export wrote the corpus's cut (512 UTF-8 bytes,
+# merged to 128: ~107 tokens a chunk), the size training's windows are drawn from; measured through
+# the product on held-out seeds (BENCHMARKS.md, "Longer chunks"), 512 tokens merged to 512 found
+# 82/55/38/29% of the facts' rows at 4k/8k/16k/32k tokens of code, against 52/25/13/10%, and
+# answered 29/18/9/5 of 72, against 30/0/0/1; N = 0 unchanged (a one-line fact file is one chunk).
+# The most a chunk may be is the product's injection limit (MAX_CHUNK_TOKENS in chunking.ts).
+MAX_CHUNK_TOKENS = 512
+DEFAULT_CHUNK_TOKENS = 512
+
+
+def chunking(tokens: int) -> dict:
+    """chunking.json for chunks of at most `tokens` tokens, small neighbours merged up to it."""
+    return {'unit': 'tokens', 'max': tokens, 'min': tokens}
 
 
 def main(argv=None):
@@ -78,8 +91,15 @@ def main(argv=None):
     ap.add_argument('--out', required=True)
     ap.add_argument('--ltm-frequency', type=int, default=0)
     ap.add_argument('--initial-rf', type=float, default=0)
+    ap.add_argument('--chunk-tokens', type=int, default=DEFAULT_CHUNK_TOKENS,
+                    help=f'the longest chunk the product feeds the model, in its tokens (16–{MAX_CHUNK_TOKENS}; '
+                         'neighbours merged up to it): chunking.json')
     ap.add_argument('--no-verify', action='store_true', help='skip the check against the product (no node)')
     a = ap.parse_args(argv)
+    if not 16 <= a.chunk_tokens <= MAX_CHUNK_TOKENS:
+        print(f'export: --chunk-tokens {a.chunk_tokens}: give 16 to {MAX_CHUNK_TOKENS} (the product\'s injection limit); '
+              f'nothing written to {a.out}', file=sys.stderr)
+        return 2
     model, t = build(a)
     out = os.path.abspath(a.out)
     c = model.c
@@ -99,7 +119,7 @@ def main(argv=None):
     with open(os.path.join(tmp, 'question_template.txt'), 'w') as f:
         f.write(TEMPLATE)
     with open(os.path.join(tmp, 'chunking.json'), 'w') as f:
-        json.dump(CHUNKING, f)
+        json.dump(chunking(a.chunk_tokens), f)
     if not a.no_verify:
         notes = []
         bad = verify(tmp, notes, text_ids=code_ids(t))

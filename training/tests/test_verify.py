@@ -1,5 +1,7 @@
 """The trainer/product agreement check itself: it passes on an exported checkpoint and it can fail."""
+import contextlib
 import copy
+import io
 import json
 import os
 import re
@@ -52,13 +54,32 @@ class VerifyTest(unittest.TestCase):
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    def test_export_chunking_is_how_extract_cuts_the_corpus(self):
-        # The product feeds a trained checkpoint chunks of the sizes its corpus was cut to.
-        with open(os.path.join(os.path.dirname(__file__), '..', 'extract.js')) as f:
-            js = f.read()
-        consts = {k: int(v) for k, v in re.findall(r'^const (MAX_TOKENS|MIN_TOKENS) = (\d+);', js, re.M)}
-        self.assertEqual(export.CHUNKING, {'unit': 'bytes', 'max': consts['MAX_TOKENS'], 'min': consts['MIN_TOKENS']})
-        self.assertIn("countTokens: (s) => Buffer.byteLength(s, 'utf8')", js)
+    def test_export_chunking_fits_the_products_injection_limit(self):
+        # The product refuses a chunking.json above its injection limit (src/model/chunking.ts)
+        # and skips a chunk above it: the export's bound must be the product's.
+        with open(os.path.join(os.path.dirname(__file__), '..', '..', 'src', 'model', 'chunking.ts')) as f:
+            ts = f.read()
+        self.assertEqual(export.MAX_CHUNK_TOKENS, int(re.search(r'^export const MAX_CHUNK_TOKENS = (\d+);', ts, re.M).group(1)))
+        tmp = tempfile.mkdtemp(prefix='mplus-chunking-')
+        try:
+            def exported(*flags):
+                out = os.path.join(tmp, 'x'.join(flags) or 'default')
+                err = io.StringIO()
+                with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+                    rc = export.main(['--init', 'smoke', '--no-verify', '--out', out, *flags])
+                if rc != 0:
+                    self.assertFalse(os.path.exists(out))
+                    return rc, err.getvalue()
+                with open(os.path.join(out, 'chunking.json')) as f:
+                    return rc, json.load(f)
+            self.assertEqual(exported(), (0, {'unit': 'tokens', 'max': 512, 'min': 512}))
+            self.assertEqual(exported('--chunk-tokens', '200'), (0, {'unit': 'tokens', 'max': 200, 'min': 200}))
+            for bad in ('513', '15'):
+                rc, err = exported('--chunk-tokens', bad)
+                self.assertEqual(rc, 2)
+                self.assertIn(f'--chunk-tokens {bad}: give 16 to 512', err)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 class ExportedSmokeCase(unittest.TestCase):
