@@ -72,8 +72,10 @@ def build(a):
 # 82/55/38/29% of the facts' rows at 4k/8k/16k/32k tokens of code, against 52/25/13/10%, and
 # answered 29/18/9/5 of 72, against 30/0/0/1; N = 0 unchanged (a one-line fact file is one chunk).
 # The most a chunk may be is the product's injection limit (MAX_CHUNK_TOKENS in chunking.ts).
-MAX_CHUNK_TOKENS = 512
-DEFAULT_CHUNK_TOKENS = 512
+# The least is the product's too (chunking.ts refuses a smaller "max"). The default is the most:
+# the longer the chunk, the fewer rows to rank.
+MIN_CHUNK_TOKENS, MAX_CHUNK_TOKENS = 16, 512
+DEFAULT_CHUNK_TOKENS = MAX_CHUNK_TOKENS
 
 
 def chunking(tokens: int) -> dict:
@@ -92,12 +94,12 @@ def main(argv=None):
     ap.add_argument('--ltm-frequency', type=int, default=0)
     ap.add_argument('--initial-rf', type=float, default=0)
     ap.add_argument('--chunk-tokens', type=int, default=DEFAULT_CHUNK_TOKENS,
-                    help=f'the longest chunk the product feeds the model, in its tokens (16–{MAX_CHUNK_TOKENS}; '
+                    help=f'the longest chunk the product feeds the model, in its tokens ({MIN_CHUNK_TOKENS}–{MAX_CHUNK_TOKENS}; '
                          'neighbours merged up to it): chunking.json')
     ap.add_argument('--no-verify', action='store_true', help='skip the check against the product (no node)')
     a = ap.parse_args(argv)
-    if not 16 <= a.chunk_tokens <= MAX_CHUNK_TOKENS:
-        print(f'export: --chunk-tokens {a.chunk_tokens}: give 16 to {MAX_CHUNK_TOKENS} (the product\'s injection limit); '
+    if not MIN_CHUNK_TOKENS <= a.chunk_tokens <= MAX_CHUNK_TOKENS:
+        print(f'export: --chunk-tokens {a.chunk_tokens}: give {MIN_CHUNK_TOKENS} to {MAX_CHUNK_TOKENS} (the product\'s bounds); '
               f'nothing written to {a.out}', file=sys.stderr)
         return 2
     model, t = build(a)
