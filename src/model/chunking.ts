@@ -7,8 +7,8 @@
  *
  *   {"unit": "bytes" | "tokens", "max": 512, "min": 128}
  *
- * `bytes` measures chunks as training/extract.js cut the trained model's corpus (UTF-8 bytes),
- * so the product feeds exactly the chunk sizes that model saw. Whatever the unit, a chunk is
+ * `bytes` measures chunks in UTF-8 bytes, as training/extract.js cuts the training corpus: the
+ * unit of checkpoints exported before `export --chunk-tokens` (which writes `tokens`). Whatever the unit, a chunk is
  * also held to the 512-token injection limit (feeder.ts).
  */
 import * as path from 'path';
@@ -18,6 +18,8 @@ import { readSideFile } from './sideFile';
 export const CHUNKING_FILE = 'chunking.json';
 /** mplus-8b's injection size, and the most any checkpoint may ask for. */
 export const MAX_CHUNK_TOKENS = 512;
+/** The shortest "max" a checkpoint may ask for: the authors' shortest context (16 tokens). */
+export const MIN_CHUNK_TOKENS = 16;
 
 export interface Chunking {
   unit: 'tokens' | 'bytes';
@@ -42,8 +44,8 @@ export function loadChunking(checkpointDir: string): Chunking {
   const { unit, max, min } = j ?? {};
   if (unit !== 'tokens' && unit !== 'bytes') throw new CheckpointError(file, `"unit" must be "tokens" or "bytes", got ${JSON.stringify(unit)}`, fix);
   const int = (x: unknown) => typeof x === 'number' && Number.isInteger(x);
-  if (!int(max) || (max as number) < 16 || (unit === 'tokens' && (max as number) > MAX_CHUNK_TOKENS)) {
-    throw new CheckpointError(file, `"max" must be an integer from 16${unit === 'tokens' ? ` to ${MAX_CHUNK_TOKENS}` : ''}, got ${JSON.stringify(max)}`, fix);
+  if (!int(max) || (max as number) < MIN_CHUNK_TOKENS || (unit === 'tokens' && (max as number) > MAX_CHUNK_TOKENS)) {
+    throw new CheckpointError(file, `"max" must be an integer from ${MIN_CHUNK_TOKENS}${unit === 'tokens' ? ` to ${MAX_CHUNK_TOKENS}` : ''}, got ${JSON.stringify(max)}`, fix);
   }
   if (!int(min) || (min as number) < 1 || (min as number) > (max as number)) {
     throw new CheckpointError(file, `"min" must be an integer from 1 to "max" (${max}), got ${JSON.stringify(min)}`, fix);

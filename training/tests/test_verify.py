@@ -55,11 +55,12 @@ class VerifyTest(unittest.TestCase):
             shutil.rmtree(tmp, ignore_errors=True)
 
     def test_export_chunking_fits_the_products_injection_limit(self):
-        # The product refuses a chunking.json above its injection limit (src/model/chunking.ts)
-        # and skips a chunk above it: the export's bound must be the product's.
+        # The product refuses a chunking.json outside its bounds (src/model/chunking.ts) and skips
+        # a chunk above its injection limit: the export's bounds must be the product's.
         with open(os.path.join(os.path.dirname(__file__), '..', '..', 'src', 'model', 'chunking.ts')) as f:
             ts = f.read()
-        self.assertEqual(export.MAX_CHUNK_TOKENS, int(re.search(r'^export const MAX_CHUNK_TOKENS = (\d+);', ts, re.M).group(1)))
+        for bound in ('MIN_CHUNK_TOKENS', 'MAX_CHUNK_TOKENS'):
+            self.assertEqual(getattr(export, bound), int(re.search(rf'^export const {bound} = (\d+);', ts, re.M).group(1)), bound)
         tmp = tempfile.mkdtemp(prefix='mplus-chunking-')
         try:
             def exported(*flags):
