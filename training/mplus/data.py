@@ -292,10 +292,46 @@ class Stage:
     # feed (run24: the oldest 12/32, each other 5/32); here only the name tells them apart, and a
     # step costs a fraction of one among 6–16 code chunks.
     one_line_drill: float = 0.0
+    # Share of the other steps whose plain code is written as the product writes a repository: each
+    # code injection a window of up to LONG_CODE_TOKENS tokens of one file (consecutive chunks, one
+    # header), where other steps' windows are the batch's shortest chunk (mostly 16–64 tokens, never
+    # compressed: K = 64 rows hold them). Fed 512-token chunks, every state found 77–82% of the
+    # facts' rows at 4k yet answered half as often as at N = 0 (BENCHMARKS.md, seventeenth session):
+    # the read had never met rows written from long code. Such steps draw LONG_CODE_DISTRACTORS, and
+    # which injections are other facts is drawn per injection, not per episode, so a code injection
+    # is long in every episode (one window length per injection).
+    long_code: float = 0.0
 
 
 # One-line facts besides the first in a drill step (Stage.one_line_drill).
 DRILL_OTHERS = (1, 5)
+# Stage.long_code: the product's chunk budget (src/model/chunking.ts MAX_CHUNK_TOKENS), and the
+# distractors of such a step (each long one costs ~8-30x a short one).
+LONG_CODE_TOKENS = 512
+LONG_CODE_DISTRACTORS = (4, 10)
+
+
+def code_window(corpus: 'Corpus', rng: random.Random, n: int, tries: int = 4) -> List[int]:
+    """Up to n tokens of one file as the product's chunker merges it: a random chunk's header line,
+    then its code and the code of the chunks after it (their own header lines dropped). The longest
+    of `tries` draws, so short files rarely shorten the whole injection."""
+    best: List[int] = []
+    for _ in range(tries):
+        fi, ci = rng.choice(corpus.chunks)
+        chunks = corpus.files[fi]['bytes']
+        parts, size = [chunks[ci]], len(chunks[ci])
+        for c in chunks[ci + 1:]:
+            if size >= 5 * n:  # code runs ~3-4 bytes a token: enough bytes for n tokens
+                break
+            body = c[c.find(b'\n') + 1:] if c.startswith(b'// file: ') else c
+            parts.append(body)
+            size += len(body) + 1
+        ids = corpus.tok.encode(b'\n'.join(parts))[:n]
+        if len(ids) > len(best):
+            best = ids
+        if len(best) >= n:
+            break
+    return best
 
 
 @dataclass
@@ -397,6 +433,9 @@ def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Ba
     # rng draws only where a stage asks for them, so stages without these options sample as before.
     if stage.one_line_drill > 0 and rng.random() < stage.one_line_drill:
         stage = dataclasses.replace(stage, distractors=DRILL_OTHERS, fact_negatives=1.0, one_line_facts=1.0)
+    long_code = stage.long_code > 0 and rng.random() < stage.long_code
+    if long_code:
+        stage = dataclasses.replace(stage, distractors=LONG_CODE_DISTRACTORS)
     one_line = stage.one_line_facts > 0 and rng.random() < stage.one_line_facts
     items = [_fact_pick(corpus, rng, one_line) for _ in range(B)]
     n0 = min(stage.max_ctx, min(len(x[1]) for x in items))
@@ -412,7 +451,10 @@ def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Ba
     contexts, tags, names = [], [], []
     others = [[] for _ in range(B)]  # per episode: (kind, name, answer, tag) of each other fact in memory
     for j in range(nd):
-        negative = [stage.fact_negatives > 0 and rng.random() < stage.fact_negatives for _ in range(B)]
+        if long_code:
+            negative = [stage.fact_negatives > 0 and rng.random() < stage.fact_negatives] * B
+        else:
+            negative = [stage.fact_negatives > 0 and rng.random() < stage.fact_negatives for _ in range(B)]
         # (ids, fact span or None, header tokens, keep header) per episode
         picks, held = [], []
         for i, neg in enumerate(negative):
@@ -423,11 +465,15 @@ def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Ba
                 picks.append((ids, span, hl, f.kind == 'def', path_header(corpus, stage, f.kind, answer)))
                 held.append(name)
                 others[i].append((f.kind, name, answer, j + 1))
+            elif long_code:
+                picks.append((code_window(corpus, rng, LONG_CODE_TOKENS), None, 0, False, None))
+                held.append('')
             else:
                 fi, ci = rng.choice(corpus.chunks)
                 picks.append((t.encode(corpus.files[fi]['bytes'][ci]), None, 0, False, None))
                 held.append('')
-        n = max(16, min(stage.max_ctx, min(len(p[0]) for p in picks)))
+        code_only = long_code and not any(negative)
+        n = max(16, min(LONG_CODE_TOKENS if code_only else stage.max_ctx, min(len(p[0]) for p in picks)))
         n = window_length(n, [(len(p[0]), p[1], p[4]) for p in picks if p[1] is not None], stage.max_ctx)
         n = whole_length(n, [p[0] for p in picks if p[1] is not None], one_line, stage.max_ctx)
         rows = []

@@ -82,7 +82,7 @@ CURRICULA = {
         # (seventeenth session).
         Stage('3b-ltm-more-distractors', 23000, 256, (6, 16), True, continuation=8, fact_anywhere=True,
               fact_negatives=0.5, bank_negatives=4096, ask_others=2, fact_fits=True, one_line_facts=1 / 3,
-              one_line_drill=0.25),
+              one_line_drill=0.25, long_code=0.5),
     ],
 }
 
@@ -95,7 +95,8 @@ def stage_identity(st: Stage) -> tuple:
                  if f.name not in LATER_FIELDS or v)
 
 
-LATER_FIELDS = ('span_positives', 'content_tags', 'ask_others', 'fact_fits', 'one_line_facts', 'one_line_drill')
+LATER_FIELDS = ('span_positives', 'content_tags', 'ask_others', 'fact_fits', 'one_line_facts', 'one_line_drill',
+                'long_code')
 
 
 def is_retriever(name: str) -> bool:

@@ -8,7 +8,7 @@ import random
 import re
 
 from training.mplus import bpe
-from training.mplus.data import (DRILL_OTHERS, Corpus, DataError, Stage, extract_dir, one_line_text, sample_batch,
+from training.mplus.data import (DRILL_OTHERS, LONG_CODE_DISTRACTORS, LONG_CODE_TOKENS, Corpus, DataError, Stage, extract_dir, one_line_text, sample_batch,
                                  sample_continuation)
 from training.tests.srcdata import SrcDataCase
 
@@ -235,6 +235,43 @@ class DataFolderTest(SrcDataCase):
                     self.assertEqual(m.group(2), b.names[j][e])
             self.assertEqual(len(b.answers), 3 + 3 * min(2, len(b.contexts) - 1))  # ask_others: all facts
         self.assertTrue(0 < drills < 8, drills)
+
+    def test_long_code_writes_code_as_the_product_chunks_it(self):
+        """Stage.long_code: a step's code injections are windows of one file longer than the
+        stage's max_ctx (up to LONG_CODE_TOKENS: consecutive chunks under one header line), every
+        episode of an injection plain code or every one a fact, LONG_CODE_DISTRACTORS of them; with
+        the option off, code stays cut to the batch's shortest chunk within max_ctx."""
+        c = Corpus(self.good)
+        for share in (0.0, 1.0):
+            rng = random.Random(11)
+            longest = 0
+            for _ in range(6):
+                b = sample_batch(c, 3, Stage('t', 1, 64, (2, 2), False, fact_anywhere=True, fact_negatives=0.5,
+                                             long_code=share), rng)
+                if share:
+                    self.assertTrue(LONG_CODE_DISTRACTORS[0] + 1 <= len(b.contexts) <= LONG_CODE_DISTRACTORS[1] + 1)
+                else:
+                    self.assertEqual(len(b.contexts), 3)
+                for j, ctx in enumerate(b.contexts):
+                    if j == b.fact_at:
+                        continue
+                    plain = [name == '' for name in b.names[j]]
+                    if share:
+                        self.assertIn(plain, ([True] * 3, [False] * 3))
+                    if not all(plain):
+                        self.assertLessEqual(ctx.shape[1], 64 + 40)  # a fact's window (fact_fits off: max_ctx)
+                        continue
+                    longest = max(longest, ctx.shape[1])
+                    self.assertLessEqual(ctx.shape[1], LONG_CODE_TOKENS if share else 64)
+                    if share:
+                        for e in range(3):
+                            text = c.tok.decode(ctx[e].tolist())
+                            self.assertTrue(text.startswith('// file: '), text[:80])
+                            self.assertEqual(text.count('\n// file: '), 0, text)
+            if share:
+                self.assertGreater(longest, 256)
+            else:
+                self.assertLessEqual(longest, 64)
 
     def test_missing_manifest(self):
         d = self.copy('nomanifest')
