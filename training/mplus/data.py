@@ -162,10 +162,26 @@ def random_path(rng: random.Random, ext: str) -> str:
 _HEADER = re.compile(rb'^(// file: )([^\n]*?)( \xe2\x80\x94 [^\n]*)?\n')
 
 
-def randomized(corpus: Corpus, fact: Fact, rng: random.Random):
-    """(chunk bytes with fresh name/value/path, fact span [lo, hi) in them, answer text)."""
+def file_tail(chunks: List[bytes], after: int, size: int) -> bytes:
+    """The code of the chunks after chunk `after` of one file, their header lines dropped, as the
+    product's chunker merges neighbours under the first one's header: about `size` bytes, b''
+    when size is 0 or the file ends there."""
+    parts, got = [], 0
+    for c in chunks[after + 1:]:
+        if got >= size:
+            break
+        body = c[c.find(b'\n') + 1:] if c.startswith(b'// file: ') else c
+        parts.append(body)
+        got += len(body) + 1
+    return b''.join(b'\n' + p for p in parts)
+
+
+def randomized(corpus: Corpus, fact: Fact, rng: random.Random, tail: int = 0):
+    """(chunk bytes with fresh name/value/path, fact span [lo, hi) in them, answer text). tail:
+    about this many bytes of the file's code after the fact's chunk follow it (file_tail),
+    renamed alike (Stage.long_facts)."""
     f = corpus.files[fact.file]
-    text = f['bytes'][fact.chunk]
+    text = f['bytes'][fact.chunk] + file_tail(f['bytes'], fact.chunk, tail)
     ext = os.path.splitext(f['file'])[1]
     new_path = random_path(rng, ext).encode()
     new_name = random_name(rng, fact.name).encode()
@@ -301,6 +317,11 @@ class Stage:
     # which injections are other facts is drawn per injection, not per episode, so a code injection
     # is long in every episode (one window length per injection).
     long_code: float = 0.0
+    # In those steps, a corpus fact (not a one-line file) is written with the code that follows it
+    # in its file, up to LONG_CODE_TOKENS, as a repository's constants and definitions sit in the
+    # product's 512-token chunks (`mplus lookup --all` on this repository: 0/42). Its window is
+    # trained through, so such a step's backward grows with it.
+    long_facts: bool = False
 
 
 # One-line facts besides the first in a drill step (Stage.one_line_drill).
@@ -311,6 +332,10 @@ LONG_CODE_TOKENS = 512
 LONG_CODE_DISTRACTORS = (4, 10)
 
 
+# Bytes of code that hold LONG_CODE_TOKENS tokens (code runs ~3-4 bytes a token).
+LONG_CODE_BYTES = 5 * LONG_CODE_TOKENS
+
+
 def code_window(corpus: 'Corpus', rng: random.Random, n: int, tries: int = 4) -> List[int]:
     """Up to n tokens of one file as the product's chunker merges it: a random chunk's header line,
     then its code and the code of the chunks after it (their own header lines dropped). The longest
@@ -319,14 +344,8 @@ def code_window(corpus: 'Corpus', rng: random.Random, n: int, tries: int = 4) ->
     for _ in range(tries):
         fi, ci = rng.choice(corpus.chunks)
         chunks = corpus.files[fi]['bytes']
-        parts, size = [chunks[ci]], len(chunks[ci])
-        for c in chunks[ci + 1:]:
-            if size >= 5 * n:  # code runs ~3-4 bytes a token: enough bytes for n tokens
-                break
-            body = c[c.find(b'\n') + 1:] if c.startswith(b'// file: ') else c
-            parts.append(body)
-            size += len(body) + 1
-        ids = corpus.tok.encode(b'\n'.join(parts))[:n]
+        text = chunks[ci] + file_tail(chunks, ci, 5 * n - len(chunks[ci]))
+        ids = corpus.tok.encode(text)[:n]
         if len(ids) > len(best):
             best = ids
         if len(best) >= n:
@@ -385,14 +404,15 @@ def one_line_fact(rng: random.Random):
     return fact, text, (at, end), text.find(b'\n') + 1, name, value if kind == 'value' else path
 
 
-def _fact_pick(corpus: Corpus, rng: random.Random, one_line: bool = False):
+def _fact_pick(corpus: Corpus, rng: random.Random, one_line: bool = False, tail: int = 0):
     """A fact drawn half from values, half from definitions, renamed (a fresh one-line file under
-    one_line, Stage.one_line_facts): (fact, ids, token span, header tokens, name, answer)."""
+    one_line, Stage.one_line_facts; followed by ~tail bytes of its file's code otherwise):
+    (fact, ids, token span, header tokens, name, answer)."""
     if one_line:
         fact, text, span, hl, name, answer = one_line_fact(rng)
     else:
         fact = rng.choice(corpus.value_facts if rng.random() < 0.5 else corpus.def_facts)
-        text, span, hl, name, answer = randomized(corpus, fact, rng)
+        text, span, hl, name, answer = randomized(corpus, fact, rng, tail)
     ids, offs = corpus.tok.encode_offsets(text)
     return fact, ids, token_span(offs, *span), sum(1 for o in offs if o < hl), name, answer
 
@@ -437,12 +457,14 @@ def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Ba
     if long_code:
         stage = dataclasses.replace(stage, distractors=LONG_CODE_DISTRACTORS)
     one_line = stage.one_line_facts > 0 and rng.random() < stage.one_line_facts
-    items = [_fact_pick(corpus, rng, one_line) for _ in range(B)]
-    n0 = min(stage.max_ctx, min(len(x[1]) for x in items))
+    tail = LONG_CODE_BYTES if long_code and stage.long_facts and not one_line else 0
+    fact_ctx_max = LONG_CODE_TOKENS if tail else stage.max_ctx
+    items = [_fact_pick(corpus, rng, one_line, tail) for _ in range(B)]
+    n0 = min(fact_ctx_max, min(len(x[1]) for x in items))
     n0 = max(n0, 16)  # the authors require chunks of at least 16 tokens
     shorts = [path_header(corpus, stage, x[0].kind, x[5]) for x in items]
-    n0 = window_length(n0, [(len(x[1]), x[2], h) for x, h in zip(items, shorts)], stage.max_ctx)
-    n0 = whole_length(n0, [x[1] for x in items], one_line, stage.max_ctx)
+    n0 = window_length(n0, [(len(x[1]), x[2], h) for x, h in zip(items, shorts)], fact_ctx_max)
+    n0 = whole_length(n0, [x[1] for x in items], one_line, fact_ctx_max)
     cropped = [crop(x[1], n0, x[2], x[3], rng, x[0].kind == 'def', h) for x, h in zip(items, shorts)]
     fact_ctx = torch.tensor([padded(w, n0, space) for w, _ in cropped])
     fact_span = torch.tensor([sp for _, sp in cropped], dtype=torch.long)
@@ -459,9 +481,9 @@ def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Ba
         picks, held = [], []
         for i, neg in enumerate(negative):
             if neg:
-                f, ids, span, hl, name, answer = _fact_pick(corpus, rng, one_line)
+                f, ids, span, hl, name, answer = _fact_pick(corpus, rng, one_line, tail)
                 while name == items[i][4]:  # short drawn names can repeat: the question must stay unambiguous
-                    f, ids, span, hl, name, answer = _fact_pick(corpus, rng, one_line)
+                    f, ids, span, hl, name, answer = _fact_pick(corpus, rng, one_line, tail)
                 picks.append((ids, span, hl, f.kind == 'def', path_header(corpus, stage, f.kind, answer)))
                 held.append(name)
                 others[i].append((f.kind, name, answer, j + 1))
@@ -472,10 +494,10 @@ def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Ba
                 fi, ci = rng.choice(corpus.chunks)
                 picks.append((t.encode(corpus.files[fi]['bytes'][ci]), None, 0, False, None))
                 held.append('')
-        code_only = long_code and not any(negative)
-        n = max(16, min(LONG_CODE_TOKENS if code_only else stage.max_ctx, min(len(p[0]) for p in picks)))
-        n = window_length(n, [(len(p[0]), p[1], p[4]) for p in picks if p[1] is not None], stage.max_ctx)
-        n = whole_length(n, [p[0] for p in picks if p[1] is not None], one_line, stage.max_ctx)
+        cap = LONG_CODE_TOKENS if long_code and (tail or not any(negative)) else stage.max_ctx
+        n = max(16, min(cap, min(len(p[0]) for p in picks)))
+        n = window_length(n, [(len(p[0]), p[1], p[4]) for p in picks if p[1] is not None], cap)
+        n = whole_length(n, [p[0] for p in picks if p[1] is not None], one_line, cap)
         rows = []
         for ids, span, hl, keep, short in picks:
             if span is not None:

@@ -273,6 +273,29 @@ class DataFolderTest(SrcDataCase):
             else:
                 self.assertLessEqual(longest, 64)
 
+    def test_long_facts_sit_in_their_files_code(self):
+        """Stage.long_facts: in a long_code step a corpus fact's window runs on into the code after
+        it in its file (longer than max_ctx), and still holds its name and answer where its span
+        says; without it the fact's window stays within max_ctx."""
+        c = Corpus(self.good)
+        for on in (False, True):
+            rng = random.Random(12)
+            longest = 0
+            for _ in range(6):
+                b = sample_batch(c, 3, Stage('t', 1, 64, (2, 2), False, fact_negatives=0.5, fact_fits=True,
+                                             long_code=1.0, long_facts=on), rng)
+                ctx = b.contexts[b.fact_at]
+                longest = max(longest, ctx.shape[1])
+                for i in range(3):
+                    text = c.tok.decode(ctx[i].tolist())
+                    lo, hi = b.span[i].tolist()
+                    self.assertIn(b.names[b.fact_at][i], c.tok.decode(ctx[i, lo:hi].tolist()))
+                    self.assertIn(b.answers[i], text)
+            if on:
+                self.assertGreater(longest, 128)
+            else:
+                self.assertLessEqual(longest, 64 + 40)
+
     def test_missing_manifest(self):
         d = self.copy('nomanifest')
         os.unlink(os.path.join(d, 'manifest.json'))
