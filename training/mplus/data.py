@@ -327,7 +327,8 @@ class Stage:
 # One-line facts besides the first in a drill step (Stage.one_line_drill).
 DRILL_OTHERS = (1, 5)
 # Stage.long_code: the product's chunk budget (src/model/chunking.ts MAX_CHUNK_TOKENS), and the
-# distractors of such a step (each long one costs ~8-30x a short one).
+# distractors of such a step (fewer than 3b's 6–16: a step of them costs ~1.6x, stepcost 6.0 s
+# against 3.7 s; distractors are not trained through).
 LONG_CODE_TOKENS = 512
 LONG_CODE_DISTRACTORS = (4, 10)
 

@@ -79,10 +79,16 @@ CURRICULA = {
         # 4k 26 → 30/72 on held-out seeds, 8k 4 → 0 (BENCHMARKS.md, sixteenth session). Fed the
         # 512-token chunks export now writes, every one of these states finds the facts' rows alike
         # (77–82% at 4k): what the continuations lose is the read among them, not the ranking
-        # (seventeenth session).
+        # (seventeenth session). So from position 27,147 (run41, 417 steps from the carry, --lr 1e-3)
+        # every non-drill step writes its code as the product chunks it (long_code: windows of one
+        # file up to 512 tokens; ~1.6x a step): on seeds 1–18 the carry's 36/32/15/8/3 of 72 at
+        # N = 0/4k/8k/16k/32k became 42/32/28/10/9, the facts' rows found at 4k–32k 80/56/38/32% →
+        # 95/79/58/49%; half the steps at --lr 2e-3 (run40) 33/24/17/6/5. The mean of the carry, run40
+        # and two saves of run41 (the carry since) answered 42/38/25/27/25 held out, 13 at 64k
+        # (last session's mean 47/29/18/9/5, 0; BENCHMARKS.md, eighteenth session).
         Stage('3b-ltm-more-distractors', 23000, 256, (6, 16), True, continuation=8, fact_anywhere=True,
               fact_negatives=0.5, bank_negatives=4096, ask_others=2, fact_fits=True, one_line_facts=1 / 3,
-              one_line_drill=0.25, long_code=0.5),
+              one_line_drill=0.25, long_code=1.0),
     ],
 }
 
