@@ -331,10 +331,8 @@ DRILL_OTHERS = (1, 5)
 # against 3.7 s; distractors are not trained through).
 LONG_CODE_TOKENS = 512
 LONG_CODE_DISTRACTORS = (4, 10)
-
-
-# Bytes of code that hold LONG_CODE_TOKENS tokens (code runs ~3-4 bytes a token).
-LONG_CODE_BYTES = 5 * LONG_CODE_TOKENS
+# Bytes of code read to fill a window of n tokens: code runs ~3-4 bytes a token.
+CODE_BYTES_PER_TOKEN = 5
 
 
 def code_window(corpus: 'Corpus', rng: random.Random, n: int, tries: int = 4) -> List[int]:
@@ -345,7 +343,7 @@ def code_window(corpus: 'Corpus', rng: random.Random, n: int, tries: int = 4) ->
     for _ in range(tries):
         fi, ci = rng.choice(corpus.chunks)
         chunks = corpus.files[fi]['bytes']
-        text = chunks[ci] + file_tail(chunks, ci, 5 * n - len(chunks[ci]))
+        text = chunks[ci] + file_tail(chunks, ci, CODE_BYTES_PER_TOKEN * n - len(chunks[ci]))
         ids = corpus.tok.encode(text)[:n]
         if len(ids) > len(best):
             best = ids
@@ -458,7 +456,7 @@ def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Ba
     if long_code:
         stage = dataclasses.replace(stage, distractors=LONG_CODE_DISTRACTORS)
     one_line = stage.one_line_facts > 0 and rng.random() < stage.one_line_facts
-    tail = LONG_CODE_BYTES if long_code and stage.long_facts and not one_line else 0
+    tail = CODE_BYTES_PER_TOKEN * LONG_CODE_TOKENS if long_code and stage.long_facts and not one_line else 0
     fact_ctx_max = LONG_CODE_TOKENS if tail else stage.max_ctx
     items = [_fact_pick(corpus, rng, one_line, tail) for _ in range(B)]
     n0 = min(fact_ctx_max, min(len(x[1]) for x in items))
