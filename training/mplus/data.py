@@ -472,10 +472,8 @@ def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Ba
     contexts, tags, names = [], [], []
     others = [[] for _ in range(B)]  # per episode: (kind, name, answer, tag) of each other fact in memory
     for j in range(nd):
-        if long_code:
-            negative = [stage.fact_negatives > 0 and rng.random() < stage.fact_negatives] * B
-        else:
-            negative = [stage.fact_negatives > 0 and rng.random() < stage.fact_negatives for _ in range(B)]
+        draw = lambda: stage.fact_negatives > 0 and rng.random() < stage.fact_negatives
+        negative = [draw()] * B if long_code else [draw() for _ in range(B)]
         # (ids, fact span or None, header tokens, keep header) per episode
         picks, held = [], []
         for i, neg in enumerate(negative):

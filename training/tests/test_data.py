@@ -8,7 +8,8 @@ import random
 import re
 
 from training.mplus import bpe
-from training.mplus.data import (DRILL_OTHERS, LONG_CODE_DISTRACTORS, LONG_CODE_TOKENS, Corpus, DataError, Stage, extract_dir, one_line_text, sample_batch,
+from training.mplus.data import (DRILL_OTHERS, LONG_CODE_DISTRACTORS, LONG_CODE_TOKENS, Corpus, DataError, Stage,
+                                 extract_dir, one_line_text, sample_batch,
                                  sample_continuation)
 from training.tests.srcdata import SrcDataCase
 
