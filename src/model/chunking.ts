@@ -8,8 +8,8 @@
  *   {"unit": "bytes" | "tokens", "max": 512, "min": 128}
  *
  * `bytes` measures chunks in UTF-8 bytes, as training/extract.js cuts the training corpus: the
- * unit of checkpoints exported before `export --chunk-tokens` (which writes `tokens`). Whatever the unit, a chunk is
- * also held to the 512-token injection limit (feeder.ts).
+ * unit of checkpoints exported before `export --chunk-tokens` (which writes `tokens`). Whatever
+ * the unit, a chunk is also held to the 512-token injection limit (feeder.ts).
  */
 import * as path from 'path';
 import { CheckpointError } from './safetensors';

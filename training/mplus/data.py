@@ -121,6 +121,22 @@ class Corpus:
         self.def_facts = [x for x in self.facts if x.kind == 'def']
         if not self.value_facts or not self.def_facts:
             raise DataError(f'{folder}: no facts of one kind (values {len(self.value_facts)}, definitions {len(self.def_facts)}); {fix}')
+        self._words: Optional[List[str]] = None
+
+    @property
+    def words(self) -> List[str]:
+        """The corpus's words (Stage.real_words): identifiers split at '_' and case changes, and
+        the words of comments and strings, lowercased, 2–12 letters, seen at least WORD_MIN_COUNT
+        times; sorted, so a seed draws the same ones. Read once, on first use."""
+        if self._words is None:
+            counts = {}
+            for f in self.files:
+                for c in f['chunks']:
+                    for w in _WORD.findall(c):
+                        w = w.lower()
+                        counts[w] = counts.get(w, 0) + 1
+            self._words = sorted(w for w, n in counts.items() if n >= WORD_MIN_COUNT and 2 <= len(w) <= 12)
+        return self._words
 
 
 # ---- randomization ----
@@ -130,8 +146,21 @@ _WORDS = ['core', 'util', 'lib', 'src', 'render', 'math', 'net', 'io', 'view', '
           'node', 'graph', 'time', 'text', 'cache', 'store', 'api', 'test', 'tools', 'common', 'internal']
 
 
-def random_name(rng: random.Random, like: str) -> str:
-    words = [''.join(rng.choice(_SYL) for _ in range(rng.randint(1, 3))) for _ in range(rng.randint(1, 3))]
+# Stage.real_words: a word of code or prose ("format", "Locale", "HTTP"): an identifier splits
+# into them at '_' and at case changes.
+_WORD = re.compile(r'[A-Z]?[a-z]+|[A-Z]+(?![a-z])')
+WORD_MIN_COUNT = 5
+
+
+def _word(rng: random.Random, words: Optional[List[str]]) -> str:
+    """One word of a drawn name or string: 1–3 syllables, or one of the corpus's words."""
+    return rng.choice(words) if words else ''.join(rng.choice(_SYL) for _ in range(rng.randint(1, 3)))
+
+
+def random_name(rng: random.Random, like: str, words: Optional[List[str]] = None) -> str:
+    """A fresh name written as `like` is (UPPER_SNAKE, PascalCase, camelCase), of 1–3 words:
+    made of syllables, or of the corpus's words when given (Stage.real_words)."""
+    words = [_word(rng, words) for _ in range(rng.randint(1, 3))]
     if like.isupper() or ('_' in like and like.upper() == like):
         return '_'.join(w.upper() for w in words)
     if like[:1].isupper():
@@ -139,11 +168,17 @@ def random_name(rng: random.Random, like: str) -> str:
     return words[0] + ''.join(w.capitalize() for w in words[1:])
 
 
-def random_value(rng: random.Random, like: str) -> str:
+def random_value(rng: random.Random, like: str, words: Optional[List[str]] = None) -> str:
+    """A fresh literal of `like`'s kind. A string is 1–3 syllable pairs; with the corpus's words
+    (Stage.real_words), 1–4 of them, each lower, Capitalized or UPPER, joined as real strings are
+    ('mplus.chatView', 'M+ Repository Memory', 'label.txt')."""
     if like in ('true', 'false'):
         return rng.choice(['true', 'false'])
     if like[:1] in '\'"':
         q = like[0]
+        if words:
+            cased = [rng.choice([str.lower, str.lower, str.capitalize, str.upper])(rng.choice(words)) for _ in range(rng.randint(1, 4))]
+            return q + rng.choice(['', '-', '_', '.', '.', ' ', '/', ':']).join(cased) + q
         return q + rng.choice(['', '-', '_', '.']).join(rng.choice(_SYL) + rng.choice(_SYL) for _ in range(rng.randint(1, 3))) + q
     if like.startswith('0x'):
         return hex(rng.randrange(1, 1 << rng.choice([8, 16, 24])))
@@ -153,9 +188,14 @@ def random_value(rng: random.Random, like: str) -> str:
     return f'{rng.randrange(0, 1000)}.{rng.randrange(0, 10 ** rng.randint(1, 4))}'
 
 
-def random_path(rng: random.Random, ext: str) -> str:
+def random_path(rng: random.Random, ext: str, words: Optional[List[str]] = None) -> str:
+    """A fresh repository-relative path: 1–3 folders, a base of syllables (or of 1–2 of the
+    corpus's words, camelCase, with Stage.real_words) and ext."""
     parts = [rng.choice(_WORDS) for _ in range(rng.randint(1, 3))]
-    base = ''.join(rng.choice(_SYL) for _ in range(rng.randint(1, 3)))
+    if words:
+        base = random_name(rng, 'aB', words) if rng.random() < 0.5 else rng.choice(words)
+    else:
+        base = ''.join(rng.choice(_SYL) for _ in range(rng.randint(1, 3)))
     return '/'.join(parts + [base + ext])
 
 
@@ -176,15 +216,15 @@ def file_tail(chunks: List[bytes], after: int, size: int) -> bytes:
     return b''.join(b'\n' + p for p in parts)
 
 
-def randomized(corpus: Corpus, fact: Fact, rng: random.Random, tail: int = 0):
+def randomized(corpus: Corpus, fact: Fact, rng: random.Random, tail: int = 0, words: Optional[List[str]] = None):
     """(chunk bytes with fresh name/value/path, fact span [lo, hi) in them, answer text). tail:
     about this many bytes of the file's code after the fact's chunk follow it (file_tail),
-    renamed alike (Stage.long_facts)."""
+    renamed alike (Stage.long_facts). words: drawn from the corpus's words (Stage.real_words)."""
     f = corpus.files[fact.file]
     text = f['bytes'][fact.chunk] + file_tail(f['bytes'], fact.chunk, tail)
     ext = os.path.splitext(f['file'])[1]
-    new_path = random_path(rng, ext).encode()
-    new_name = random_name(rng, fact.name).encode()
+    new_path = random_path(rng, ext, words).encode()
+    new_name = random_name(rng, fact.name, words).encode()
     old_name = fact.name.encode()
     # Mark the fact's own bytes first (offsets are into the original text, so the later offset
     # first), then rename everywhere; the marks give the fact's span after the header's path and
@@ -192,7 +232,7 @@ def randomized(corpus: Corpus, fact: Fact, rng: random.Random, tail: int = 0):
     lo = fact.name_at
     marks = [(lo, lo + len(old_name), b'\x00N\x00')]
     if fact.kind == 'value':
-        new_value = random_value(rng, fact.value).encode()
+        new_value = random_value(rng, fact.value, words).encode()
         marks.append((fact.value_at, fact.value_at + len(fact.value.encode()), b'\x00V\x00'))
     for a, b, mark in sorted(marks, reverse=True):
         text = text[:a] + mark + text[b:]
@@ -322,6 +362,13 @@ class Stage:
     # product's 512-token chunks (`mplus lookup --all` on this repository: 0/42). Its window is
     # trained through, so such a step's backward grows with it.
     long_facts: bool = False
+    # Share of facts whose fresh names, string values and paths are made of the corpus's words
+    # (Corpus.words) instead of the 32 syllables: a repository's are ('PARTICIPANT_ID' =
+    # 'mplus.participant'), and on them the carry answered every question with a syllable string
+    # ('mar.lo.mar.celyren'; `mplus lookup --all` 1/32 on seven folders of this repository) —
+    # it had learned to write syllables, not to copy what its memory holds. With it one-line
+    # facts hold strings half the time (a repository's constants mostly are).
+    real_words: float = 0.0
 
 
 # One-line facts besides the first in a drill step (Stage.one_line_drill).
@@ -387,15 +434,16 @@ def one_line_text(name: str, value: str, path: str) -> str:
     return f'// file: {path} \u2014 const {name}\nexport const {name} = {value};'
 
 
-def one_line_fact(rng: random.Random):
+def one_line_fact(rng: random.Random, words: Optional[List[str]] = None):
     """A fresh one-line constant file, as randomized() returns a renamed fact: (fact, chunk bytes,
     fact span [lo, hi) in them, header bytes, name, answer). A value, or its definition (the path)
     half the time; names UPPER_SNAKE as the bench's, or camelCase; values mostly numbers (the
-    bench's are integers below 1e6)."""
+    bench's are integers below 1e6; with the corpus's words, strings half the time, as a
+    repository's constants are)."""
     kind = 'value' if rng.random() < 0.5 else 'def'
-    name = random_name(rng, rng.choice(['A_B', 'A_B', 'aB']))
-    value = random_value(rng, rng.choice(['0', '0', '0', "'s'"]))
-    path = random_path(rng, rng.choice(['.ts', '.js']))
+    name = random_name(rng, rng.choice(['A_B', 'A_B', 'aB']), words)
+    value = random_value(rng, rng.choice(['0', "'s'"] if words else ['0', '0', '0', "'s'"]), words)
+    path = random_path(rng, rng.choice(['.ts', '.js']), words)
     text = one_line_text(name, value, path).encode()
     at = text.find(b'export const ') + len('export const ')
     fact = Fact(-1, -1, kind, name, at, value, text.rfind(value.encode()))  # the value is the last thing before ';'
@@ -403,15 +451,17 @@ def one_line_fact(rng: random.Random):
     return fact, text, (at, end), text.find(b'\n') + 1, name, value if kind == 'value' else path
 
 
-def _fact_pick(corpus: Corpus, rng: random.Random, one_line: bool = False, tail: int = 0):
+def _fact_pick(corpus: Corpus, rng: random.Random, one_line: bool = False, tail: int = 0, real_words: float = 0.0):
     """A fact drawn half from values, half from definitions, renamed (a fresh one-line file under
-    one_line, Stage.one_line_facts; followed by ~tail bytes of its file's code otherwise):
+    one_line, Stage.one_line_facts; followed by ~tail bytes of its file's code otherwise), with the
+    corpus's words for a real_words share of them (drawn only when real_words is set):
     (fact, ids, token span, header tokens, name, answer)."""
+    words = corpus.words if real_words > 0 and rng.random() < real_words else None
     if one_line:
-        fact, text, span, hl, name, answer = one_line_fact(rng)
+        fact, text, span, hl, name, answer = one_line_fact(rng, words)
     else:
         fact = rng.choice(corpus.value_facts if rng.random() < 0.5 else corpus.def_facts)
-        text, span, hl, name, answer = randomized(corpus, fact, rng, tail)
+        text, span, hl, name, answer = randomized(corpus, fact, rng, tail, words)
     ids, offs = corpus.tok.encode_offsets(text)
     return fact, ids, token_span(offs, *span), sum(1 for o in offs if o < hl), name, answer
 
@@ -458,7 +508,7 @@ def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Ba
     one_line = stage.one_line_facts > 0 and rng.random() < stage.one_line_facts
     tail = CODE_BYTES_PER_TOKEN * LONG_CODE_TOKENS if long_code and stage.long_facts and not one_line else 0
     fact_ctx_max = LONG_CODE_TOKENS if tail else stage.max_ctx
-    items = [_fact_pick(corpus, rng, one_line, tail) for _ in range(B)]
+    items = [_fact_pick(corpus, rng, one_line, tail, stage.real_words) for _ in range(B)]
     n0 = min(fact_ctx_max, min(len(x[1]) for x in items))
     n0 = max(n0, 16)  # the authors require chunks of at least 16 tokens
     shorts = [path_header(corpus, stage, x[0].kind, x[5]) for x in items]
@@ -478,9 +528,9 @@ def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Ba
         picks, held = [], []
         for i, neg in enumerate(negative):
             if neg:
-                f, ids, span, hl, name, answer = _fact_pick(corpus, rng, one_line, tail)
+                f, ids, span, hl, name, answer = _fact_pick(corpus, rng, one_line, tail, stage.real_words)
                 while name == items[i][4]:  # short drawn names can repeat: the question must stay unambiguous
-                    f, ids, span, hl, name, answer = _fact_pick(corpus, rng, one_line, tail)
+                    f, ids, span, hl, name, answer = _fact_pick(corpus, rng, one_line, tail, stage.real_words)
                 picks.append((ids, span, hl, f.kind == 'def', path_header(corpus, stage, f.kind, answer)))
                 held.append(name)
                 others[i].append((f.kind, name, answer, j + 1))

@@ -7,7 +7,7 @@ import unittest
 import random
 import re
 
-from training.mplus import bpe
+from training.mplus import bpe, data
 from training.mplus.data import (DRILL_OTHERS, LONG_CODE_DISTRACTORS, LONG_CODE_TOKENS, Corpus, DataError, Stage,
                                  extract_dir, one_line_text, sample_batch,
                                  sample_continuation)
@@ -296,6 +296,30 @@ class DataFolderTest(SrcDataCase):
                 self.assertGreater(longest, 128)
             else:
                 self.assertLessEqual(longest, 64 + 40)
+
+    def test_real_words_name_facts_as_a_repository_does(self):
+        """Stage.real_words: fresh names (and string values) are made of the corpus's words, not of
+        the syllables; without it every name part is syllables."""
+        c = Corpus(self.good)
+        syllables = re.compile('(?:' + '|'.join(data._SYL) + ')+')
+        for share in (0.0, 1.0):
+            rng = random.Random(4)
+            parts, strings = [], []
+            for _ in range(4):
+                b = sample_batch(c, 4, Stage('t', 1, 64, (2, 2), False, fact_negatives=1.0, fact_fits=True,
+                                             one_line_facts=1.0, real_words=share), rng)
+                for kind, name, answer in zip(b.kinds, b.names[b.fact_at], b.answers):
+                    parts += [w.lower() for w in data._WORD.findall(name)]
+                    if kind == 'value' and answer[:1] in '\'"':
+                        strings.append(answer)
+            self.assertGreater(len(parts), 16)
+            from_words = [w for w in parts if w in c.words and not syllables.fullmatch(w)]
+            if share:
+                self.assertTrue(all(w in c.words for w in parts), parts)
+                self.assertGreater(len(from_words), len(parts) // 2, parts)
+                self.assertTrue(strings, 'one-line facts hold strings half the time under real_words')
+            else:
+                self.assertTrue(all(syllables.fullmatch(w) for w in parts), parts)
 
     def test_missing_manifest(self):
         d = self.copy('nomanifest')
