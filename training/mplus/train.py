@@ -84,8 +84,10 @@ CURRICULA = {
         # file up to 512 tokens; ~1.6x a step): on seeds 1–18 the carry's 36/32/15/8/3 of 72 at
         # N = 0/4k/8k/16k/32k became 42/32/28/10/9, the facts' rows found at 4k–32k 80/56/38/32% →
         # 95/79/58/49%; half the steps at --lr 2e-3 (run40) 33/24/17/6/5. The mean of the carry, run40
-        # and two saves of run41 (the carry since) answered 42/38/25/27/25 held out, 13 at 64k
-        # (last session's mean 47/29/18/9/5, 0; BENCHMARKS.md, eighteenth session).
+        # and two saves of run41 answered 42/38/25/27/25 held out, 13 at 64k (last session's mean
+        # 47/29/18/9/5, 0; BENCHMARKS.md, eighteenth session). That mean and two saves of a branch
+        # of it with --seed 2 (run42, 378 and 520 steps; the carry since) answer 46/39/34/31/21
+        # held out, 14 at 64k (nineteenth session).
         Stage('3b-ltm-more-distractors', 23000, 256, (6, 16), True, continuation=8, fact_anywhere=True,
               fact_negatives=0.5, bank_negatives=4096, ask_others=2, fact_fits=True, one_line_facts=1 / 3,
               one_line_drill=0.25, long_code=1.0),
