@@ -160,12 +160,12 @@ def _word(rng: random.Random, words: Optional[List[str]]) -> str:
 def random_name(rng: random.Random, like: str, words: Optional[List[str]] = None) -> str:
     """A fresh name written as `like` is (UPPER_SNAKE, PascalCase, camelCase), of 1–3 words:
     made of syllables, or of the corpus's words when given (Stage.real_words)."""
-    words = [_word(rng, words) for _ in range(rng.randint(1, 3))]
+    parts = [_word(rng, words) for _ in range(rng.randint(1, 3))]
     if like.isupper() or ('_' in like and like.upper() == like):
-        return '_'.join(w.upper() for w in words)
+        return '_'.join(w.upper() for w in parts)
     if like[:1].isupper():
-        return ''.join(w.capitalize() for w in words)
-    return words[0] + ''.join(w.capitalize() for w in words[1:])
+        return ''.join(w.capitalize() for w in parts)
+    return parts[0] + ''.join(w.capitalize() for w in parts[1:])
 
 
 def random_value(rng: random.Random, like: str, words: Optional[List[str]] = None) -> str:
