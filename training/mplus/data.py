@@ -195,7 +195,7 @@ def random_path(rng: random.Random, ext: str, words: Optional[List[str]] = None)
     if words:
         base = random_name(rng, 'aB', words) if rng.random() < 0.5 else rng.choice(words)
     else:
-        base = ''.join(rng.choice(_SYL) for _ in range(rng.randint(1, 3)))
+        base = _word(rng, None)
     return '/'.join(parts + [base + ext])
 
 
@@ -508,7 +508,8 @@ def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Ba
     one_line = stage.one_line_facts > 0 and rng.random() < stage.one_line_facts
     tail = CODE_BYTES_PER_TOKEN * LONG_CODE_TOKENS if long_code and stage.long_facts and not one_line else 0
     fact_ctx_max = LONG_CODE_TOKENS if tail else stage.max_ctx
-    items = [_fact_pick(corpus, rng, one_line, tail, stage.real_words) for _ in range(B)]
+    pick = lambda: _fact_pick(corpus, rng, one_line, tail, stage.real_words)
+    items = [pick() for _ in range(B)]
     n0 = min(fact_ctx_max, min(len(x[1]) for x in items))
     n0 = max(n0, 16)  # the authors require chunks of at least 16 tokens
     shorts = [path_header(corpus, stage, x[0].kind, x[5]) for x in items]
@@ -521,16 +522,16 @@ def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Ba
     at = rng.randint(0, nd) if stage.fact_anywhere and nd else 0
     contexts, tags, names = [], [], []
     others = [[] for _ in range(B)]  # per episode: (kind, name, answer, tag) of each other fact in memory
+    draw = lambda: stage.fact_negatives > 0 and rng.random() < stage.fact_negatives
     for j in range(nd):
-        draw = lambda: stage.fact_negatives > 0 and rng.random() < stage.fact_negatives
         negative = [draw()] * B if long_code else [draw() for _ in range(B)]
         # (ids, fact span or None, header tokens, keep header) per episode
         picks, held = [], []
         for i, neg in enumerate(negative):
             if neg:
-                f, ids, span, hl, name, answer = _fact_pick(corpus, rng, one_line, tail, stage.real_words)
+                f, ids, span, hl, name, answer = pick()
                 while name == items[i][4]:  # short drawn names can repeat: the question must stay unambiguous
-                    f, ids, span, hl, name, answer = _fact_pick(corpus, rng, one_line, tail, stage.real_words)
+                    f, ids, span, hl, name, answer = pick()
                 picks.append((ids, span, hl, f.kind == 'def', path_header(corpus, stage, f.kind, answer)))
                 held.append(name)
                 others[i].append((f.kind, name, answer, j + 1))
