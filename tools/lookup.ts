@@ -1,5 +1,5 @@
 /**
- * `mplus lookup [--repo .] [--model DIR] [--store DIR] [--seed S] [--all] [--json]`: the checkable
+ * `mplus lookup [--repo .] [--model DIR] [--store DIR] [--seed S] [--all] [--alone] [--json]`: the checkable
  * question `npm start` asks a lookup model (one whose checkpoint has question_template.txt).
  * Picks a constant of the repository with tree-sitter (src/workspace/constants.ts; UPPER_CASE
  * names defined once, values of 3+ characters, seeded choice), feeds the repository into its
@@ -8,15 +8,21 @@
  * --all asks every such constant, one line each, then the share answered right: the lookup
  * accuracy on a real repository's own chunks, names and values (bench retention's facts are
  * one-line files with drawn names).
+ * --alone feeds each asked constant's file alone into a fresh memory (mplus/rebuild before each,
+ * then mplus/ingest naming that file): whether the model reads a constant out of its own file's
+ * chunks at all, apart from finding it among the rest of the repository. Its store lies in a
+ * temporary folder, with the stores every rebuild moves aside beside it, removed at the end,
+ * unless --store names one.
  * Exit 0 whether the answers are right or wrong (the verdict is the output); 1 when it cannot run.
  */
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { parseArgs } from 'util';
 import { defaultStoreDir } from '../src/cli/sidecarCommands';
 import { resolveModel } from '../src/sidecar/defaultModel';
 import { initialize, shutdown, spawnSidecar } from '../src/sidecar/client';
-import { Ask, Ingest } from '../src/sidecar/protocol';
+import { Ask, Ingest, Rebuild } from '../src/sidecar/protocol';
 import { Chunker, discover, valueConstants } from '../src/workspace';
 import { Rng } from '../src/util/rng';
 
@@ -53,7 +59,7 @@ export async function lookupCandidates(repo: string): Promise<LookupQuestion[]> 
 }
 
 export async function lookupCmd(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { repo: { type: 'string' }, model: { type: 'string' }, store: { type: 'string' }, seed: { type: 'string' }, all: { type: 'boolean' }, json: { type: 'boolean' } } });
+  const { values } = parseArgs({ args, options: { repo: { type: 'string' }, model: { type: 'string' }, store: { type: 'string' }, seed: { type: 'string' }, all: { type: 'boolean' }, alone: { type: 'boolean' }, json: { type: 'boolean' } } });
   const repo = path.resolve(values.repo ?? '.');
   const model = resolveModel([values.model, process.env.MPLUS_MODEL]);
   if (!model) throw new Error('lookup needs a checkpoint: --model DIR, MPLUS_MODEL, or the bundled models/mplus-lookup/');
@@ -62,18 +68,25 @@ export async function lookupCmd(args: string[]): Promise<void> {
   const all = await lookupCandidates(repo);
   if (!all.length) throw new Error(`${repo}: no UPPER_CASE constant with a literal value (TypeScript, JavaScript, Python) to ask about`);
   const asked = values.all ? all : [all[new Rng(seed).int(all.length)]];
+  const tempStore = values.alone && !values.store ? fs.mkdtempSync(path.join(os.tmpdir(), 'mplus-lookup-alone-')) : null;
   const h = spawnSidecar({ onStderr: () => undefined });
   try {
-    await initialize(h.connection, { modelDir: model.dir, storeDir: path.resolve(values.store ?? defaultStoreDir(repo)), device: 'auto', workspaceFolders: [repo], watch: false, rebuildStore: true });
-    await h.connection.sendRequest(Ingest, { paths: 'all' });
+    await initialize(h.connection, { modelDir: model.dir, storeDir: tempStore ? path.join(tempStore, 'store') : path.resolve(values.store ?? defaultStoreDir(repo)), device: 'auto', workspaceFolders: [repo], watch: false, rebuildStore: true });
+    if (!values.alone) await h.connection.sendRequest(Ingest, { paths: 'all' });
     if (!values.json) console.log(`model:    ${model.dir}${model.label ? ` (${model.label})` : ''}`);
     let right = 0;
     for (const q of asked) {
+      // Alone: a fresh memory holding this file's chunks only (filesFed says so in --json).
+      let filesFed: number | undefined;
+      if (values.alone) {
+        await h.connection.sendRequest(Rebuild);
+        filesFed = (await h.connection.sendRequest(Ingest, { paths: [q.file] })).filesDone;
+      }
       const question = `What is the value of ${q.name}?`;
       const r = await h.connection.sendRequest(Ask, { question, maxTokens: Math.max(24, q.value.length + 8), temperature: 0 });
       const ok = r.answer.includes(q.value);
       right += ok ? 1 : 0;
-      if (values.json) console.log(JSON.stringify({ ...q, question, answer: r.answer, right: ok, model: model.dir }));
+      if (values.json) console.log(JSON.stringify({ ...q, question, answer: r.answer, right: ok, model: model.dir, ...(filesFed === undefined ? {} : { filesFed }) }));
       else if (values.all) console.log(`${ok ? 'right' : 'WRONG'}  ${q.name} (${q.file}:${q.line}) = ${q.value}; answer ${JSON.stringify(r.answer.trim())}`);
       else {
         console.log(`question: ${question}   (${q.file}:${q.line}, one of ${all.length} constants)`);
@@ -89,5 +102,6 @@ export async function lookupCmd(args: string[]): Promise<void> {
     }
   } finally {
     h.process.kill('SIGKILL');
+    if (tempStore) fs.rmSync(tempStore, { recursive: true, force: true });
   }
 }

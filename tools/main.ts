@@ -57,8 +57,9 @@ const USAGE = `usage: mplus <tool> [options]
   bench retention [--model DIR] [--tokens 0,8192,32768] [--facts 16] [--seed 1] [--modes theta,mplus] [--precision P] [--out BASE]
           facts fed, then N tokens of unrelated code, then each asked: exact hits and fact rows
           retrieved, θ only (MemoryLLM) vs M+, real sidecar; BASE.md/.svg/.json, resumable
-  lookup  [--repo .] [--model DIR] [--store DIR] [--seed S] [--all] [--json]
+  lookup  [--repo .] [--model DIR] [--store DIR] [--seed S] [--all] [--alone] [--json]
           ask a lookup model the value of one of the repository's constants (--all: of every one) and check the answer
+          (--alone: each constant's file fed alone into a fresh memory)
 exit codes: 0 ok, 1 failure, 2 usage`;
 
 function int(v: string | undefined, name: string, def?: number): number {

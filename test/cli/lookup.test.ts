@@ -8,6 +8,7 @@
 import * as assert from 'assert';
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { lookupCandidates } from '../../tools/lookup';
 import { fixtureWorkspace } from '../helpers/fixtureWorkspace';
@@ -66,6 +67,21 @@ describe('npm start asks a lookup model a checkable question', function () {
       ['RETRY_BUDGET_MS', '48213907', false],
     ]);
     assert.deepStrictEqual(lines[lines.length - 1], { summary: { asked: 2, right: 0, exact: 0 } });
+  });
+
+  it('--alone feeds each constant\'s file alone into a fresh memory, and leaves no store behind', function () {
+    const model = lookupModel(this);
+    const before = fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('mplus-lookup-alone-')).length;
+    const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin', 'mplus.js'), 'lookup', '--all', '--alone', '--json', '--repo', ws.repo, '--model', model], { encoding: 'utf8' });
+    assert.strictEqual(r.status, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    // One file fed per question (the whole repository holds three), each its constant's own.
+    assert.deepStrictEqual(lines.slice(0, -1).map((x) => [x.name, x.file, x.filesFed, x.right]), [
+      ['PY_GREETING', 'py/dup.py', 1, false],
+      ['RETRY_BUDGET_MS', 'src/limits.ts', 1, false],
+    ]);
+    assert.deepStrictEqual(lines[lines.length - 1], { summary: { asked: 2, right: 0, exact: 0 } });
+    assert.strictEqual(fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('mplus-lookup-alone-')).length, before, 'the temporary store is removed');
   });
 
   it('a random-weight lookup checkpoint answers, and the check says the answer is wrong', function () {
