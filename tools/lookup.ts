@@ -11,8 +11,8 @@
  * --alone feeds each asked constant's file alone into a fresh memory (mplus/rebuild before each,
  * then mplus/ingest naming that file): whether the model reads a constant out of its own file's
  * chunks at all, apart from finding it among the rest of the repository. Its store lies in a
- * temporary folder, with the stores every rebuild moves aside beside it, removed at the end,
- * unless --store names one.
+ * temporary folder, with the stores every rebuild moves aside beside it, removed at the end (so
+ * --store, which would collect one moved-aside store per question, is refused with it).
  * Exit 0 whether the answers are right or wrong (the verdict is the output); 1 when it cannot run.
  */
 import * as fs from 'fs';
@@ -68,7 +68,8 @@ export async function lookupCmd(args: string[]): Promise<void> {
   const all = await lookupCandidates(repo);
   if (!all.length) throw new Error(`${repo}: no UPPER_CASE constant with a literal value (TypeScript, JavaScript, Python) to ask about`);
   const asked = values.all ? all : [all[new Rng(seed).int(all.length)]];
-  const tempStore = values.alone && !values.store ? fs.mkdtempSync(path.join(os.tmpdir(), 'mplus-lookup-alone-')) : null;
+  if (values.alone && values.store) throw new Error('--alone feeds each file into a temporary store of its own (one rebuild per question): leave out --store');
+  const tempStore = values.alone ? fs.mkdtempSync(path.join(os.tmpdir(), 'mplus-lookup-alone-')) : null;
   const h = spawnSidecar({ onStderr: () => undefined });
   try {
     await initialize(h.connection, { modelDir: model.dir, storeDir: tempStore ? path.join(tempStore, 'store') : path.resolve(values.store ?? defaultStoreDir(repo)), device: 'auto', workspaceFolders: [repo], watch: false, rebuildStore: true });

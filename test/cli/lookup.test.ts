@@ -82,6 +82,9 @@ describe('npm start asks a lookup model a checkable question', function () {
     ]);
     assert.deepStrictEqual(lines[lines.length - 1], { summary: { asked: 2, right: 0, exact: 0 } });
     assert.strictEqual(fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('mplus-lookup-alone-')).length, before, 'the temporary store is removed');
+    const withStore = spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin', 'mplus.js'), 'lookup', '--all', '--alone', '--repo', ws.repo, '--model', model, '--store', path.join(ws.root, 'store-alone')], { encoding: 'utf8' });
+    assert.strictEqual(withStore.status, 1);
+    assert.match(withStore.stderr, /--alone feeds each file into a temporary store of its own.*leave out --store/);
   });
 
   it('a random-weight lookup checkpoint answers, and the check says the answer is wrong', function () {
