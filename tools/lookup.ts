@@ -20,7 +20,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { parseArgs } from 'util';
 import { defaultStoreDir } from '../src/cli/sidecarCommands';
-import { resolveModel } from '../src/sidecar/defaultModel';
+import { resolveModel, type ResolvedModel } from '../src/sidecar/defaultModel';
 import { initialize, shutdown, spawnSidecar } from '../src/sidecar/client';
 import { Ask, Ingest, Rebuild } from '../src/sidecar/protocol';
 import { Chunker, discover, valueConstants } from '../src/workspace';
@@ -70,6 +70,18 @@ export async function lookupCmd(args: string[]): Promise<void> {
   const asked = values.all ? all : [all[new Rng(seed).int(all.length)]];
   if (values.alone && values.store) throw new Error('--alone feeds each file into a temporary store of its own (one rebuild per question): leave out --store');
   const tempStore = values.alone ? fs.mkdtempSync(path.join(os.tmpdir(), 'mplus-lookup-alone-')) : null;
+  try {
+    await askAll(values, repo, model, asked, all.length, tempStore);
+  } finally {
+    // Outside the sidecar's try: a spawn that throws still leaves no temporary folder behind.
+    if (tempStore) fs.rmSync(tempStore, { recursive: true, force: true });
+  }
+}
+
+interface LookupFlags { store?: string; alone?: boolean; all?: boolean; json?: boolean }
+
+/** Feeds the repository (or, alone, each question's file into a fresh memory in tempStore) and asks. */
+async function askAll(values: LookupFlags, repo: string, model: ResolvedModel, asked: LookupQuestion[], candidates: number, tempStore: string | null): Promise<void> {
   const h = spawnSidecar({ onStderr: () => undefined });
   try {
     await initialize(h.connection, { modelDir: model.dir, storeDir: tempStore ? path.join(tempStore, 'store') : path.resolve(values.store ?? defaultStoreDir(repo)), device: 'auto', workspaceFolders: [repo], watch: false, rebuildStore: true });
@@ -90,7 +102,7 @@ export async function lookupCmd(args: string[]): Promise<void> {
       if (values.json) console.log(JSON.stringify({ ...q, question, answer: r.answer, right: ok, model: model.dir, ...(filesFed === undefined ? {} : { filesFed }) }));
       else if (values.all) console.log(`${ok ? 'right' : 'WRONG'}  ${q.name} (${q.file}:${q.line}) = ${q.value}; answer ${JSON.stringify(r.answer.trim())}`);
       else {
-        console.log(`question: ${question}   (${q.file}:${q.line}, one of ${all.length} constants)`);
+        console.log(`question: ${question}   (${q.file}:${q.line}, one of ${candidates} constants)`);
         console.log(`answer:   ${JSON.stringify(r.answer.trim())}`);
         console.log(`expected: ${q.value}`);
         console.log(ok ? 'right: the answer contains the value' : 'WRONG: the answer does not contain the value');
@@ -103,6 +115,5 @@ export async function lookupCmd(args: string[]): Promise<void> {
     }
   } finally {
     h.process.kill('SIGKILL');
-    if (tempStore) fs.rmSync(tempStore, { recursive: true, force: true });
   }
 }
