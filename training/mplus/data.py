@@ -369,6 +369,11 @@ class Stage:
     # it had learned to write syllables, not to copy what its memory holds. With it one-line
     # facts hold strings half the time (a repository's constants mostly are).
     real_words: float = 0.0
+    # The distractor count (min, max) of long_code steps when set; empty: LONG_CODE_DISTRACTORS.
+    # For the diagnostics and the retriever fit at the product's scale (fit_retriever --long-code:
+    # 160k tokens of a repository are ~320 such windows), not the curriculum, whose steps would cost
+    # ~1 s per window.
+    long_code_distractors: tuple = ()
 
 
 # One-line facts besides the first in a drill step (Stage.one_line_drill).
@@ -504,7 +509,7 @@ def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Ba
         stage = dataclasses.replace(stage, distractors=DRILL_OTHERS, fact_negatives=1.0, one_line_facts=1.0)
     long_code = stage.long_code > 0 and rng.random() < stage.long_code
     if long_code:
-        stage = dataclasses.replace(stage, distractors=LONG_CODE_DISTRACTORS)
+        stage = dataclasses.replace(stage, distractors=stage.long_code_distractors or LONG_CODE_DISTRACTORS)
     one_line = stage.one_line_facts > 0 and rng.random() < stage.one_line_facts
     tail = CODE_BYTES_PER_TOKEN * LONG_CODE_TOKENS if long_code and stage.long_facts and not one_line else 0
     fact_ctx_max = LONG_CODE_TOKENS if tail else stage.max_ctx

@@ -3,6 +3,12 @@ product's scale, written into a copy of the state (then `export` as usual).
 
   /usr/bin/python3 -m training.mplus.fit_retriever --data DATA --state S --out FITTED.pt
       [--batches 64] [--steps 2000] [--distractors 8,60] [--one-line 0.5] [--threads 2]
+      [--long-code] [--pool W,S [--pool-sample 4096]]
+
+With --pool (pool.py) the problems' code is written as the product writes a repository (512-token
+windows, as --long-code), and S recorded memories of W such windows join every step as extra
+negatives: each problem is ranked among a repository's worth of rows (W 320: ~160k tokens), and a
+held-out memory of W windows measures recall@R at that scale before and after.
 
 Why: co-trained, the retriever sees 6–16 chunks per episode (plus the bank's rows), and most of
 its positives are the corpus's facts in longer chunks. At the product's scale it ranks worse
@@ -34,11 +40,13 @@ of a fact's rows; a third of them answers no better than none. Not part of the s
 import argparse
 import random
 import sys
+import time
 from typing import List, Tuple
 
 import torch
 
 from .data import Corpus, Stage
+from . import pool
 from .device import atomic_save, load_state
 from .model import MPlus, frozen_as_exported
 from .retriever_ceiling import collect, fit, problem_stage, projectors, recall
@@ -51,12 +59,12 @@ TESTS = (('one-line facts, 40 distractors, 10% other facts', True, 40, 0.1),
 
 
 def training_problems(model: MPlus, corpus: Corpus, batches: int, batch: int, lo: int, hi: int, one_line: float, seed: int,
-                      positives: str = 'chunk'):
+                      positives: str = 'chunk', long_code: bool = False):
     """`batches` recorded batches, each of one kind and one distractor count (batches differ)."""
     rng, gen = random.Random(seed), torch.Generator().manual_seed(seed)
     out = []
     for _ in range(batches):
-        stage = problem_stage(rng.random() < one_line, rng.randint(lo, hi), rng.uniform(0.1, 0.5), positives)
+        stage = problem_stage(rng.random() < one_line, rng.randint(lo, hi), rng.uniform(0.1, 0.5), positives, long_code=long_code)
         out += collect(model, corpus, stage, 1, batch, rng, gen)
     return out
 
@@ -107,6 +115,11 @@ def main(argv=None):
     ap.add_argument('--one-line', type=float, default=0.5, help='share of batches whose facts are one-line files')
     ap.add_argument('--positives', default='chunk', choices=('chunk', 'content', 'span'),
                     help="the fact's rows the fit and the recall count (retriever_ceiling's --positives)")
+    ap.add_argument('--long-code', action='store_true',
+                    help="the problems' code written as the product writes a repository (Stage.long_code: windows of up to 512 tokens)")
+    ap.add_argument('--pool', default='', help='W,S: S memories of W long-code windows (pool.py) as every problem\'s extra '
+                                               'negatives, and one more of W windows to measure recall at that scale (320: ~160k tokens)')
+    ap.add_argument('--pool-sample', type=int, default=4096, help='pool rows each step scores per layer')
     ap.add_argument('--test-batches', type=int, default=12)
     ap.add_argument('--seed', type=int, default=1)
     ap.add_argument('--threads', type=int, default=2)
@@ -118,6 +131,13 @@ def main(argv=None):
     except ValueError:
         print(f'fit_retriever: --distractors {a.distractors!r}: give lo,hi with 0 ≤ lo ≤ hi, e.g. 8,60', file=sys.stderr)
         return 2
+    try:
+        windows, streams = (int(x) for x in a.pool.split(',')) if a.pool else (0, 0)
+        if a.pool and not (windows > 0 and streams > 0):
+            raise ValueError
+    except ValueError:
+        print(f'fit_retriever: --pool {a.pool!r}: give W,S (windows per memory, memories), e.g. 320,4', file=sys.stderr)
+        return 2
     torch.set_num_threads(a.threads)
     corpus = Corpus(a.data)
     s = load_state(a.state)
@@ -125,7 +145,21 @@ def main(argv=None):
     fmt = lambda xs: ' '.join(f'{x:.3f}' for x in xs)
     share = lambda got, i: sum(x[i] for x in got) / len(got)
 
+    if a.pool:
+        t0 = time.time()
+        train_pool = pool.record(model, corpus, windows, streams, a.seed + 100)
+        test_pool = pool.record(model, corpus, windows, 1, 2000)
+        scale_test = collect(model, corpus, problem_stage(True, 8, 0.3, a.positives, long_code=True), a.test_batches, a.batch,
+                             random.Random(3000), torch.Generator().manual_seed(3000))
+        print(f'  pools recorded in {time.time() - t0:.0f} s: {train_pool[0].shape[0]} rows per layer to fit against, '
+              f'{test_pool[0].shape[0]} to measure', flush=True)
+
     def report(when: str):
+        if a.pool:
+            rec = pool.pool_recall(projectors(model), scale_test, test_pool, model.c.retrieve_size)
+            print(f'  {when}, one-line facts among 8 long-code windows (30% other facts) and {test_pool[0].shape[0]} pool rows: '
+                  f'recall@R {fmt(rec)}', flush=True)
+            return
         for k, (label, one_line, d, fn) in enumerate(TESTS):
             rec, answers = measure(model, corpus, problem_stage(one_line, d, fn, a.positives), a.test_batches, a.batch, 1000 + k)
             line = f'  {when}, {label}: recall@R {fmt(rec)}'
@@ -138,13 +172,16 @@ def main(argv=None):
     print(f'fit_retriever: {a.state}: {a.batches} batches of {a.batch} ({lo}–{hi} distractors, {a.one_line:.0%} one-line), '
           f'{a.steps} steps; positives: the fact\'s {a.positives}')
     report('before')
-    train = training_problems(model, corpus, a.batches, a.batch, lo, hi, a.one_line, a.seed, a.positives)
-    fitted, losses = fit(projectors(model), train, 'bce', a.steps, seed=a.seed,
+    train = training_problems(model, corpus, a.batches, a.batch, lo, hi, a.one_line, a.seed, a.positives, a.long_code or bool(a.pool))
+    gen = torch.Generator().manual_seed(a.seed)
+    augment = (lambda p: pool.augmented(p, train_pool, a.pool_sample, gen)) if a.pool else None
+    fitted, losses = fit(projectors(model), train, 'bce', a.steps, seed=a.seed, augment=augment,
                          report=lambda step, p, v: print(f'  step {step}: loss {v:.4f}', flush=True) if step % 500 == 0 else None)
     install(model, fitted)
     report('after')
     out = with_projectors(s, model, dict(batches=a.batches, batch=a.batch, steps=a.steps, distractors=[lo, hi],
-                                         one_line=a.one_line, seed=a.seed, positives=a.positives, loss=sum(losses[-100:]) / min(100, len(losses))))
+                                         one_line=a.one_line, seed=a.seed, positives=a.positives, long_code=a.long_code or bool(a.pool),
+                                         pool=a.pool, pool_sample=a.pool_sample, loss=sum(losses[-100:]) / min(100, len(losses))))
     atomic_save(out, a.out)
     print(f'fit_retriever: wrote {a.out} (step {s["step"]}; only the projectors differ)')
     return 0

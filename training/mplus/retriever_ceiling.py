@@ -58,12 +58,16 @@ def forced(model: MPlus, mem, l: int, scores: torch.Tensor, fact: torch.Tensor) 
 
 
 def problem_stage(one_line: bool, distractors: int, fact_negatives: float, positives: str = 'chunk',
-                  fact_fits: bool = True) -> Stage:
+                  fact_fits: bool = True, long_code: bool = False) -> Stage:
     """Episodes of stage 3's kind at the product's scale: the fact anywhere among `distractors`
-    chunks, Θ on, one-line or the corpus's facts, the fact's rows labelled as --positives says."""
-    return Stage('probe', 1, 256, (distractors, distractors), True, fact_anywhere=True, fact_negatives=fact_negatives,
+    chunks, Θ on, one-line or the corpus's facts, the fact's rows labelled as --positives says.
+    long_code: the code is written as the product writes a repository (Stage.long_code: windows of
+    up to 512 tokens of one file), so 320 distractors are ~160k tokens."""
+    n = (distractors, distractors)
+    return Stage('probe', 1, 256, n, True, fact_anywhere=True, fact_negatives=fact_negatives,
                  span_positives=positives == 'span', content_tags=positives == 'content', fact_fits=fact_fits,
-                 one_line_facts=1.0 if one_line else 0.0)
+                 one_line_facts=1.0 if one_line else 0.0, long_code=1.0 if long_code else 0.0,
+                 long_code_distractors=n if long_code else ())
 
 
 def collect(model: MPlus, corpus: Corpus, stage: Stage, batches: int, batch: int, rng, gen,
@@ -156,9 +160,10 @@ def rank_loss(s: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:
     return (torch.logsumexp(z, 1) - torch.logsumexp(z.masked_fill(~pos, float('-inf')), 1)).mean()
 
 
-def fit(projs, train: List[List[Problem]], loss: str, steps: int, seed: int = 0, report=None):
+def fit(projs, train: List[List[Problem]], loss: str, steps: int, seed: int = 0, report=None, augment=None):
     """Fits copies of projs to the training problems; report(step, projs, loss) every 100 steps.
-    Returns the fitted copies and the loss per step."""
+    augment(problem), when given, is what each step scores instead (pool.augmented: more
+    candidates). Returns the fitted copies and the loss per step."""
     projs = copy.deepcopy(projs)
     params = [p for qp, kp in projs for p in list(qp.parameters()) + list(kp.parameters())]
     opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.001)
@@ -167,7 +172,8 @@ def fit(projs, train: List[List[Problem]], loss: str, steps: int, seed: int = 0,
     for step in range(steps):
         total = 0
         problems = rng.choice(train)
-        for l, q_in, q_mask, rows, tags in problems:
+        for p in problems:
+            l, q_in, q_mask, rows, tags = augment(p) if augment else p
             lg, w, s = score(projs[l], q_in, q_mask, rows)
             total = total + (retriever_bce(lg, w, tags) if loss == 'bce' else rank_loss(s, tags))
         total = total / len(problems)

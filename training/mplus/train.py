@@ -104,7 +104,7 @@ def stage_identity(st: Stage) -> tuple:
 
 
 LATER_FIELDS = ('span_positives', 'content_tags', 'ask_others', 'fact_fits', 'one_line_facts', 'one_line_drill',
-                'long_code', 'long_facts', 'real_words')
+                'long_code', 'long_facts', 'real_words', 'long_code_distractors')
 
 
 def is_retriever(name: str) -> bool:

@@ -274,6 +274,15 @@ class DataFolderTest(SrcDataCase):
             else:
                 self.assertLessEqual(longest, 64)
 
+    def test_long_code_distractors_set_the_count(self):
+        """Stage.long_code_distractors (fit_retriever's product-scale problems) replaces
+        LONG_CODE_DISTRACTORS in long_code steps; other steps keep the stage's count."""
+        c = Corpus(self.good)
+        rng = random.Random(13)
+        for share, want in ((1.0, 13), (0.0, 3)):
+            b = sample_batch(c, 2, Stage('t', 1, 64, (2, 2), False, long_code=share, long_code_distractors=(12, 12)), rng)
+            self.assertEqual(len(b.contexts), want)
+
     def test_long_facts_sit_in_their_files_code(self):
         """Stage.long_facts: in a long_code step a corpus fact's window runs on into the code after
         it in its file (longer than max_ctx), and still holds its name and answer where its span

@@ -2,14 +2,17 @@
 import contextlib
 import io
 import os
+import random
 import unittest
 
 import torch
 
-from training.mplus import fit_retriever, train
+from training.mplus import fit_retriever, pool, train
 from training.mplus.config import ModelConfig
+from training.mplus.data import Corpus
 from training.mplus.device import load_state
-from training.mplus.model import MPlus
+from training.mplus.model import MPlus, frozen_as_exported
+from training.mplus.retriever_ceiling import collect, problem_stage, projectors, recall
 from training.tests.srcdata import SrcDataCase
 
 
@@ -54,6 +57,48 @@ class FitRetrieverTest(SrcDataCase):
         for when in ('before', 'after'):
             for label, *_ in fit_retriever.TESTS:
                 self.assertIn(f'{when}, {label}: recall@R', text)
+
+    def test_a_pool_ranks_each_problem_among_a_repositorys_rows(self):
+        """--pool W,S: S memories of W long-code windows are recorded once; their rows join every
+        problem as the bank's negatives (tag −2) and a held-out one measures recall at that scale.
+        An empty pool leaves recall as it was; a pool of the fact's own rows' copies can only lower
+        it (they compete for the same R)."""
+        model = frozen_as_exported(load_state(self.state))
+        corpus = Corpus(self.data)
+        recorded = pool.record(model, corpus, 12, 2, 7)
+        self.assertEqual(len(recorded), model.c.num_layers)
+        self.assertGreater(recorded[0].shape[0], 0)
+        self.assertEqual(recorded[0].shape[1], model.c.hidden_size)
+        sets = collect(model, corpus, problem_stage(True, 3, 0.3, long_code=True), 1, 2, random.Random(3), torch.Generator().manual_seed(3))
+        l, q, qm, rows, tags = pool.augmented(sets[0][0], recorded, 5, torch.Generator().manual_seed(1))
+        self.assertEqual(rows.shape[1], sets[0][0][3].shape[1] + 5)
+        self.assertTrue(bool((tags[:, -5:] == pool.BANKED).all()))
+        R, projs = model.c.retrieve_size, projectors(model)
+        empty = [r[:0] for r in recorded]
+        self.assertEqual(pool.pool_recall(projs, sets, empty, R), recall(projs, sets, R))
+        fact_like = [torch.cat([p[3][0][p[4][0] == 0]] * 8) for p in sets[0]]  # episode 0's fact rows, 8 copies of each
+        for before, after in zip(recall(projs, sets, R), pool.pool_recall(projs, sets, fact_like, R)):
+            self.assertLessEqual(after, before)
+
+    def test_pool_mode_fits_against_the_pool_and_reports_at_its_scale(self):
+        out = os.path.join(self.tmp, 'pooled.pt')
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            rc = fit_retriever.main(['--data', self.data, '--state', self.state, '--out', out, '--batches', '2', '--batch', '2',
+                                     '--steps', '20', '--distractors', '2,3', '--test-batches', '1', '--threads', '1',
+                                     '--pool', '10,2', '--pool-sample', '64'])
+        self.assertEqual(rc, 0)
+        text = printed.getvalue()
+        self.assertIn('pools recorded', text)
+        for when in ('before', 'after'):
+            self.assertRegex(text, f'{when}, one-line facts among 8 long-code windows .* pool rows: recall@R')
+        self.assertEqual(load_state(out)['retriever_fit']['pool'], '10,2')
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            rc = fit_retriever.main(['--data', self.data, '--state', self.state, '--out', out + '.x', '--pool', '10'])
+        self.assertEqual(rc, 2)
+        self.assertIn('--pool', err.getvalue())
+        self.assertFalse(os.path.exists(out + '.x'))
 
     def test_refuses_a_bad_distractor_range(self):
         err = io.StringIO()
