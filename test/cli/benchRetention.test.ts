@@ -29,12 +29,18 @@ describe('bench retention', function () {
       assert.strictEqual(t.tokensFed, m.tokensFed, 'both modes are fed the same');
       assert.strictEqual(t.candidateRows, SHIPPED_LTM, `θ only: Θ stays as shipped, nothing cached (N = ${n})`);
       assert.strictEqual(t.factRowsRetrieved, null, 'θ only: no fact row ever reaches Θ');
+      assert.ok(t.factRowsRetrievedByLayer.every((x) => x === null), 'θ only: nor in any layer');
       assert.strictEqual(t.factShareOfRetrieved, 0, 'θ only retrieves shipped rows only');
     }
     assert.ok(rows[0].tokensFed > 0 && rows[0].tokensFed < 2048, `N = 0 feeds only the facts (${rows[0].tokensFed})`);
     assert.ok(rows[2].tokensFed >= 2048 + rows[0].tokensFed * 0.5, `N = 2048 feeds the facts and ≥ 2048 more (${rows[2].tokensFed})`);
     assert.ok(rows[3].candidateRows > rows[1].candidateRows && rows[1].candidateRows > SHIPPED_LTM, `M+ Θ + cache grow with N (${rows[1].candidateRows} → ${rows[3].candidateRows})`);
     assert.ok(rows[3].factRowsRetrieved !== null && rows[3].factRowsRetrieved >= 0 && rows[3].factRowsRetrieved <= 1, 'M+: the facts\' rows are among the candidates, found by provenance');
+    // The overall share weighs each layer's share by its (question, layer) count: it lies between them.
+    const byLayer = rows[3].factRowsRetrievedByLayer.filter((x): x is number => x !== null);
+    assert.ok(byLayer.length > 0 && byLayer.every((x) => x >= 0 && x <= 1), `M+: a share per layer (${JSON.stringify(rows[3].factRowsRetrievedByLayer)})`);
+    const overall = rows[3].factRowsRetrieved ?? -1;
+    assert.ok(Math.min(...byLayer) - 1e-9 <= overall && overall <= Math.max(...byLayer) + 1e-9, `overall ${overall} within the layers' ${JSON.stringify(byLayer)}`);
     assert.ok(rows[0].factShareOfStm > 0, 'at N = 0 θ holds the facts');
     for (const r of rows) {
       assert.ok(r.hits >= 0 && r.hits <= r.facts && r.exact === r.hits / r.facts);

@@ -133,17 +133,17 @@ export interface RetentionOptions {
 /** Per-fact retrieval figures from one question's per-layer report. */
 function factFigures(file: string, layers: LayerRetrieval[], N: number) {
   const rows = (xs: Array<{ path: string; rows: number }>) => xs.find((f) => f.path === file)?.rows ?? 0;
-  const recall: number[] = [];
+  const byLayer: Array<number | null> = [];
   const share: number[] = [];
   const stm: number[] = [];
   for (const l of layers) {
     const have = rows(l.candidatesByFile);
     const got = rows(l.retrievedByFile);
-    if (have > 0) recall.push(got / have);
+    byLayer.push(have > 0 ? got / have : null);
     if (l.retrieved > 0) share.push(got / l.retrieved);
     stm.push(rows(l.stmByFile) / N);
   }
-  return { recall, share, stm };
+  return { recall: byLayer.filter((x): x is number => x !== null), byLayer, share, stm };
 }
 
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
@@ -193,6 +193,7 @@ async function measure(opts: RetentionOptions, tok: TextTokenizer, n: number, mo
     const tokensFed = first.tokensInjected + codeFed;
     let hits = 0;
     const recall: number[] = [];
+    const recallByLayer: number[][] = [];
     const share: number[] = [];
     const stm: number[] = [];
     let candidateRows = 0;
@@ -204,6 +205,10 @@ async function measure(opts: RetentionOptions, tok: TextTokenizer, n: number, mo
       answers.push({ name: f.name, value: f.value, file: f.file, answer: r.answer });
       const fig = factFigures(f.file, r.retrieval ?? [], init.model.stmTokens);
       recall.push(...fig.recall);
+      fig.byLayer.forEach((x, l) => {
+        recallByLayer[l] ??= [];
+        if (x !== null) recallByLayer[l].push(x);
+      });
       share.push(...fig.share);
       stm.push(...fig.stm);
       candidateRows = r.retrieval?.[0]?.candidates ?? 0;
@@ -213,7 +218,7 @@ async function measure(opts: RetentionOptions, tok: TextTokenizer, n: number, mo
     await shutdown(h);
     return {
       mode, tokens: n, tokensFed, facts: facts.length, hits, exact: hits / facts.length,
-      factRowsRetrieved: mean(recall), factShareOfRetrieved: mean(share), factShareOfStm: mean(stm) ?? 0, candidateRows,
+      factRowsRetrieved: mean(recall), factRowsRetrievedByLayer: Array.from(recallByLayer, (xs) => mean(xs ?? [])), factShareOfRetrieved: mean(share), factShareOfStm: mean(stm) ?? 0, candidateRows,
       seconds: (performance.now() - t0) / 1000, feedTokensPerS: tokensFed / Math.max(feedSeconds, 1e-9), askMs, sidecarPeakMiB, answers,
     };
   } finally {

@@ -22,6 +22,12 @@ export interface RetentionRow {
    * paper's "fact rows retrieved". Null when no fact had a candidate row (θ only, or fact expired).
    */
   factRowsRetrieved: number | null;
+  /**
+   * factRowsRetrieved per layer (null where no fact had a candidate row there). A layer's query
+   * reads that layer's input, which holds what the layers below retrieved: the lowest layer ranks
+   * from the question's embeddings alone, the rest inherit its misses.
+   */
+  factRowsRetrievedByLayer: Array<number | null>;
   /** Over facts and layers: the fact's rows among the rows retrieved (precision). */
   factShareOfRetrieved: number | null;
   /** Over facts and layers: the fact's rows still in θ, as a share of θ. */
