@@ -183,7 +183,8 @@ def main(argv=None):
     print(f'fit_retriever: {a.state}: {a.batches} batches of {a.batch} ({lo}–{hi} distractors, {a.one_line:.0%} one-line), '
           f'{a.steps} steps; positives: the fact\'s {a.positives}')
     report('before')
-    train = training_problems(model, corpus, a.batches, a.batch, lo, hi, a.one_line, a.seed, a.positives, a.long_code or bool(a.pool))
+    long_code = a.long_code or bool(a.pool)
+    train = training_problems(model, corpus, a.batches, a.batch, lo, hi, a.one_line, a.seed, a.positives, long_code)
     gen = torch.Generator().manual_seed(a.seed)
     augment = (lambda p: pool.augmented(p, train_pool, a.pool_sample, gen)) if a.pool else None
     fitted, losses = fit(projectors(model), train, 'bce', a.steps, seed=a.seed, augment=augment,
@@ -191,7 +192,7 @@ def main(argv=None):
     install(model, fitted)
     report('after')
     out = with_projectors(s, model, dict(batches=a.batches, batch=a.batch, steps=a.steps, distractors=[lo, hi],
-                                         one_line=a.one_line, seed=a.seed, positives=a.positives, long_code=a.long_code or bool(a.pool),
+                                         one_line=a.one_line, seed=a.seed, positives=a.positives, long_code=long_code,
                                          pool=a.pool, pool_sample=a.pool_sample, loss=sum(losses[-100:]) / min(100, len(losses))))
     atomic_save(out, a.out)
     print(f'fit_retriever: wrote {a.out} (step {s["step"]}; only the projectors differ)')

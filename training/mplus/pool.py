@@ -22,10 +22,8 @@ from typing import List
 
 import torch
 
-from .retriever_ceiling import Problem, collect, problem_stage, score
-from .confusion import found_share
-
-BANKED = -2  # train.retriever_bce's tag for the bank's rows
+from .retriever_ceiling import Problem, collect, problem_stage, recall
+from .train import BANKED
 
 
 def record(model, corpus, windows: int, streams: int, seed: int) -> List[torch.Tensor]:
@@ -52,11 +50,4 @@ def augmented(problem: Problem, pool: List[torch.Tensor], sample: int = 0, gen=N
 def pool_recall(projs, sets: List[List[Problem]], pool: List[torch.Tensor], R: int) -> List[float]:
     """Per layer: mean share of the fact's rows in the top R among its own candidates and the whole
     pool (retriever_ceiling.recall at the pool's scale)."""
-    per = [[] for _ in projs]
-    with torch.no_grad():
-        for problems in sets:
-            for p in problems:
-                l, q_in, q_mask, rows, tags = augmented(p, pool)
-                s = score(projs[l], q_in, q_mask, rows)[2]
-                per[l] += found_share(tags == 0, s.topk(min(R, s.shape[1]), dim=1).indices)
-    return [sum(p) / len(p) if p else float('nan') for p in per]
+    return recall(projs, sets, R, augment=lambda p: augmented(p, pool))

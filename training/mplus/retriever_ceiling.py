@@ -137,12 +137,14 @@ def score(proj, q_in, q_mask, rows):
     return lg, w, retrieval_scores(lg, w)
 
 
-def recall(projs, sets: List[List[Problem]], R: int) -> List[float]:
-    """Per layer: mean share of the fact's candidate rows in the top R (episodes with some)."""
+def recall(projs, sets: List[List[Problem]], R: int, augment=None) -> List[float]:
+    """Per layer: mean share of the fact's candidate rows in the top R (episodes with some).
+    augment(problem), when given, is what is ranked instead (pool.augmented: more candidates)."""
     per = [[] for _ in projs]
     with torch.no_grad():
         for problems in sets:
-            for l, q_in, q_mask, rows, tags in problems:
+            for p in problems:
+                l, q_in, q_mask, rows, tags = augment(p) if augment else p
                 s = score(projs[l], q_in, q_mask, rows)[2]
                 per[l] += found_share(tags == 0, s.topk(min(R, s.shape[1]), dim=1).indices)
     return [sum(p) / len(p) if p else float('nan') for p in per]

@@ -216,6 +216,8 @@ class ColumnBCE(torch.autograd.Function):
 # Tag of the fact chunk's rows that were not written at the fact's own tokens, under a stage's
 # span_positives: neither positives nor negatives for the retriever (fact_row_tags).
 FACT_CONTEXT = -3
+# The tag of a negatives bank's rows appended after an episode's candidates (bank.py, pool.py).
+BANKED = -2
 
 
 def fact_row_tags(span: torch.Tensor, n: int, K: int) -> torch.Tensor:
@@ -273,7 +275,7 @@ def retriever_bce(lg: torch.Tensor, w: torch.Tensor, tags: torch.Tensor) -> torc
     over the big tensor (ColumnBCE)."""
     lg = lg.float()  # bf16 under autocast: the loss itself in f32
     p = (tags == 0).float()                                          # [B, C] positives
-    banked = (tags == -2).float()                                    # [B, C] the bank's rows
+    banked = (tags == BANKED).float()                                    # [B, C] the bank's rows
     neg = 1 - p - banked - (tags == FACT_CONTEXT).float()            # [B, C] the episode's own negatives
     col = ColumnBCE.apply(lg, w, p)                                  # [B, C]: per column, over question rows
     rows = w.sum(1)                                                  # [B, 1]: question rows per episode
@@ -306,7 +308,7 @@ def episode_loss(model: MPlus, batch, stage: Stage, gen: torch.Generator, bank: 
             if batch.q_tag is not None:  # per question [B', M+C]
                 tags = asked_fact_positive(tags.index_select(0, batch.q_episode), batch.q_tag)
             if extra is not None:  # banked rows: negatives (tag −2)
-                tags = torch.cat([tags, torch.full((tags.shape[0], extra[l].shape[0]), -2, dtype=tags.dtype, device=tags.device)], dim=1)
+                tags = torch.cat([tags, torch.full((tags.shape[0], extra[l].shape[0]), BANKED, dtype=tags.dtype, device=tags.device)], dim=1)
             ret = ret + retriever_bce(lg, w, tags)
             n_ret += 1
         if n_ret:
