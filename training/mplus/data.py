@@ -39,6 +39,13 @@ def extract_dir(src: str, out: str):
                    check=True, stdout=subprocess.DEVNULL)
 
 
+def feed_dir(src: str, data: str, model: str):
+    """feed.jsonl for a data folder extract_dir made from src (training/feedchunks.js --dir), chunked
+    with the checkpoint folder model's tokenizer and chunking.json."""
+    subprocess.run(['node', os.path.join(REPO, 'training', 'feedchunks.js'), '--dir', src, '--data', data, '--model', model],
+                   check=True, stdout=subprocess.DEVNULL)
+
+
 class DataError(Exception):
     pass
 
@@ -122,6 +129,31 @@ class Corpus:
         if not self.value_facts or not self.def_facts:
             raise DataError(f'{folder}: no facts of one kind (values {len(self.value_facts)}, definitions {len(self.def_facts)}); {fix}')
         self._words: Optional[List[str]] = None
+        self._feed: Optional[List[List[str]]] = None
+
+    @property
+    def feed(self) -> List[List[str]]:
+        """Per file, its chunks as the product feeds them (feed.jsonl beside the data, written by
+        training/feedchunks.js: the checkpoint's chunking, a header naming every declaration of a
+        chunk), for the retriever's pool. Read once, on first use; refused by name when missing or
+        cut short."""
+        if self._feed is None:
+            fpath = os.path.join(self.folder, 'feed.jsonl')
+            fix = (f'write it: node training/feedchunks.js --corpus /work/scratch/corpus --data {self.folder} '
+                   f'--model EXPORTED (a checkpoint written by training.mplus.export)')
+            if not os.path.isfile(fpath):
+                raise DataError(f'{fpath}: missing; {fix}')
+            out = []
+            with open(fpath) as f:
+                for i, line in enumerate(f):
+                    try:
+                        out.append(json.loads(line)['chunks'])
+                    except (ValueError, KeyError, TypeError) as e:
+                        raise DataError(f'{fpath}: line {i + 1} is not a feed record ({e}); {fix}')
+            if len(out) != len(self.files) or not any(out):
+                raise DataError(f'{fpath}: {len(out)} files with chunks, files.jsonl has {len(self.files)}: cut short or stale; {fix}')
+            self._feed = out
+        return self._feed
 
     @property
     def words(self) -> List[str]:

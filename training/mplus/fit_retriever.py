@@ -3,22 +3,28 @@ product's scale, written into a copy of the state (then `export` as usual).
 
   /usr/bin/python3 -m training.mplus.fit_retriever --data DATA --state S --out FITTED.pt
       [--batches 64] [--steps 2000] [--distractors 8,60] [--one-line 0.5] [--threads 2]
-      [--long-code] [--pool W,S [--pool-sample 4096]]
+      [--long-code] [--pool W,S [--feed] [--rounds N] [--pool-sample 4096]]
 
 With --pool (pool.py) the problems' code is written as the product writes a repository (512-token
-windows, as --long-code), and S recorded memories of W such windows join every step as extra
-negatives: each problem is ranked among a repository's worth of rows (W 320: ~160k tokens), and a
-held-out memory of W windows measures recall@R at that scale before and after. This is the
-recipe's last stage before export (training/README.md):
+windows, as --long-code), and S recorded memories of W chunks of code join every step as extra
+negatives: each problem is ranked among a repository's worth of rows (W 430: ~160k tokens), and a
+held-out memory of W chunks measures recall@R at that scale before and after. --feed: that code is
+chunked as the product feeds it (DATA/feed.jsonl, training/feedchunks.js: every chunk's header
+names its declarations), not training's windows. --rounds N: the problems' questions are asked of
+the memory the product would hold (pool.with_pool: the pool in Θ, a θ of code), again after each
+of N fits, so the upper layers fit the question rows they will meet. This is the recipe's last
+stage before export (training/README.md):
 
   /usr/bin/python3 -m training.mplus.fit_retriever --data DATA --state training/carry/small.pt --out FITTED.pt \
-      --pool 320,3 --batches 32 --batch 8 --distractors 4,12 --one-line 0.75 --steps 2000 --threads 1
+      --pool 430,3 --feed --rounds 2 --steps 1000 --batches 32 --batch 8 --distractors 4,12 --one-line 0.75 --threads 1
 
-Measured on the twenty-second session's carry (BENCHMARKS.md, twenty-third session): recall@R per
-layer among a held-out 160k tokens' worth of rows 0.27 0.55 0.79 0.80 → 0.51 0.98 1.00 0.99; through
-the product (seeds 1–18) the facts' rows found at 160k 28% → 47% and answers 11 → 21 of 72, at
-0–32k 177 → 191 of 360.
-
+Measured (BENCHMARKS.md, twenty-fourth session), from the twenty-second session's carry with the
+twenty-third's fit: through the product at 160k (seeds 1–18) the facts' rows found 47% → 72% and
+answers 21 → 38 of 72, at 0–32k 191 → 198 of 360. The twenty-third session's fit (--pool 320,3, no
+--feed, no rounds: 2,000 steps) had taken them from 28% and 11 answers; 4,000 more steps of it
+found 64% and answered 14: more of the fact's rows is not by itself more answers. Training's
+windows are easier code than the product feeds (replay.py: the carry finds 0.67 0.91 0.96 0.97 of a
+fact's rows per layer among 20k rows of them, 0.48 0.43 0.55 0.36 in the product's 160k).
 Why: co-trained, the retriever sees 6–16 chunks per episode (plus the bank's rows), and most of
 its positives are the corpus's facts in longer chunks. At the product's scale it ranks worse
 than it could: `retriever_ceiling --one-line --distractors 40` on run26 at 20,558 found 0.16–0.25
@@ -60,7 +66,7 @@ from .data import Corpus, Stage
 from . import pool
 from .device import atomic_save, load_state
 from .model import MPlus, frozen_as_exported
-from .retriever_ceiling import collect, fit, problem_stage, projectors, recall
+from .retriever_ceiling import ask, collect, fit, problem_stage, projectors, recall, write
 from .train import is_retriever
 
 # The test sets: (label, one-line facts, distractors, share of them other facts). The first is
@@ -69,15 +75,22 @@ TESTS = (('one-line facts, 40 distractors, 10% other facts', True, 40, 0.1),
          ('corpus facts, 40 distractors, 50% other facts', False, 40, 0.5))
 
 
-def training_problems(model: MPlus, corpus: Corpus, batches: int, batch: int, lo: int, hi: int, one_line: float, seed: int,
+def training_episodes(model: MPlus, corpus: Corpus, batches: int, batch: int, lo: int, hi: int, one_line: float, seed: int,
                       positives: str = 'chunk', long_code: bool = False):
-    """`batches` recorded batches, each of one kind and one distractor count (batches differ)."""
+    """`batches` written batches (retriever_ceiling.write), each of one kind and one distractor
+    count (batches differ)."""
     rng, gen = random.Random(seed), torch.Generator().manual_seed(seed)
     out = []
     for _ in range(batches):
         stage = problem_stage(rng.random() < one_line, rng.randint(lo, hi), rng.uniform(0.1, 0.5), positives, long_code=long_code)
-        out += collect(model, corpus, stage, 1, batch, rng, gen)
+        out.append(write(model, corpus, stage, batch, rng, gen))
     return out
+
+
+def asked_among(model: MPlus, episodes, rows, sample: int, gen):
+    """The episodes' problems with the question asked among `rows` in Θ too (pool.with_pool: the
+    product's question rows at that scale), under the model's current projectors."""
+    return [ask(model, b, pool.with_pool(model, mem, rows, sample, gen)) for b, mem in episodes]
 
 
 def measure(model: MPlus, corpus: Corpus, stage: Stage, batches: int, batch: int, seed: int):
@@ -130,7 +143,14 @@ def main(argv=None):
                     help="the problems' code written as the product writes a repository (Stage.long_code: windows of up to 512 tokens)")
     ap.add_argument('--pool', default='', help='W,S: S memories of W long-code windows (pool.py) as every problem\'s extra '
                                                'negatives, and one more of W windows to measure recall at that scale (320: ~160k tokens)')
+    ap.add_argument('--feed', action='store_true',
+                    help='the pool is code as the product feeds it (Corpus.feed, training/feedchunks.js: a header naming every '
+                         'declaration of a chunk, the checkpoint\'s chunking), not training\'s long-code windows')
     ap.add_argument('--pool-sample', type=int, default=4096, help='pool rows each step scores per layer')
+    ap.add_argument('--rounds', type=int, default=0,
+                    help='with --pool: fit this many times, each time asking the problems\' questions again among a pool sample '
+                         'in Θ under the projectors so far (pool.with_pool: the upper layers fit the product\'s question rows); '
+                         '0: once, the questions asked among their own few windows')
     ap.add_argument('--test-batches', type=int, default=12)
     ap.add_argument('--seed', type=int, default=1)
     ap.add_argument('--threads', type=int, default=2)
@@ -149,6 +169,12 @@ def main(argv=None):
     except ValueError:
         print(f'fit_retriever: --pool {a.pool!r}: give W,S (windows per memory, memories), e.g. 320,4', file=sys.stderr)
         return 2
+    if a.feed and not a.pool:
+        print('fit_retriever: --feed says what the pool is: give --pool W,S with it', file=sys.stderr)
+        return 2
+    if a.rounds < 0 or (a.rounds and not a.pool):
+        print(f'fit_retriever: --rounds {a.rounds}: give a count ≥ 0, and --pool W,S with it (the rows its questions are asked among)', file=sys.stderr)
+        return 2
     torch.set_num_threads(a.threads)
     corpus = Corpus(a.data)
     s = load_state(a.state)
@@ -158,18 +184,22 @@ def main(argv=None):
 
     if a.pool:
         t0 = time.time()
-        train_pool = pool.record(model, corpus, windows, streams, a.seed + 100)
-        test_pool = pool.record(model, corpus, windows, 1, 2000)
-        scale_test = collect(model, corpus, problem_stage(True, 8, 0.3, a.positives, long_code=True), a.test_batches, a.batch,
-                             random.Random(3000), torch.Generator().manual_seed(3000))
-        print(f'  pools recorded in {time.time() - t0:.0f} s: {train_pool[0].shape[0]} rows per layer to fit against, '
-              f'{test_pool[0].shape[0]} to measure', flush=True)
+        train_pool = pool.record(model, corpus, windows, streams, a.seed + 100, a.feed)
+        test_pool = pool.record(model, corpus, windows, 1, 2000, a.feed)
+        train_normed, test_normed = pool.normed(model, train_pool.rows), pool.normed(model, test_pool.rows)
+        rng, gen = random.Random(3000), torch.Generator().manual_seed(3000)
+        scale_test = [write(model, corpus, problem_stage(True, 8, 0.3, a.positives, long_code=True), a.batch, rng, gen)
+                      for _ in range(a.test_batches)]
+        print(f'  pools recorded in {time.time() - t0:.0f} s: {train_pool.rows[0].shape[0]} rows per layer to fit against, '
+              f'{test_pool.rows[0].shape[0]} to measure', flush=True)
 
     def report(when: str):
         if a.pool:
-            rec = pool.pool_recall(projectors(model), scale_test, test_pool, model.c.retrieve_size)
-            print(f'  {when}, one-line facts among 8 long-code windows (30% other facts) and {test_pool[0].shape[0]} pool rows: '
-                  f'recall@R {fmt(rec)}', flush=True)
+            R, P = model.c.retrieve_size, test_pool.rows[0].shape[0]
+            off = pool.pool_recall(projectors(model), [ask(model, b, mem) for b, mem in scale_test], test_normed, R)
+            on = pool.pool_recall(projectors(model), asked_among(model, scale_test, test_pool, 0, None), test_normed, R)
+            print(f'  {when}, one-line facts among 8 long-code windows (30% other facts) and {P} pool rows: '
+                  f'recall@R {fmt(off)}; asked among them (the product\'s question rows) {fmt(on)}', flush=True)
             return
         for k, (label, one_line, d, fn) in enumerate(TESTS):
             rec, answers = measure(model, corpus, problem_stage(one_line, d, fn, a.positives), a.test_batches, a.batch, 1000 + k)
@@ -181,19 +211,24 @@ def main(argv=None):
             print(line, flush=True)
 
     print(f'fit_retriever: {a.state}: {a.batches} batches of {a.batch} ({lo}–{hi} distractors, {a.one_line:.0%} one-line), '
-          f'{a.steps} steps; positives: the fact\'s {a.positives}')
+          f'{a.steps} steps{f" a round, {a.rounds} rounds asked among the pool" if a.rounds else ""}; positives: the fact\'s {a.positives}')
     report('before')
     long_code = a.long_code or bool(a.pool)
-    train = training_problems(model, corpus, a.batches, a.batch, lo, hi, a.one_line, a.seed, a.positives, long_code)
+    episodes = training_episodes(model, corpus, a.batches, a.batch, lo, hi, a.one_line, a.seed, a.positives, long_code)
     gen = torch.Generator().manual_seed(a.seed)
-    augment = (lambda p: pool.augmented(p, train_pool, a.pool_sample, gen)) if a.pool else None
-    fitted, losses = fit(projectors(model), train, 'bce', a.steps, seed=a.seed, augment=augment,
-                         report=lambda step, p, v: print(f'  step {step}: loss {v:.4f}', flush=True) if step % 500 == 0 else None)
-    install(model, fitted)
-    report('after')
+    augment = (lambda p: pool.augmented(p, train_normed, a.pool_sample, gen)) if a.pool else None
+    for r in range(max(1, a.rounds)):
+        # On-policy, each round asks again under the last round's projectors: what the lower layers
+        # now retrieve among a repository's worth of rows makes the upper layers' question rows.
+        train = (asked_among(model, episodes, train_pool, train_pool.rows[0].shape[0] // streams, gen) if a.rounds
+                 else [ask(model, b, mem) for b, mem in episodes])
+        fitted, losses = fit(projectors(model), train, 'bce', a.steps, seed=a.seed + r, augment=augment,
+                             report=lambda step, p, v: print(f'  step {step}: loss {v:.4f}', flush=True) if step % 500 == 0 else None)
+        install(model, fitted)
+        report(f'after round {r + 1}' if a.rounds else 'after')
     out = with_projectors(s, model, dict(batches=a.batches, batch=a.batch, steps=a.steps, distractors=[lo, hi],
                                          one_line=a.one_line, seed=a.seed, positives=a.positives, long_code=long_code,
-                                         pool=a.pool, pool_sample=a.pool_sample, loss=sum(losses[-100:]) / min(100, len(losses))))
+                                         pool=a.pool, pool_sample=a.pool_sample, rounds=a.rounds, feed=a.feed, loss=sum(losses[-100:]) / min(100, len(losses))))
     atomic_save(out, a.out)
     print(f'fit_retriever: wrote {a.out} (step {s["step"]}; only the projectors differ)')
     return 0

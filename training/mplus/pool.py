@@ -5,33 +5,122 @@ each); an episode that writes that much costs ~10 minutes on one core, so fittin
 of that size is out of reach here. But a distractor's rows do not depend on the fact asked (the
 product feeds facts, then code; a window's write reads only θ's newest K rows), so one recording
 serves every problem: `record` writes `streams` memories of `windows` long-code windows each and
-keeps, per layer, every row they wrote (through the layer's input norm, as the key projector reads
-it). `augmented` appends them to a problem's own candidates as extra negatives (tag BANKED, the
+keeps, per layer, every row they wrote. `augmented` appends them (`normed`: through the layer's
+input norm, as the key projector reads them) to a problem's own candidates as extra negatives (tag BANKED, the
 trainer's bank weighting: positives ½, the episode's negatives ¼, these ¼), so a problem recorded
 among a few windows is ranked among a repository's worth.
 
-The problems' question rows are recorded once, under the state's own retrieval among their few
-windows; a fit changes what the lower layers retrieve, and so the upper layers' question rows, which
-the recording does not follow (measure through the product: export, then `bench retention`).
+Off-policy (the default), the problems' question rows are recorded once, under the state's own
+retrieval among their few windows, with much of the fact still in θ: the read finds it there, and
+the upper layers' question rows are those of a read that knows the answer. In the product at 160k
+the fact left θ long ago, and the upper layers' question rows hold only what retrieval brought.
+On-policy (`with_pool`) the question is asked of the memory the product would hold: a
+repository's worth of pool rows in Θ, a θ of code, the episode's θ rows among the candidates; and
+asked again after each fit (the episodes' rows do not depend on the projectors; their keys are
+recomputed), so the upper layers fit the question rows they will meet.
 
-Shapes: a pool is a list over layers of [P, d] (P = streams × rows written per stream, less the
-rows still in θ); a problem is retriever_ceiling.Problem.
+Shapes: a recorded pool's rows are a list over layers of [P, d] rows as stored (P = streams × rows
+written per stream, less the rows still in θ), `normed` the same through each layer's input norm
+(what the key projector reads and `augmented` appends); a problem is retriever_ceiling.Problem.
 """
 import random
-from typing import List
+from typing import List, NamedTuple
 
 import torch
 
-from .retriever_ceiling import Problem, collect, problem_stage, recall
+from .data import LONG_CODE_TOKENS
+from .model import Memory
+from .retriever_ceiling import Problem, problem_stage, recall, write
 from .train import BANKED
 
 
-def record(model, corpus, windows: int, streams: int, seed: int) -> List[torch.Tensor]:
-    """Per layer: the rows `streams` memories of `windows` long-code windows wrote (tag > 0: not the
-    episode's fact, not Θ's learned initial rows, which every problem already holds)."""
-    stage = problem_stage(True, windows, 0.0, long_code=True)
-    sets = collect(model, corpus, stage, 1, streams, random.Random(seed), torch.Generator().manual_seed(seed))
-    return [rows[tags > 0] for _, _, _, rows, tags in sorted(sets[0], key=lambda p: p[0])]
+class Recorded(NamedTuple):
+    """What `record` keeps of its memories."""
+    rows: List[torch.Tensor]      # per layer [P, d]: every row the streams wrote, as stored
+    stm: List[torch.Tensor]       # per layer [N, d]: θ after one stream's last window (code only)
+    stm_ages: List[torch.Tensor]  # per layer [N]
+
+
+def record(model, corpus, windows: int, streams: int, seed: int, feed: bool = False) -> Recorded:
+    """The rows `streams` memories of `windows` long-code windows wrote (tag > 0: not the stream's
+    own one-line fact, not Θ's learned initial rows, which every problem already holds), and the
+    θ a stream ends with (the one holding the fewest of its fact's rows). feed: the streams are
+    code as the product feeds it (feed_stream), one memory at a time (its chunks differ in length)."""
+    with torch.no_grad():
+        if not feed:
+            _, mem = write(model, corpus, problem_stage(True, windows, 0.0, long_code=True), streams,
+                           random.Random(seed), torch.Generator().manual_seed(seed))
+            mems = [mem]
+        else:
+            rng, gen = random.Random(seed), torch.Generator().manual_seed(seed)
+            mems = []
+            for _ in range(streams):
+                mem = model.fresh_memory(1)
+                for j, ids in enumerate(feed_stream(corpus, rng, windows)):
+                    model.inject(mem, torch.tensor([ids]), tag=torch.tensor([j + 1]), gen=gen, use_ltm=True, grad=False)
+                mems.append(mem)
+    rows = [torch.cat([torch.cat([m.ltm[l], m.cache[l]], 1)[torch.cat([m.ltm_tag[l], m.cache_tag[l]], 1) > 0] for m in mems])
+            for l in range(model.c.num_layers)]
+    mem = mems[0]
+    s = int(sum((t == 0).sum(1) for t in mem.stm_tag).argmin())
+    return Recorded(rows, [x[s] for x in mem.stm], [x[s] for x in mem.stm_ages])
+
+
+def feed_stream(corpus, rng: random.Random, windows: int) -> List[List[int]]:
+    """`windows` injections of code as the product feeds a repository (Corpus.feed: each chunk
+    with its header naming its declarations, the checkpoint's chunking): files drawn at random,
+    each whole and in order."""
+    out: List[List[int]] = []
+    while len(out) < windows:
+        for text in corpus.feed[rng.randrange(len(corpus.feed))]:
+            ids = corpus.tok.encode(text)[:LONG_CODE_TOKENS]
+            if ids:
+                out.append(ids)
+            if len(out) == windows:
+                break
+    return out
+
+
+def normed(model, pool: List[torch.Tensor]) -> List[torch.Tensor]:
+    """The pool's rows through each layer's input norm: the candidates `augmented` appends."""
+    with torch.no_grad():
+        return [layer.input_layernorm(rows) for layer, rows in zip(model.model.layers, pool)]
+
+
+def with_pool(model, mem: Memory, pool: Recorded, sample: int = 0, gen=None, theta: bool = True) -> Memory:
+    """mem (unchanged) as the product holds it when a repository's worth of code has been fed after
+    it: the pool's rows (all, or `sample` drawn, the same for every episode) after Θ's own, tagged
+    BANKED, age 0 (the newest: the product feeds the facts first); with theta, θ the pool's code
+    and the episode's θ rows dropped to the cache with their ages (as `_update` drops them), so the
+    read finds the fact only where retrieval does; every key recomputed with the model's current key
+    projectors, as a memory written now would hold them."""
+    B = mem.ltm[0].shape[0]
+    cat = lambda a, b: torch.cat([a, b.unsqueeze(0).expand(B, *b.shape)], dim=1)
+    out = Memory([], [], [], [], [], [], [], [], [], mem.update_step, [], [], [])
+    with torch.no_grad():
+        for l, layer in enumerate(model.model.layers):
+            extra = pool.rows[l]
+            if sample and sample < extra.shape[0]:
+                extra = extra[torch.randperm(extra.shape[0], generator=gen)[:sample]]
+            P = extra.shape[0]
+            out.ltm.append(cat(mem.ltm[l], extra))
+            out.ltm_keys.append(layer.keys(out.ltm[l]))
+            out.ltm_ages.append(cat(mem.ltm_ages[l], torch.zeros(P, dtype=mem.ltm_ages[l].dtype)))
+            out.ltm_rf.append(cat(mem.ltm_rf[l], torch.full((P,), float(model.c.initial_rf))))
+            out.ltm_tag.append(cat(mem.ltm_tag[l], torch.full((P,), BANKED, dtype=mem.ltm_tag[l].dtype)))
+            if theta:
+                N = pool.stm[l].shape[0]
+                out.cache.append(torch.cat([mem.cache[l], mem.stm[l]], 1))
+                out.cache_ages.append(torch.cat([mem.cache_ages[l], mem.stm_ages[l]], 1))
+                out.cache_tag.append(torch.cat([mem.cache_tag[l], mem.stm_tag[l]], 1))
+                out.stm.append(pool.stm[l].unsqueeze(0).expand(B, -1, -1))
+                out.stm_ages.append(pool.stm_ages[l].unsqueeze(0).expand(B, -1))
+                out.stm_tag.append(torch.full((B, N), BANKED, dtype=mem.stm_tag[l].dtype))
+            else:
+                out.cache.append(mem.cache[l]), out.cache_ages.append(mem.cache_ages[l]), out.cache_tag.append(mem.cache_tag[l])
+                out.stm.append(mem.stm[l]), out.stm_ages.append(mem.stm_ages[l]), out.stm_tag.append(mem.stm_tag[l])
+            out.cache_keys.append(layer.keys(out.cache[l]))
+    return out
 
 
 def augmented(problem: Problem, pool: List[torch.Tensor], sample: int = 0, gen=None) -> Problem:

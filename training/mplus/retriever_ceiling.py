@@ -43,7 +43,7 @@ from .data import Corpus, Stage, sample_batch
 from .device import load_state
 from .confusion import found_share
 from .model import MPlus, frozen_as_exported, projector, retrieval_scores
-from .train import FACT_CONTEXT, exact, injection_tag, retriever_bce
+from .train import BANKED, FACT_CONTEXT, exact, injection_tag, retriever_bce
 
 # One layer's problem for one batch: (layer, normed question rows [B, m_q, d], question mask
 # [B, m_q], normed candidate rows [B, C, d], candidate tags [B, C] (0 = the fact's)).
@@ -70,14 +70,26 @@ def problem_stage(one_line: bool, distractors: int, fact_negatives: float, posit
                  long_code_distractors=n if long_code else ())
 
 
-def collect(model: MPlus, corpus: Corpus, stage: Stage, batches: int, batch: int, rng, gen,
-            answers: Optional[List[Tuple[str, bool, bool]]] = None) -> List[List[Problem]]:
-    """Per batch, per layer: the retriever's inputs as the question's read reached it. Under
-    stage.span_positives the fact's positives are the rows at its own tokens (tag 0) and the rest
-    of its chunk is FACT_CONTEXT, as the trainer labels them. answers, when given, gets per
-    episode (the fact's kind, exact with the model's own retrieval, exact with the fact's chunk
-    forced in)."""
-    out: List[List[Problem]] = []
+def write(model: MPlus, corpus: Corpus, stage: Stage, batch: int, rng, gen):
+    """One batch of episodes written into a fresh memory: (the batch, its Memory). The rows do not
+    depend on the projectors (a write never retrieves), so a memory can be asked again after the
+    projectors change, its keys recomputed (pool.with_pool)."""
+    b = sample_batch(corpus, batch, stage, rng)
+    mem = model.fresh_memory(batch)
+    with torch.no_grad():
+        for j, x in enumerate(b.contexts):
+            model.inject(mem, x, tag=injection_tag(b, j, stage, model.c.num_tokens), gen=gen, use_ltm=True, grad=False,
+                         tags_follow_content=stage.content_tags)
+    return b, mem
+
+
+def ask(model: MPlus, b, mem, answers: Optional[List[Tuple[str, bool, bool]]] = None, raw: bool = False) -> List[Problem]:
+    """Per layer: the retriever's inputs as the batch's question reached it (the question's rows
+    through the layer's input norm, and every Θ + cache row, normed, or as stored with raw). Rows
+    tagged BANKED (pool.with_pool's: a repository's worth of other code in Θ, so the upper layers'
+    question rows are the product's) are ranked by the question but left out of the problem.
+    answers, when given, gets per episode (the fact's kind, exact with the model's own retrieval,
+    exact with the fact's chunk forced in)."""
     seen: List[Problem] = []
     retrieve = model.retrieve
 
@@ -86,34 +98,38 @@ def collect(model: MPlus, corpus: Corpus, stage: Stage, batches: int, batch: int
         norm = model.model.layers[l].input_layernorm
         rows = torch.cat([mem.ltm[l], mem.cache[l]], dim=1)
         tags = torch.cat([mem.ltm_tag[l], mem.cache_tag[l]], dim=1)
-        seen.append((l, norm(h_q[:, :m_q]).detach(), q_mask[:, :m_q].clone(), norm(rows).detach(), tags.clone()))
+        own = tags[0] != BANKED  # with_pool gives every episode the same BANKED columns
+        rows, tags = rows[:, own], tags[:, own]
+        seen.append((l, norm(h_q[:, :m_q]).detach(), q_mask[:, :m_q].clone(), (rows if raw else norm(rows)).detach(), tags.clone()))
         return retrieve(mem, l, h_q, q_mask, extra)
 
-    model.retrieve = recording  # this instance only, for the collection below
+    model.retrieve = recording  # this instance only, for the question below
     try:
         with torch.no_grad():
-            for _ in range(batches):
-                b = sample_batch(corpus, batch, stage, rng)
-                mem = model.fresh_memory(batch)
-                for j, x in enumerate(b.contexts):
-                    model.inject(mem, x, tag=injection_tag(b, j, stage, model.c.num_tokens), gen=gen, use_ltm=True, grad=False,
-                                 tags_follow_content=stage.content_tags)
-                seen.clear()
-                logits, retrieved, terms = model.generate_logits(mem, b.tokens, b.q_len)
-                out.append(list(seen))
-                if answers is not None:
-                    fixed = []
-                    for l, (lg, w) in enumerate(terms):
-                        if lg is None:
-                            fixed.append(retrieved[l])
-                            continue
-                        tags = seen[l][4]
-                        fixed.append(forced(model, mem, l, retrieval_scores(lg[..., :tags.shape[1]], w), (tags == 0) | (tags == FACT_CONTEXT)))
-                    oracle, _, _ = model.generate_logits(mem, b.tokens, b.q_len, fixed=fixed)
-                    answers += list(zip(b.kinds, exact(logits, b.target).tolist(), exact(oracle, b.target).tolist()))
+            logits, retrieved, terms = model.generate_logits(mem, b.tokens, b.q_len)
+            if answers is not None:
+                fixed = []
+                for l, (lg, w) in enumerate(terms):
+                    if lg is None:
+                        fixed.append(retrieved[l])
+                        continue
+                    tags = seen[l][4]
+                    if lg.shape[-1] != tags.shape[1]:
+                        raise ValueError('answers are measured on an episode\'s own memory, not with pool rows in it')
+                    fixed.append(forced(model, mem, l, retrieval_scores(lg, w), (tags == 0) | (tags == FACT_CONTEXT)))
+                oracle, _, _ = model.generate_logits(mem, b.tokens, b.q_len, fixed=fixed)
+                answers += list(zip(b.kinds, exact(logits, b.target).tolist(), exact(oracle, b.target).tolist()))
     finally:
         del model.retrieve
-    return out
+    return seen
+
+
+def collect(model: MPlus, corpus: Corpus, stage: Stage, batches: int, batch: int, rng, gen,
+            answers: Optional[List[Tuple[str, bool, bool]]] = None, raw: bool = False) -> List[List[Problem]]:
+    """Per batch, per layer: the retriever's inputs as the question's read reached it (write, then
+    ask). Under stage.span_positives the fact's positives are the rows at its own tokens (tag 0)
+    and the rest of its chunk is FACT_CONTEXT, as the trainer labels them."""
+    return [ask(model, *write(model, corpus, stage, batch, rng, gen), answers, raw) for _ in range(batches)]
 
 
 def projectors(model: MPlus):

@@ -12,7 +12,7 @@ from training.mplus.config import ModelConfig
 from training.mplus.data import Corpus
 from training.mplus.device import load_state
 from training.mplus.model import MPlus, frozen_as_exported
-from training.mplus.retriever_ceiling import collect, problem_stage, projectors, recall
+from training.mplus.retriever_ceiling import ask, collect, problem_stage, projectors, recall, write
 from training.tests.srcdata import SrcDataCase
 
 
@@ -65,7 +65,7 @@ class FitRetrieverTest(SrcDataCase):
         it (they compete for the same R)."""
         model = frozen_as_exported(load_state(self.state))
         corpus = Corpus(self.data)
-        recorded = pool.record(model, corpus, 12, 2, 7)
+        recorded = pool.normed(model, pool.record(model, corpus, 12, 2, 7).rows)
         self.assertEqual(len(recorded), model.c.num_layers)
         self.assertGreater(recorded[0].shape[0], 0)
         self.assertEqual(recorded[0].shape[1], model.c.hidden_size)
@@ -80,6 +80,42 @@ class FitRetrieverTest(SrcDataCase):
         for before, after in zip(recall(projs, sets, R), pool.pool_recall(projs, sets, fact_like, R)):
             self.assertLessEqual(after, before)
 
+    def test_asked_among_a_pool_as_the_product_holds_it(self):
+        """pool.with_pool puts the pool's rows in Θ for the question, and with theta the pool's θ in
+        place of the episode's, whose rows join the candidates. An empty pool without theta asks
+        exactly as the episode's own memory does (keys recomputed are the keys written); a real one
+        leaves layer 0's question rows (the embeddings) as they were, keeps the pool's rows out of
+        the problem and ranks them (some are retrieved)."""
+        model = frozen_as_exported(load_state(self.state))
+        corpus = Corpus(self.data)
+        rec = pool.record(model, corpus, 12, 2, 7)
+        N = model.c.stm_size
+        self.assertEqual([tuple(x.shape) for x in rec.stm], [(N, model.c.hidden_size)] * model.c.num_layers)
+        self.assertEqual(rec.stm_ages[0].shape, (N,))
+        b, mem = write(model, corpus, problem_stage(True, 3, 0.3, long_code=True), 2, random.Random(3), torch.Generator().manual_seed(3))
+        own = ask(model, b, mem)
+        empty = pool.Recorded([r[:0] for r in rec.rows], rec.stm, rec.stm_ages)
+        for (l, q, qm, rows, tags), (l2, q2, qm2, rows2, tags2) in zip(own, ask(model, b, pool.with_pool(model, mem, empty, theta=False))):
+            self.assertEqual(l, l2)
+            torch.testing.assert_close(q2, q, rtol=1e-5, atol=1e-6)
+            self.assertTrue(torch.equal(rows2, rows) and torch.equal(tags2, tags))
+        full = pool.with_pool(model, mem, rec)
+        P, M = rec.rows[0].shape[0], mem.ltm[0].shape[1]
+        self.assertEqual(full.ltm[0].shape[1], M + P)
+        self.assertTrue(bool((full.ltm_tag[0][:, -P:] == pool.BANKED).all()))
+        self.assertTrue(bool((full.ltm_ages[0][:, -P:] == 0).all()))
+        self.assertTrue(torch.equal(full.stm[1][1], rec.stm[1]))
+        self.assertTrue(torch.equal(full.cache[1][:, -N:], mem.stm[1]) and torch.equal(full.cache_tag[1][:, -N:], mem.stm_tag[1]))
+        self.assertEqual(mem.ltm[0].shape[1], M)  # mem itself unchanged
+        for (l, q, qm, rows, tags), (_, q2, _, rows2, tags2) in zip(own, ask(model, b, full)):
+            self.assertEqual(rows2.shape[1], rows.shape[1] + N)  # the episode's θ among its candidates, the pool's rows not
+            self.assertTrue(torch.equal(rows2[:, :rows.shape[1]], rows) and torch.equal(tags2[:, :rows.shape[1]], tags))
+            if l == 0:
+                self.assertTrue(torch.equal(q2, q))
+        _, retrieved, _ = model.generate_logits(full, b.tokens, b.q_len)
+        self.assertTrue(any(bool(((r >= M) & (r < M + P)).any()) for r in retrieved), 'no pool row was retrieved')
+        self.assertEqual(pool.with_pool(model, mem, rec, 5, torch.Generator().manual_seed(1)).ltm[1].shape[1], M + 5)
+
     def test_pool_mode_fits_against_the_pool_and_reports_at_its_scale(self):
         out = os.path.join(self.tmp, 'pooled.pt')
         printed = io.StringIO()
@@ -93,6 +129,21 @@ class FitRetrieverTest(SrcDataCase):
         for when in ('before', 'after'):
             self.assertRegex(text, f'{when}, one-line facts among 8 long-code windows .* pool rows: recall@R')
         self.assertEqual(load_state(out)['retriever_fit']['pool'], '10,2')
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            rc = fit_retriever.main(['--data', self.data, '--state', self.state, '--out', out, '--batches', '2', '--batch', '2',
+                                     '--steps', '20', '--distractors', '2,3', '--test-batches', '1', '--threads', '1',
+                                     '--pool', '10,2', '--pool-sample', '64', '--rounds', '2'])
+        self.assertEqual(rc, 0)
+        text = printed.getvalue()
+        for when in ('before', 'after round 1', 'after round 2'):
+            self.assertRegex(text, f'{when}, one-line facts .* recall@R [0-9. ]+; asked among them .* [0-9.]+')
+        self.assertEqual(load_state(out)['retriever_fit']['rounds'], 2)
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            rc = fit_retriever.main(['--data', self.data, '--state', self.state, '--out', out + '.x', '--rounds', '2'])
+        self.assertEqual(rc, 2)
+        self.assertIn('--rounds', err.getvalue())
         err = io.StringIO()
         with contextlib.redirect_stderr(err):
             rc = fit_retriever.main(['--data', self.data, '--state', self.state, '--out', out + '.x', '--pool', '10'])
