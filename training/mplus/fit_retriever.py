@@ -87,10 +87,11 @@ def training_episodes(model: MPlus, corpus: Corpus, batches: int, batch: int, lo
     return out
 
 
-def asked_among(model: MPlus, episodes, rows, sample: int, gen):
-    """The episodes' problems with the question asked among `rows` in Θ too (pool.with_pool: the
-    product's question rows at that scale), under the model's current projectors."""
-    return [ask(model, b, pool.with_pool(model, mem, rows, sample, gen)) for b, mem in episodes]
+def asked_among(model: MPlus, episodes, recorded: pool.Recorded, sample: int, gen):
+    """The episodes' problems with the question asked of the memory the product would hold after
+    the recorded code (pool.with_pool: its rows, or `sample` of them, in Θ, its θ), under the
+    model's current projectors."""
+    return [ask(model, b, pool.with_pool(model, mem, recorded, sample, gen)) for b, mem in episodes]
 
 
 def measure(model: MPlus, corpus: Corpus, stage: Stage, batches: int, batch: int, seed: int):

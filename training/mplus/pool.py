@@ -4,8 +4,9 @@ At N = 160k tokens a layer's Θ holds ~20,000 candidate rows (320 windows of 512
 each); an episode that writes that much costs ~10 minutes on one core, so fitting on whole episodes
 of that size is out of reach here. But a distractor's rows do not depend on the fact asked (the
 product feeds facts, then code; a window's write reads only θ's newest K rows), so one recording
-serves every problem: `record` writes `streams` memories of `windows` long-code windows each and
-keeps, per layer, every row they wrote. `augmented` appends them (`normed`: through the layer's
+serves every problem: `record` writes `streams` memories of `windows` long-code windows each (with
+feed, chunks of code as the product feeds it: `feed_stream`) and keeps, per layer, every row they
+wrote. `augmented` appends them (`normed`: through the layer's
 input norm, as the key projector reads them) to a problem's own candidates as extra negatives (tag BANKED, the
 trainer's bank weighting: positives ½, the episode's negatives ¼, these ¼), so a problem recorded
 among a few windows is ranked among a repository's worth.

@@ -83,13 +83,12 @@ def write(model: MPlus, corpus: Corpus, stage: Stage, batch: int, rng, gen):
     return b, mem
 
 
-def ask(model: MPlus, b, mem, answers: Optional[List[Tuple[str, bool, bool]]] = None, raw: bool = False) -> List[Problem]:
+def ask(model: MPlus, b, mem, answers: Optional[List[Tuple[str, bool, bool]]] = None) -> List[Problem]:
     """Per layer: the retriever's inputs as the batch's question reached it (the question's rows
-    through the layer's input norm, and every Θ + cache row, normed, or as stored with raw). Rows
-    tagged BANKED (pool.with_pool's: a repository's worth of other code in Θ, so the upper layers'
-    question rows are the product's) are ranked by the question but left out of the problem.
-    answers, when given, gets per episode (the fact's kind, exact with the model's own retrieval,
-    exact with the fact's chunk forced in)."""
+    and every Θ + cache row, through the layer's input norm). Rows tagged BANKED (pool.with_pool's:
+    a repository's worth of other code in Θ, so the upper layers' question rows are the product's)
+    are ranked by the question but left out of the problem. answers, when given, gets per episode
+    (the fact's kind, exact with the model's own retrieval, exact with the fact's chunk forced in)."""
     seen: List[Problem] = []
     retrieve = model.retrieve
 
@@ -100,7 +99,7 @@ def ask(model: MPlus, b, mem, answers: Optional[List[Tuple[str, bool, bool]]] = 
         tags = torch.cat([mem.ltm_tag[l], mem.cache_tag[l]], dim=1)
         own = tags[0] != BANKED  # with_pool gives every episode the same BANKED columns
         rows, tags = rows[:, own], tags[:, own]
-        seen.append((l, norm(h_q[:, :m_q]).detach(), q_mask[:, :m_q].clone(), (rows if raw else norm(rows)).detach(), tags.clone()))
+        seen.append((l, norm(h_q[:, :m_q]).detach(), q_mask[:, :m_q].clone(), norm(rows).detach(), tags.clone()))
         return retrieve(mem, l, h_q, q_mask, extra)
 
     model.retrieve = recording  # this instance only, for the question below
@@ -125,11 +124,11 @@ def ask(model: MPlus, b, mem, answers: Optional[List[Tuple[str, bool, bool]]] = 
 
 
 def collect(model: MPlus, corpus: Corpus, stage: Stage, batches: int, batch: int, rng, gen,
-            answers: Optional[List[Tuple[str, bool, bool]]] = None, raw: bool = False) -> List[List[Problem]]:
+            answers: Optional[List[Tuple[str, bool, bool]]] = None) -> List[List[Problem]]:
     """Per batch, per layer: the retriever's inputs as the question's read reached it (write, then
     ask). Under stage.span_positives the fact's positives are the rows at its own tokens (tag 0)
     and the rest of its chunk is FACT_CONTEXT, as the trainer labels them."""
-    return [ask(model, *write(model, corpus, stage, batch, rng, gen), answers, raw) for _ in range(batches)]
+    return [ask(model, *write(model, corpus, stage, batch, rng, gen), answers) for _ in range(batches)]
 
 
 def projectors(model: MPlus):
