@@ -191,13 +191,15 @@ def main(argv=None):
         rng, gen = random.Random(3000), torch.Generator().manual_seed(3000)
         scale_test = [write(model, corpus, problem_stage(True, 8, 0.3, a.positives, long_code=True), a.batch, rng, gen)
                       for _ in range(a.test_batches)]
+        # Off-policy: asked once, under the state's own projectors (the memories' keys are theirs).
+        scale_asked = [ask(model, b, mem) for b, mem in scale_test]
         print(f'  pools recorded in {time.time() - t0:.0f} s: {train_pool.rows[0].shape[0]} rows per layer to fit against, '
               f'{test_pool.rows[0].shape[0]} to measure', flush=True)
 
     def report(when: str):
         if a.pool:
             R, P = model.c.retrieve_size, test_pool.rows[0].shape[0]
-            off = pool.pool_recall(projectors(model), [ask(model, b, mem) for b, mem in scale_test], test_normed, R)
+            off = pool.pool_recall(projectors(model), scale_asked, test_normed, R)
             on = pool.pool_recall(projectors(model), asked_among(model, scale_test, test_pool, 0, None), test_normed, R)
             print(f'  {when}, one-line facts among 8 long-code windows (30% other facts) and {P} pool rows: '
                   f'recall@R {fmt(off)}; asked among them (the product\'s question rows) {fmt(on)}', flush=True)

@@ -26,6 +26,7 @@ from typing import List, Tuple
 
 import torch
 
+from .confusion import found_share
 from .data import Corpus, prompt, question_text
 from .device import load_state
 from .model import MPlus, frozen_as_exported
@@ -70,9 +71,7 @@ def recall_by_layer(model: MPlus, tok, texts: List[str], facts: List[Tuple[int, 
             q = tok.encode(prompt(question_text('value', name)))
             _, retrieved, _ = model.generate_logits(mem, torch.tensor([q]), torch.tensor([len(q)]))
             for l, got in enumerate(retrieved):
-                pos = torch.cat([mem.ltm_tag[l], mem.cache_tag[l]], 1)[0] == i + 1
-                if pos.any():
-                    per[l].append(float(pos[got[0]].sum() / pos.sum()))
+                per[l] += found_share(torch.cat([mem.ltm_tag[l], mem.cache_tag[l]], 1) == i + 1, got)
     return per
 
 
