@@ -406,6 +406,12 @@ class Stage:
     # 160k tokens of a repository are ~320 such windows), not the curriculum, whose steps would cost
     # ~1 s per window.
     long_code_distractors: tuple = ()
+    # Every injection's write trained through, not only the fact's (episode_loss). With ask_others
+    # the other facts are asked too, yet their writes, and the later writes that re-read them (a
+    # short chunk's first K − n rows re-read θ's newest rows), ran forward only: nothing taught a
+    # write to keep the facts before it apart. Costs a backward through every chunk: for drill
+    # steps (one-line facts only), a few short ones.
+    write_grad_all: bool = False
 
 
 # One-line facts besides the first in a drill step (Stage.one_line_drill).

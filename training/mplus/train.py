@@ -104,7 +104,7 @@ def stage_identity(st: Stage) -> tuple:
 
 
 LATER_FIELDS = ('span_positives', 'content_tags', 'ask_others', 'fact_fits', 'one_line_facts', 'one_line_drill',
-                'long_code', 'long_facts', 'real_words', 'long_code_distractors')
+                'long_code', 'long_facts', 'real_words', 'long_code_distractors', 'write_grad_all')
 
 
 def is_retriever(name: str) -> bool:
@@ -290,8 +290,9 @@ def episode_loss(model: MPlus, batch, stage: Stage, gen: torch.Generator, bank: 
     refilled with this batch's distractor rows."""
     mem = model.fresh_memory(batch.contexts[0].shape[0])
     for j, x in enumerate(batch.contexts):
-        # Only the fact's own write is trained through; distractors run forward only (cost).
-        model.inject(mem, x, tag=injection_tag(batch, j, stage, model.c.num_tokens), gen=gen, use_ltm=stage.use_ltm, grad=j == batch.fact_at,
+        # Only the fact's own write is trained through (unless stage.write_grad_all); distractors
+        # run forward only (cost).
+        model.inject(mem, x, tag=injection_tag(batch, j, stage, model.c.num_tokens), gen=gen, use_ltm=stage.use_ltm, grad=stage.write_grad_all or j == batch.fact_at,
                      tags_follow_content=stage.content_tags)
     banked = bank is not None and stage.use_ltm and stage.bank_negatives > 0
     extra = bank.on(model.memory.device) if banked else None
