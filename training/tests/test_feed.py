@@ -10,23 +10,17 @@ import shutil
 import torch
 
 from training.mplus import fit_retriever, pool, replay, train
-from training.mplus import tokenizer as tok
-from training.mplus.data import Corpus, DataError, feed_dir, one_line_text
+from training.mplus.data import Corpus, DataError, one_line_text
 from training.mplus.device import load_state
 from training.mplus.model import frozen_as_exported
-from training.tests.srcdata import ROOT, SrcDataCase, smoke_run_flags
+from training.tests.srcdata import SrcDataCase, smoke_run_flags, with_feed
 
 
 class FeedTest(SrcDataCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.model_dir = os.path.join(cls.tmp, 'checkpoint')  # what feedchunks.js reads of an export
-        os.makedirs(cls.model_dir)
-        tok.write(cls.model_dir)
-        with open(os.path.join(cls.model_dir, 'chunking.json'), 'w') as f:
-            json.dump({'unit': 'tokens', 'max': 128, 'min': 96}, f)
-        feed_dir(os.path.join(ROOT, 'src'), cls.data, cls.model_dir)
+        cls.model_dir = with_feed(cls.tmp, cls.data)
         run = os.path.join(cls.tmp, 'run')
         assert train.main(smoke_run_flags(cls.data) + ['--run', run, '--max-steps', '2']) == 0
         cls.state = os.path.join(run, 'state.pt')

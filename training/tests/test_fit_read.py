@@ -1,30 +1,23 @@
 """fit_read: a state whose read adapter is fitted to the product's memories, everything else the same."""
 import contextlib
 import io
-import json
 import os
 import random
 
 import torch
 
 from training.mplus import fit_read, pool, train
-from training.mplus import tokenizer as tok
-from training.mplus.data import Corpus, feed_dir
+from training.mplus.data import Corpus
 from training.mplus.device import load_state
 from training.mplus.model import frozen_as_exported
-from training.tests.srcdata import ROOT, SrcDataCase, smoke_run_flags
+from training.tests.srcdata import SrcDataCase, smoke_run_flags, with_feed
 
 
 class FitReadTest(SrcDataCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        model_dir = os.path.join(cls.tmp, 'checkpoint')  # what feedchunks.js reads of an export
-        os.makedirs(model_dir)
-        tok.write(model_dir)
-        with open(os.path.join(model_dir, 'chunking.json'), 'w') as f:
-            json.dump({'unit': 'tokens', 'max': 128, 'min': 96}, f)
-        feed_dir(os.path.join(ROOT, 'src'), cls.data, model_dir)
+        with_feed(cls.tmp, cls.data)
         run = os.path.join(cls.tmp, 'run')
         assert train.main(smoke_run_flags(cls.data) + ['--run', run, '--max-steps', '2']) == 0
         cls.state = os.path.join(run, 'state.pt')
