@@ -412,6 +412,18 @@ class Stage:
     # write to keep the facts before it apart. Costs a backward through every chunk: for drill
     # steps (one-line facts only), a few short ones.
     write_grad_all: bool = False
+    # write_grad_all in drill steps only (one_line_drill): there it cut the bench's binding misses
+    # at N = 0 from 13 to 5 of 72 (runG against runC, twenty-fifth session), at ~2x a drill step's
+    # cost; the other steps' 4–10 windows of up to 512 tokens would each need a backward too.
+    write_grad_drill: bool = False
+    # Share of drill steps asked after a repository's worth of code (pool.with_pool: a recorded
+    # pool of POOL_CHUNKS chunks of fed code in Θ, θ that code's), as `bench retention` asks at
+    # N = 160k: the fact's rows reach the read only through retrieval, among ~27k rows a layer.
+    # Training's own episodes never get there (θ keeps a quarter of a fact's rows after 10 windows
+    # of 512 tokens); the read-only fit on such memories did not help (fit_read), the write has
+    # to learn to make rows that are read well alone. Trained end to end: the writes, the
+    # retriever's BCE with the pool's rows as its banked negatives, the read (train.py).
+    pool_share: float = 0.0
 
 
 # One-line facts besides the first in a drill step (Stage.one_line_drill).
@@ -463,12 +475,14 @@ class Batch:
     # (0 for the first B). None: one question per episode.
     q_episode: Optional[torch.Tensor] = None
     q_tag: Optional[torch.Tensor] = None
+    drill: bool = False  # a drill step's batch (Stage.one_line_drill): one-line facts only
+    pooled: bool = False  # asked after the pool (Stage.pool_share)
 
     def to(self, dev) -> 'Batch':
         opt = lambda x: None if x is None else x.to(dev)
         return Batch([c.to(dev) for c in self.contexts], [t.to(dev) for t in self.tags], self.fact_at, self.names, self.tokens.to(dev),
                      self.q_len.to(dev), self.target.to(dev), self.answers, self.prompts,
-                     opt(self.span), self.kinds, opt(self.q_episode), opt(self.q_tag))
+                     opt(self.span), self.kinds, opt(self.q_episode), opt(self.q_tag), self.drill, self.pooled)
 
 
 def one_line_text(name: str, value: str, path: str) -> str:
@@ -543,7 +557,9 @@ def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Ba
     t = corpus.tok
     space = t.encode(' ')[0]  # short contexts are padded with spaces, as code is
     # rng draws only where a stage asks for them, so stages without these options sample as before.
-    if stage.one_line_drill > 0 and rng.random() < stage.one_line_drill:
+    drill = stage.one_line_drill > 0 and rng.random() < stage.one_line_drill
+    pooled = drill and stage.pool_share > 0 and rng.random() < stage.pool_share
+    if drill:
         stage = dataclasses.replace(stage, distractors=DRILL_OTHERS, fact_negatives=1.0, one_line_facts=1.0)
     long_code = stage.long_code > 0 and rng.random() < stage.long_code
     if long_code:
@@ -626,7 +642,7 @@ def sample_batch(corpus: Corpus, B: int, stage: Stage, rng: random.Random) -> Ba
         q_episode = torch.tensor([x[3] for x in asked], dtype=torch.long)
         q_tag = torch.tensor([x[4] for x in asked], dtype=torch.long)
     return Batch(contexts, tags, at, names, tokens, torch.tensor(qlens), target, answers, prompts, fact_span,
-                 [x[0] for x in asked], q_episode, q_tag)
+                 [x[0] for x in asked], q_episode, q_tag, drill, pooled)
 
 
 def asked_others(others, k: int, rng: random.Random):

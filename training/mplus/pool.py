@@ -60,7 +60,10 @@ def record(model, corpus, windows: int, streams: int, seed: int, feed: bool = Fa
                 for j, ids in enumerate(feed_stream(corpus, rng, windows)):
                     model.inject(mem, torch.tensor([ids]), tag=torch.tensor([j + 1]), gen=gen, use_ltm=True, grad=False)
                 mems.append(mem)
-    rows = [torch.cat([torch.cat([m.ltm[l], m.cache[l]], 1)[torch.cat([m.ltm_tag[l], m.cache_tag[l]], 1) > 0] for m in mems])
+    # Detached: Θ starts from the model's learned rows (a parameter), so the gathered rows can carry
+    # a graph, and every trainer step that reads the pool (Stage.pool_share) would backpropagate
+    # through it again (found by test_pool_share's resumed run).
+    rows = [torch.cat([torch.cat([m.ltm[l], m.cache[l]], 1)[torch.cat([m.ltm_tag[l], m.cache_tag[l]], 1) > 0] for m in mems]).detach()
             for l in range(model.c.num_layers)]
     mem = mems[0]
     s = int(sum((t == 0).sum(1) for t in mem.stm_tag).argmin())
@@ -88,24 +91,28 @@ def normed(model, pool: List[torch.Tensor]) -> List[torch.Tensor]:
         return [layer.input_layernorm(rows) for layer, rows in zip(model.model.layers, pool)]
 
 
-def with_pool(model, mem: Memory, pool: Recorded, sample: int = 0, gen=None, theta: bool = True) -> Memory:
+def with_pool(model, mem: Memory, pool: Recorded, sample: int = 0, gen=None, theta: bool = True, grad: bool = False) -> Memory:
     """mem (unchanged) as the product holds it when a repository's worth of code has been fed after
     it: the pool's rows (all, or `sample` drawn, the same for every episode) after Θ's own, tagged
     BANKED, age 0 (the newest: the product feeds the facts first); with theta, θ the pool's code
     and the episode's θ rows dropped to the cache with their ages (as `_update` drops them), so the
     read finds the fact only where retrieval does; every key recomputed with the model's current key
-    projectors, as a memory written now would hold them."""
+    projectors, as a memory written now would hold them. grad: the episode's rows keep their graph
+    (the trainer's pooled steps train the writes through it) and the keys that of the key projector
+    (the pool's rows as the retriever's negatives); otherwise all of it is computed without one."""
     B = mem.ltm[0].shape[0]
-    cat = lambda a, b: torch.cat([a, b.unsqueeze(0).expand(B, *b.shape)], dim=1)
+    wide = lambda b: b.unsqueeze(0).expand(B, *b.shape)
+    cat = lambda a, b: torch.cat([a, wide(b)], dim=1)
     out = Memory([], [], [], [], [], [], [], [], [], mem.update_step, [], [], [])
-    with torch.no_grad():
+    with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
         for l, layer in enumerate(model.model.layers):
             extra = pool.rows[l]
             if sample and sample < extra.shape[0]:
                 extra = extra[torch.randperm(extra.shape[0], generator=gen)[:sample]]
             P = extra.shape[0]
             out.ltm.append(cat(mem.ltm[l], extra))
-            out.ltm_keys.append(layer.keys(out.ltm[l]))
+            # Keys are per row: the pool's once, not once per episode.
+            out.ltm_keys.append(torch.cat([layer.keys(mem.ltm[l]), wide(layer.keys(extra))], dim=1))
             out.ltm_ages.append(cat(mem.ltm_ages[l], torch.zeros(P, dtype=mem.ltm_ages[l].dtype)))
             out.ltm_rf.append(cat(mem.ltm_rf[l], torch.full((P,), float(model.c.initial_rf))))
             out.ltm_tag.append(cat(mem.ltm_tag[l], torch.full((P,), BANKED, dtype=mem.ltm_tag[l].dtype)))
@@ -114,14 +121,30 @@ def with_pool(model, mem: Memory, pool: Recorded, sample: int = 0, gen=None, the
                 out.cache.append(torch.cat([mem.cache[l], mem.stm[l]], 1))
                 out.cache_ages.append(torch.cat([mem.cache_ages[l], mem.stm_ages[l]], 1))
                 out.cache_tag.append(torch.cat([mem.cache_tag[l], mem.stm_tag[l]], 1))
-                out.stm.append(pool.stm[l].unsqueeze(0).expand(B, -1, -1))
-                out.stm_ages.append(pool.stm_ages[l].unsqueeze(0).expand(B, -1))
+                out.stm.append(wide(pool.stm[l]))
+                out.stm_ages.append(wide(pool.stm_ages[l]))
                 out.stm_tag.append(torch.full((B, N), BANKED, dtype=mem.stm_tag[l].dtype))
             else:
                 out.cache.append(mem.cache[l]), out.cache_ages.append(mem.cache_ages[l]), out.cache_tag.append(mem.cache_tag[l])
                 out.stm.append(mem.stm[l]), out.stm_ages.append(mem.stm_ages[l]), out.stm_tag.append(mem.stm_tag[l])
             out.cache_keys.append(layer.keys(out.cache[l]))
     return out
+
+
+def recorded_as_exported(model, corpus, chunks: int, seed: int) -> Recorded:
+    """record (one stream of `chunks` chunks of fed code) with Θ as the exported checkpoint keeps
+    it (merges every 100 injections, recall frequency 100: README's export flags) and the model in
+    eval mode, as the product writes; the model comes back as it was. Training's Θ (a merge every 2
+    injections, recall frequency 10) keeps only ~20 injections' rows: not a repository's worth."""
+    c = model.c
+    kept, was = (c.update_ltm_frequency, c.initial_rf), model.training
+    c.update_ltm_frequency, c.initial_rf = 100, 100
+    model.eval()
+    try:
+        return record(model, corpus, chunks, 1, seed, feed=True)
+    finally:
+        c.update_ltm_frequency, c.initial_rf = kept
+        model.train(was)
 
 
 def augmented(problem: Problem, pool: List[torch.Tensor], sample: int = 0, gen=None) -> Problem:

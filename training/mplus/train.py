@@ -22,6 +22,7 @@ position = step + skipped). Evaluation: exact answer under greedy decoding, whic
 under teacher forcing" — one forward, no sampling loop.
 """
 import argparse
+import copy
 import dataclasses
 import json
 import os
@@ -104,7 +105,8 @@ def stage_identity(st: Stage) -> tuple:
 
 
 LATER_FIELDS = ('span_positives', 'content_tags', 'ask_others', 'fact_fits', 'one_line_facts', 'one_line_drill',
-                'long_code', 'long_facts', 'real_words', 'long_code_distractors', 'write_grad_all')
+                'long_code', 'long_facts', 'real_words', 'long_code_distractors', 'write_grad_all',
+                'write_grad_drill', 'pool_share')
 
 
 def is_retriever(name: str) -> bool:
@@ -285,17 +287,23 @@ def retriever_bce(lg: torch.Tensor, w: torch.Tensor, tags: torch.Tensor) -> torc
     return 0.5 * (mean_over(p) + mean_over(neg))
 
 
-def episode_loss(model: MPlus, batch, stage: Stage, gen: torch.Generator, bank: Optional[RowBank] = None):
+def episode_loss(model: MPlus, batch, stage: Stage, gen: torch.Generator, bank: Optional[RowBank] = None, pool=None):
     """bank: the retriever's extra negatives (bank.py), scored when the stage asks for them, then
-    refilled with this batch's distractor rows."""
+    refilled with this batch's distractor rows. pool: a recorded pool (pool.Recorded) a pooled
+    batch (Stage.pool_share) is asked behind; without one it is asked of its own memory."""
     mem = model.fresh_memory(batch.contexts[0].shape[0])
+    every_write = stage.write_grad_all or (stage.write_grad_drill and batch.drill)
     for j, x in enumerate(batch.contexts):
-        # Only the fact's own write is trained through (unless stage.write_grad_all); distractors
-        # run forward only (cost).
-        model.inject(mem, x, tag=injection_tag(batch, j, stage, model.c.num_tokens), gen=gen, use_ltm=stage.use_ltm, grad=stage.write_grad_all or j == batch.fact_at,
-                     tags_follow_content=stage.content_tags)
+        # Only the fact's own write is trained through (unless stage.write_grad_all, or
+        # write_grad_drill in a drill step); distractors run forward only (cost).
+        model.inject(mem, x, tag=injection_tag(batch, j, stage, model.c.num_tokens), gen=gen, use_ltm=stage.use_ltm,
+                     grad=every_write or j == batch.fact_at, tags_follow_content=stage.content_tags)
+    written = mem
+    if pool is not None and batch.pooled:
+        # The pool's ~27k rows a layer are the retriever's banked negatives here: no bank on top.
+        mem = pool_memory(model, mem, pool, gen)
     banked = bank is not None and stage.use_ltm and stage.bank_negatives > 0
-    extra = bank.on(model.memory.device) if banked else None
+    extra = bank.on(model.memory.device) if banked and mem is written else None
     # Several questions per memory (stage.ask_others): each reads its episode's memory.
     logits, _, terms = model.generate_logits(mem, batch.tokens, batch.q_len, extra=extra, episode=batch.q_episode)
     lm = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.target.reshape(-1), ignore_index=-100)
@@ -317,11 +325,39 @@ def episode_loss(model: MPlus, batch, stage: Stage, gen: torch.Generator, bank: 
             # No L2 term here: under Adam it killed the retriever (make_optimizer).
     if banked:
         for l in range(model.c.num_layers):
-            rows = torch.cat([mem.ltm[l], mem.cache[l]], dim=1)
-            tags = torch.cat([mem.ltm_tag[l], mem.cache_tag[l]], dim=1)
+            rows = torch.cat([written.ltm[l], written.cache[l]], dim=1)
+            tags = torch.cat([written.ltm_tag[l], written.cache_tag[l]], dim=1)
             bank.add(l, rows[tags >= 1], gen)  # distractor chunks' rows (not the fact's, not shipped ones)
     correct = exact(logits, batch.target)
     return lm, ret, correct
+
+
+def pool_memory(model: MPlus, mem, recorded, gen: torch.Generator):
+    """mem behind POOL_SAMPLE of the recorded pool's rows, the episode's graph kept (pool.with_pool;
+    pool.py builds on this module, so it is imported here, not at the top)."""
+    from .pool import with_pool
+    return with_pool(model, mem, recorded, POOL_SAMPLE, gen, grad=True)
+
+
+# Stage.pool_share: chunks of fed code in the pool (~160k tokens), and how many steps a recording
+# serves: the writes drift as they train, so the pool is written again by the weights of the step
+# that refreshes it (kept in state.pt: a resumed run records the same pool).
+POOL_CHUNKS = 430
+POOL_REFRESH = 250
+# Rows of the pool (~27k a layer) a pooled step's Θ holds, drawn afresh each step: asked behind all
+# of them, a step cost ~4.5x a drill step (35 s against 8, one shared core), behind this many ~1.8x (4.5–5.5 s).
+# The ranking among all of them is fit_retriever's (--pool) before export.
+POOL_SAMPLE = 4096
+
+
+def record_pool(cfg, pool_from: dict, corpus, seed: int, dev):
+    """The pool pool_from's weights write ({'step', 'model'}): POOL_CHUNKS chunks of fed code,
+    recorded as the product keeps Θ (pool.recorded_as_exported), seeded by the run's seed and the step."""
+    from .pool import recorded_as_exported
+    with torch.random.fork_rng(devices=[]):  # a model's init draws: the run's torch RNG stays as it was
+        m = MPlus(copy.deepcopy(cfg)).to(dev)
+    m.load_state_dict(pool_from['model'])
+    return recorded_as_exported(m, corpus, POOL_CHUNKS, seed * 1_000_003 + pool_from['step'])
 
 
 def continuation_loss(model: MPlus, corpus, stage: Stage, rng, gen: torch.Generator):
@@ -341,7 +377,7 @@ def exact(logits, target):
 
 
 def train_step(model: MPlus, opt, corpus, stage: Stage, batch_size: int, rng, gen: torch.Generator, dev, mark=None,
-               bank: Optional[RowBank] = None, precision: str = 'f32'):
+               bank: Optional[RowBank] = None, precision: str = 'f32', pool=None):
     """One optimizer step: a batch of fact episodes, the stage's continuation episodes, backward,
     clipping, AdamW. Returns (answer loss, retriever loss, continuation loss, exact per episode).
     mark(part), when given, is called as each part ends (stepcost.py times them): 'sample',
@@ -351,7 +387,7 @@ def train_step(model: MPlus, opt, corpus, stage: Stage, batch_size: int, rng, ge
     batch = sample_batch(corpus, batch_size, stage, rng).to(dev)
     mark('sample')
     with autocast(precision, torch.device(dev)):
-        lm, ret, ok = episode_loss(model, batch, stage, gen, bank)
+        lm, ret, ok = episode_loss(model, batch, stage, gen, bank, pool)
         mark('episode')
         cont = continuation_loss(model, corpus, stage, rng, gen) if stage.continuation else torch.zeros(())
         mark('continuation')
@@ -495,6 +531,7 @@ def main(argv=None):
     bank = RowBank(cfg.num_layers, max(st.bank_negatives for st in stages), cfg.hidden_size)
     step = 0
     skipped = 0
+    pool_from = None  # Stage.pool_share: the step and weights the pool was recorded from
     warm_from = 0  # the step the warmup counts from (a carry's step: its moments start fresh)
     anneal_from = 0  # the step an --anneal branch starts its decay from (where it left its parent)
     evals_in_a_row = 0
@@ -522,6 +559,7 @@ def main(argv=None):
         skipped = s.get('skipped', 0)
         warm_from = s.get('warm_from', 0)
         anneal_from = s.get('anneal_from', 0)
+        pool_from = s.get('pool_from')
         bank.load(s.get('bank', bank.state()))
         print(f'train: resumed {a.run} at step {step}' + (f' (curriculum position {step + skipped})' if skipped else ''), flush=True)
     elif a.init_from:
@@ -571,7 +609,8 @@ def main(argv=None):
         atomic_save({'identity': identity, 'config': cfg.to_hf(), 'model': model.state_dict(), 'opt': opt.state_dict(),
                      'rng': rng.getstate(), 'gen': gen.get_state(), 'torch_rng': torch.get_rng_state(), 'step': step,
                      'skipped': skipped, 'evals_in_a_row': evals_in_a_row, 'best_stage': best_stage, 'stage_best': stage_best, 'evals_since_best': evals_since_best,
-                     'warm_from': warm_from, 'anneal_from': anneal_from, 'bank': bank.state(), 'tokenizer': t.to_spec()}, state_path)
+                     'warm_from': warm_from, 'anneal_from': anneal_from, 'bank': bank.state(), 'tokenizer': t.to_spec(),
+                     **({'pool_from': pool_from} if pool_from else {})}, state_path)
 
     log = open(log_path, 'a')
     # Where and how this stretch of the run trains (neither is part of its identity).
@@ -582,12 +621,22 @@ def main(argv=None):
     last_save = time.time()
     done0 = step
     ema = None
+    recorded = None  # the pool pooled batches are asked behind (Stage.pool_share)
     while step + skipped < total:
         stage, _, stage_end = stage_at(stages, step + skipped)
+        if stage.pool_share > 0 and (recorded is None or step - pool_from['step'] >= POOL_REFRESH):
+            if pool_from is None or step - pool_from['step'] >= POOL_REFRESH:
+                pool_from = {'step': step, 'model': {k: v.detach().clone() for k, v in model.state_dict().items()}}
+            t1 = time.time()
+            recorded = record_pool(cfg, pool_from, corpus, a.seed, dev)
+            log.write(json.dumps({'step': step, 'pool_recorded_at': pool_from['step'], 'pool_rows': recorded.rows[0].shape[0],
+                                  'seconds': round(time.time() - t1, 1), 'time': time.time()}) + '\n')
+            log.flush()
         lr = learning_rate(a.lr, step, warm_from, a.warmup, anneal_from, a.anneal)
         for g in opt.param_groups:
             g['lr'] = lr
-        lm, ret, cont, ok = train_step(model, opt, corpus, stage, a.batch, rng, gen, dev, bank=bank, precision=precision)
+        lm, ret, cont, ok = train_step(model, opt, corpus, stage, a.batch, rng, gen, dev, bank=bank, precision=precision,
+                                      pool=recorded)
         step += 1
         ema = lm.item() if ema is None else 0.95 * ema + 0.05 * lm.item()
         pos = step + skipped

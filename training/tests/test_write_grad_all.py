@@ -37,3 +37,20 @@ class WriteGradAllTest(SrcDataCase):
             self.assertGreater(float(ga.abs().sum()), 0)
             # The other facts are asked too (ask_others), so their own writes now get a gradient.
             self.assertGreater(float((ga - gb).abs().max()), 1e-6 * float(ga.abs().max()), fact_last)
+
+    def test_write_grad_drill_trains_every_write_in_drill_steps_only(self):
+        # The same draws either way: one_line_drill is drawn in both stages of a pair.
+        never = Stage('t', 1, 64, (3, 3), False, fact_anywhere=True, fact_negatives=1.0, ask_others=3, one_line_drill=1e-9)
+        always = Stage('t', 1, 64, (3, 3), False, fact_anywhere=True, fact_negatives=1.0, ask_others=3, one_line_drill=1.0)
+        flagged = lambda st: Stage(**{**st.__dict__, 'write_grad_drill': True})
+        for fact_last in (False, True):
+            # Not a drill step: exactly the fact's write is trained, as without the flag.
+            (la, ga), (lb, gb) = self.grads(never, fact_last), self.grads(flagged(never), fact_last)
+            self.assertEqual(la, lb)
+            self.assertTrue(torch.equal(ga, gb), fact_last)
+            # A drill step: every write, as under write_grad_all.
+            (la, ga), (lb, gb) = self.grads(always, fact_last), self.grads(flagged(always), fact_last)
+            (_, gc) = self.grads(Stage(**{**always.__dict__, 'write_grad_all': True}), fact_last)
+            self.assertAlmostEqual(la, lb, places=5)
+            self.assertGreater(float((ga - gb).abs().max()), 1e-6 * float(ga.abs().max()), fact_last)
+            self.assertTrue(torch.allclose(gb, gc, rtol=1e-5, atol=1e-7), fact_last)
