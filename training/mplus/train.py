@@ -89,9 +89,13 @@ CURRICULA = {
         # 47/29/18/9/5, 0; BENCHMARKS.md, eighteenth session). That mean and two saves of a branch
         # of it with --seed 2 (run42, 378 and 520 steps; the carry since) answer 46/39/34/31/21
         # held out, 14 at 64k (nineteenth session).
+        # ask_others 3 and write_grad_drill (every write of a drill step trained through) from
+        # position 29,504 (runH, 806 steps from runG, the twenty-fifth session's carry, whose drill-
+        # only branch showed that binding is made in the write): after the retriever fit, on seeds
+        # 1–36 N = 0 127 → 125 and 160k 67 → 78 of 144 (BENCHMARKS.md, twenty-sixth session).
         Stage('3b-ltm-more-distractors', 23000, 256, (6, 16), True, continuation=8, fact_anywhere=True,
-              fact_negatives=0.5, bank_negatives=4096, ask_others=2, fact_fits=True, one_line_facts=1 / 3,
-              one_line_drill=0.25, long_code=1.0),
+              fact_negatives=0.5, bank_negatives=4096, ask_others=3, fact_fits=True, one_line_facts=1 / 3,
+              one_line_drill=0.25, long_code=1.0, write_grad_drill=True),
     ],
 }
 
