@@ -349,8 +349,8 @@ def pool_memory(model: MPlus, mem, recorded, gen: torch.Generator):
 POOL_CHUNKS = 430
 POOL_REFRESH = 250
 # Rows of the pool (~27k a layer) a pooled step's Θ holds, drawn afresh each step: asked behind all
-# of them, a step cost ~4.5x a drill step (35 s against 8, one shared core), behind this many ~1.8x (4.5–5.5 s).
-# The ranking among all of them is fit_retriever's (--pool) before export.
+# of them, a step cost ~4.5x a drill step (35 s against 8, one shared core), behind this many ~1.8x
+# (4.5–5.5 s). The ranking among all of them is fit_retriever's (--pool) before export.
 POOL_SAMPLE = 4096
 
 
