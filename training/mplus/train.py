@@ -628,8 +628,9 @@ def main(argv=None):
     recorded = None  # the pool pooled batches are asked behind (Stage.pool_share)
     while step + skipped < total:
         stage, _, stage_end = stage_at(stages, step + skipped)
-        if stage.pool_share > 0 and (recorded is None or step - pool_from['step'] >= POOL_REFRESH):
-            if pool_from is None or step - pool_from['step'] >= POOL_REFRESH:
+        due = pool_from is None or step - pool_from['step'] >= POOL_REFRESH  # else a resumed run's pool
+        if stage.pool_share > 0 and (recorded is None or due):
+            if due:
                 pool_from = {'step': step, 'model': {k: v.detach().clone() for k, v in model.state_dict().items()}}
             t1 = time.time()
             recorded = record_pool(cfg, pool_from, corpus, a.seed, dev)

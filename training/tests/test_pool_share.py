@@ -21,6 +21,23 @@ POOLED = Stage('pooled', 10_000, 48, (0, 0), True, fact_anywhere=True, fact_nega
 SMALL_POOL = dict(POOL_CHUNKS=12, POOL_REFRESH=3, POOL_SAMPLE=64)
 
 
+class HeadCount(random.Random):
+    """Counts the random() calls made before the first getrandbits (the first choice, shuffle or
+    sample): sample_batch's coin flips for the kind of step come first, each one random() call."""
+
+    def __init__(self, seed):
+        self.flips, self.chose = 0, False
+        super().__init__(seed)
+
+    def random(self):
+        self.flips += not self.chose
+        return super().random()
+
+    def getrandbits(self, k):
+        self.chose = True
+        return super().getrandbits(k)
+
+
 class PoolShareTest(SrcDataCase):
     @classmethod
     def setUpClass(cls):
@@ -38,13 +55,14 @@ class PoolShareTest(SrcDataCase):
         batches = [sample_batch(self.corpus, 2, POOLED, rng) for _ in range(12)]
         self.assertEqual([b.pooled for b in batches], [b.drill for b in batches])
         self.assertTrue(0 < sum(b.drill for b in batches) < 12)
-        # Without the share nothing more is drawn: the same batches as a stage without the field.
-        unpooled = dataclasses.replace(POOLED, pool_share=0.0)
-        a, b = random.Random(4), random.Random(4)
-        for _ in range(6):
-            x, y = sample_batch(self.corpus, 2, unpooled, a), sample_batch(self.corpus, 2, unpooled, b)
-            self.assertFalse(x.pooled)
-        self.assertEqual(a.getstate(), b.getstate())
+        # Without the share nothing more is drawn, so a run without it samples as before the field
+        # existed: a batch's coin flips before its first choice are one fewer than with any share.
+        drill = dataclasses.replace(POOLED, one_line_drill=1.0)
+        for seed in range(4):
+            unpooled, rare = HeadCount(seed), HeadCount(seed)
+            self.assertFalse(sample_batch(self.corpus, 2, dataclasses.replace(drill, pool_share=0.0), unpooled).pooled)
+            self.assertFalse(sample_batch(self.corpus, 2, dataclasses.replace(drill, pool_share=1e-12), rare).pooled)
+            self.assertEqual(unpooled.flips + 1, rare.flips)
 
     def test_a_pooled_batch_is_asked_behind_the_pool_and_trains_the_writes_and_keys(self):
         stage = dataclasses.replace(POOLED, one_line_drill=1.0)

@@ -1,4 +1,5 @@
 """Stage.write_grad_all: every injection's write is trained through, not only the fact's."""
+import dataclasses
 import random
 
 import torch
@@ -42,7 +43,7 @@ class WriteGradAllTest(SrcDataCase):
         # The same draws either way: one_line_drill is drawn in both stages of a pair.
         never = Stage('t', 1, 64, (3, 3), False, fact_anywhere=True, fact_negatives=1.0, ask_others=3, one_line_drill=1e-9)
         always = Stage('t', 1, 64, (3, 3), False, fact_anywhere=True, fact_negatives=1.0, ask_others=3, one_line_drill=1.0)
-        flagged = lambda st: Stage(**{**st.__dict__, 'write_grad_drill': True})
+        flagged = lambda st: dataclasses.replace(st, write_grad_drill=True)
         for fact_last in (False, True):
             # Not a drill step: exactly the fact's write is trained, as without the flag.
             (la, ga), (lb, gb) = self.grads(never, fact_last), self.grads(flagged(never), fact_last)
