@@ -99,10 +99,10 @@ class PoolShareTest(SrcDataCase):
         self.assertEqual((m.c.update_ltm_frequency, m.c.initial_rf), (4, 3))  # the smoke preset's, restored
 
     def test_a_pooled_run_resumes_to_the_same_weights(self):
-        # One thread: on two, a reduction in this path (pooled, several questions a memory) sums
-        # in a thread-dependent order, and two unbroken runs need not be bit-equal: this test
-        # failed in CI on 2 busy cores, and 1 of 3 times here (Θ's initial rows, `ltm.1`);
-        # on one thread it passed every time. Which op it is was not pinned down.
+        # One thread: on two, a resumed process may sum some reduction in another order than the
+        # uninterrupted one (train.py's docstring: measured on main's curriculum too): this test
+        # failed in CI on 2 cores, and 1 of 3 times here (Θ's initial rows, `ltm.1`); on one
+        # thread it passed every time. Which op it is was not pinned down.
         flags = smoke_run_flags(self.data) + ['--threads', '1']
         full, part = os.path.join(self.tmp, 'full'), os.path.join(self.tmp, 'part')
         with mock.patch.dict(train.CURRICULA, {'smoke': [POOLED]}), mock.patch.multiple(train, **SMALL_POOL):
