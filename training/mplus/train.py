@@ -631,7 +631,8 @@ def main(argv=None):
     recorded = None  # the pool pooled batches are asked behind (Stage.pool_share)
     while step + skipped < total:
         stage, _, stage_end = stage_at(stages, step + skipped)
-        due = pool_from is None or step - pool_from['step'] >= POOL_REFRESH  # else a resumed run's pool
+        # Not due with no pool recorded: a resumed run, whose state.pt kept the weights its pool came from.
+        due = pool_from is None or step - pool_from['step'] >= POOL_REFRESH
         if stage.pool_share > 0 and (recorded is None or due):
             if due:
                 pool_from = {'step': step, 'model': {k: v.detach().clone() for k, v in model.state_dict().items()}}
