@@ -54,9 +54,11 @@ const USAGE = `usage: mplus <tool> [options]
           files/s, repository tokens/s and peak RSS of a real sidecar feeding a repository
   bench discover [--files 100000]
           discovery and watch-setup time and RSS on a generated tree
-  bench retention [--model DIR] [--tokens 0,8192,32768] [--facts 16] [--seed 1] [--modes theta,mplus] [--precision P] [--out BASE]
+  bench retention [--model DIR] [--tokens 0,8192,32768] [--facts 16] [--seed 1|19-36|1,4,7-9] [--modes theta,mplus]
+          [--precision P] [--out BASE] [--min-exact X]
           facts fed, then N tokens of unrelated code, then each asked: exact hits and fact rows
           retrieved, θ only (MemoryLLM) vs M+, real sidecar; BASE.md/.svg/.json, resumable
+          (several seeds: each written as BASE-sSEED, BASE their pool with standard errors)
   lookup  [--repo .] [--model DIR] [--store DIR] [--seed S] [--all] [--alone] [--json]
           ask a lookup model the value of one of the repository's constants (--all: of every one) and check the answer
           (--alone: each constant's file fed alone into a fresh memory)

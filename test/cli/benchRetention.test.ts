@@ -8,7 +8,8 @@
 import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import { DistractorWriter, MAX_CODE_LINE, benchRetention, shortfalls } from '../../tools/bench/retention';
+import { DistractorWriter, MAX_CODE_LINE, benchRetention, benchRetentionSeeds, parseSeeds, seedList, shortfalls } from '../../tools/bench/retention';
+import { RetentionRow, pooled, standardError } from '../../tools/bench/retentionReport';
 import { TextTokenizer } from '../../src/model/tokenizer';
 import { fixtureWorkspace } from '../helpers/fixtureWorkspace';
 
@@ -71,6 +72,64 @@ describe('bench retention', function () {
     const more = await benchRetention({ model: ws.model, tokens: [0, 2048], facts: 3, seed: 2, out, modes: ['theta'], log: (s) => again.push(s) });
     assert.deepStrictEqual(more.rows, rows, 'nothing re-measured');
     assert.strictEqual(again.filter((l) => /skipped/.test(l)).length, 2);
+  });
+
+  it('several seeds: each its own resumable run, written beside their pool (questions and hits summed)', async () => {
+    const out = path.join(ws.root, 'seeds');
+    const opts = { model: ws.model, tokens: [0], facts: 2, modes: ['mplus' as const] };
+    const run = await benchRetentionSeeds({ ...opts, out }, [4, 5, 6]);
+    const own = [4, 5, 6].map((s) => JSON.parse(fs.readFileSync(`${out}-s${s}.json`, 'utf8')));
+    assert.deepStrictEqual(own.map((r) => r.config.seed), [4, 5, 6], 'one file per seed, measured with its seed');
+    const answers = own.map((r) => r.rows[0].answers.map((a: { name: string }) => a.name).join());
+    assert.strictEqual(new Set(answers).size, 3, `each seed draws its own facts: ${answers}`);
+    assert.strictEqual(run.rows.length, 1);
+    const [row] = run.rows;
+    assert.strictEqual(row.facts, 6);
+    assert.strictEqual(row.seeds, 3);
+    assert.strictEqual(row.hits, own.reduce((a, r) => a + r.rows[0].hits, 0), 'hits summed over the seeds');
+    assert.deepStrictEqual(run.config.seeds, [4, 5, 6]);
+    assert.deepStrictEqual(JSON.parse(fs.readFileSync(`${out}.json`, 'utf8')), JSON.parse(JSON.stringify(run)), 'the pool is written as OUT');
+    const svg = fs.readFileSync(`${out}.svg`, 'utf8');
+    assert.strictEqual((svg.match(/<line class="se" /g) ?? []).length, row.hits % 6 === 0 ? 0 : 1, 'an error bar where the rate is neither 0 nor 1');
+    assert.match(fs.readFileSync(`${out}.md`, 'utf8'), /2 facts a seed, 3 seeds \(4–6\)[\s\S]*\| 0 \| M\+ \| \d\/6 \(\d+\.\d% ± \d+\.\d\) \|/);
+    // Resumed: nothing is measured again, and a wider list measures only its new seed.
+    const lines: string[] = [];
+    const wider = await benchRetentionSeeds({ ...opts, out, log: (s) => lines.push(s) }, [4, 5, 6, 7]);
+    assert.strictEqual(lines.filter((l) => /skipped/.test(l)).length, 3, lines.join('\n'));
+    assert.strictEqual(lines.filter((l) => /exact \d\/2 /.test(l)).length, 1, 'only seed 7 is measured');
+    assert.strictEqual(wider.rows[0].facts, 8);
+    assert.match(lines[lines.length - 1], /pooled: N = 0, M\+: exact \d\/8 /);
+  });
+
+  it('pooled: per (N, mode) over the seeds that have it; rates and retrieval averaged, peak memory the highest', () => {
+    const row = (over: Partial<RetentionRow>): RetentionRow => ({
+      mode: 'mplus', tokens: 0, tokensFed: 100, facts: 4, hits: 2, exact: 0.5, factRowsRetrieved: 0.5, factRowsRetrievedByLayer: [0.5, null],
+      factShareOfRetrieved: 0.1, factShareOfStm: 0.2, candidateRows: 10, seconds: 1, feedTokensPerS: 100, askMs: 10, sidecarPeakMiB: 200, ...over,
+    });
+    const config = (seed: number) => ({ model: 'm', facts: 4, seed, maxTokens: 24 });
+    const p = pooled([
+      { config: config(1), rows: [row({}), row({ tokens: 8192, hits: 0, exact: 0, factRowsRetrieved: null, factRowsRetrievedByLayer: [null, null], sidecarPeakMiB: null })] },
+      { config: config(2), rows: [row({ hits: 4, exact: 1, factRowsRetrieved: 1, factRowsRetrievedByLayer: [1, 0.25], tokensFed: 103, sidecarPeakMiB: 300, seconds: 2 })] },
+    ]);
+    const at0 = p.rows.find((r) => r.tokens === 0);
+    const at8k = p.rows.find((r) => r.tokens === 8192);
+    assert.ok(at0 && at8k);
+    assert.deepStrictEqual([at0.facts, at0.hits, at0.exact, at0.seeds], [8, 6, 0.75, 2]);
+    assert.deepStrictEqual([at0.factRowsRetrieved, at0.factRowsRetrievedByLayer], [0.75, [0.75, 0.25]], 'a layer no fact reached in one seed averages over the others');
+    assert.deepStrictEqual([at0.tokensFed, at0.seconds, at0.sidecarPeakMiB], [102, 3, 300]);
+    assert.deepStrictEqual([at8k.facts, at8k.seeds, at8k.factRowsRetrieved, at8k.sidecarPeakMiB], [4, 1, null, null], 'a row only seed 1 has');
+    assert.deepStrictEqual(p.config.seeds, [1, 2]);
+    assert.ok(Math.abs(standardError(at0) - 100 * Math.sqrt(0.75 * 0.25 / 8)) < 1e-12);
+    assert.throws(() => pooled([]), /no runs/);
+  });
+
+  it('--seed lists and ranges', () => {
+    assert.deepStrictEqual(parseSeeds('7'), [7]);
+    assert.deepStrictEqual(parseSeeds('19-22'), [19, 20, 21, 22]);
+    assert.deepStrictEqual(parseSeeds('1,4,7-9, 4'), [1, 4, 7, 8, 9]);
+    for (const bad of ['0', '5-3', 'x', '1,,2', '-3', '1-2-3']) assert.throws(() => parseSeeds(bad), /--seed must be positive integers or ranges such as 19-36/, bad);
+    assert.strictEqual(seedList([1, 4, 7, 8, 9]), '1, 4, 7–9');
+    assert.strictEqual(seedList(parseSeeds('19-36')), '19–36');
   });
 
   it('the distractors are code: no line of data, and about the tokens asked', async () => {

@@ -1,5 +1,5 @@
 /**
- * `mplus bench retention [--model DIR] [--tokens 0,8192,32768] [--facts 16] [--seed 1]
+ * `mplus bench retention [--model DIR] [--tokens 0,8192,32768] [--facts 16] [--seed 1|19-36|1,4,7-9]
  *  [--modes theta,mplus] [--precision P] [--out BASE] [--min-exact X] [--json]`: knowledge retention through the real sidecar, as
  * the authors' test_qa_memory.py measures it, for θ only (Θ off: MemoryLLM, `initialize.thetaOnly`)
  * and for M+. Per N and mode: a fresh repository and store; F constants with freshly drawn names
@@ -18,6 +18,13 @@
  * finished. Each row records its own cost (seconds, feed tokens/s, ms per question, sidecar peak
  * memory).
  *
+ * --seed takes a list or ranges (`19-36`, `1,4,7-9`): each seed is a run of its own, written as
+ * BASE-sSEED (resumable as above), then BASE is their pool (retentionReport.pooled: questions and
+ * hits summed per (N, mode), with the rate's standard error). Four facts a seed is what a small
+ * model's θ holds, so a figure worth comparing needs many seeds: 18 seeds ask 72 questions a cell,
+ * ±6 points. Two processes with disjoint seed lists and the same --out can share the work; a
+ * last run over all the seeds measures nothing again and writes the whole pool.
+ *
  * --min-exact X makes it a check (CI runs one on the shipped model): the command fails, naming
  * every M+ row below X, after the table is written. θ only is never held to it: it is meant to
  * forget.
@@ -31,7 +38,7 @@ import { TextTokenizer } from '../../src/model/tokenizer';
 import { initialize, shutdown, spawnSidecar } from '../../src/sidecar/client';
 import { resolveModel } from '../../src/sidecar/defaultModel';
 import { Ask, Ingest, LayerRetrieval, PRECISIONS, Precision, Progress, isPrecision } from '../../src/sidecar/protocol';
-import { MODE_NAMES, RetentionMode, RetentionRow, RetentionRun, kTokens, readResumable, writeRun } from './retentionReport';
+import { MODE_NAMES, RetentionMode, RetentionRow, RetentionRun, kTokens, meanOf, pooled, readResumable, standardError, writeRun } from './retentionReport';
 
 const SYL = ['ka', 'lo', 'mi', 'ren', 'tor', 'vex', 'sul', 'pha', 'dri', 'nox', 'bel', 'qua', 'zin', 'gor', 'fen', 'wil'];
 // Real code unrelated to the facts; devDependencies included (a development benchmark).
@@ -146,8 +153,6 @@ function factFigures(file: string, layers: LayerRetrieval[], N: number) {
   return { recall: byLayer.filter((x): x is number => x !== null), byLayer, share, stm };
 }
 
-const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
-
 /** Peak resident memory of a process in MiB (Linux), or null. */
 function peakMiB(pid: number | undefined): number | null {
   try {
@@ -218,7 +223,7 @@ async function measure(opts: RetentionOptions, tok: TextTokenizer, n: number, mo
     await shutdown(h);
     return {
       mode, tokens: n, tokensFed, facts: facts.length, hits, exact: hits / facts.length,
-      factRowsRetrieved: mean(recall), factRowsRetrievedByLayer: Array.from(recallByLayer, (xs) => mean(xs ?? [])), factShareOfRetrieved: mean(share), factShareOfStm: mean(stm) ?? 0, candidateRows,
+      factRowsRetrieved: meanOf(recall), factRowsRetrievedByLayer: Array.from(recallByLayer, (xs) => meanOf(xs ?? [])), factShareOfRetrieved: meanOf(share), factShareOfStm: meanOf(stm) ?? 0, candidateRows,
       seconds: (performance.now() - t0) / 1000, feedTokensPerS: tokensFed / Math.max(feedSeconds, 1e-9), askMs, sidecarPeakMiB, answers,
     };
   } finally {
@@ -234,7 +239,7 @@ export async function benchRetention(opts: RetentionOptions): Promise<RetentionR
   // maxCodeLine marks rows fed the distractors without data lines: rows from before are measured again.
   const config = { model: opts.model, facts: opts.facts, seed: opts.seed, maxTokens: opts.maxTokens ?? 24, maxCodeLine: MAX_CODE_LINE, ...(opts.precision ? { precision: opts.precision } : {}) };
   const run: RetentionRun = { config, rows: opts.out ? readResumable(opts.out, config) : [] };
-  const title = `Retention through the sidecar: ${path.basename(opts.model)}${opts.precision ? ` at ${opts.precision}` : ''}, ${opts.facts} facts, seed ${opts.seed}`;
+  const title = runTitle(opts, `${opts.facts} facts, seed ${opts.seed}`);
   for (const n of opts.tokens) {
     for (const mode of opts.modes ?? ['theta', 'mplus']) {
       if (run.rows.some((r) => r.tokens === n && r.mode === mode)) {
@@ -253,6 +258,52 @@ export async function benchRetention(opts: RetentionOptions): Promise<RetentionR
   }
   if (opts.out) writeRun(opts.out, run, title); // also when every row was resumed: the files follow the code
   return run;
+}
+
+const runTitle = (opts: Omit<RetentionOptions, 'seed'>, what: string) =>
+  `Retention through the sidecar: ${path.basename(opts.model)}${opts.precision ? ` at ${opts.precision}` : ''}, ${what}`;
+
+/**
+ * benchRetention for each seed in turn, each written as OUT-sSEED (and resumed from it), then the
+ * seeds' pool, written as OUT.
+ */
+export async function benchRetentionSeeds(opts: Omit<RetentionOptions, 'seed'>, seeds: number[]): Promise<RetentionRun> {
+  const runs: RetentionRun[] = [];
+  for (const [i, seed] of seeds.entries()) {
+    opts.log?.(`seed ${seed} (${i + 1} of ${seeds.length})`);
+    runs.push(await benchRetention({ ...opts, seed, out: opts.out && `${opts.out}-s${seed}` }));
+  }
+  const run = pooled(runs);
+  if (opts.out) writeRun(opts.out, run, runTitle(opts, `${opts.facts} facts a seed, ${seeds.length} seeds (${seedList(seeds)})`));
+  for (const r of [...run.rows].sort((a, b) => a.tokens - b.tokens || b.mode.localeCompare(a.mode))) { // θ only first, as in the table
+    opts.log?.(`  pooled: N = ${kTokens(r.tokens)}, ${MODE_NAMES[r.mode]}: exact ${r.hits}/${r.facts} (${(100 * r.exact).toFixed(1)}% ± ${standardError(r).toFixed(1)})` +
+      (r.factRowsRetrieved === null ? '' : `, fact rows retrieved ${(100 * r.factRowsRetrieved).toFixed(1)}%`));
+  }
+  return run;
+}
+
+/** `19-36`, `1,4,7-9`, `5`: the seeds in the order given, each once. */
+export function parseSeeds(spec: string): number[] {
+  const out: number[] = [];
+  for (const part of spec.split(',')) {
+    const m = /^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$/.exec(part);
+    const [a, b] = m ? [Number(m[1]), Number(m[2] ?? m[1])] : [0, -1];
+    if (!m || a < 1 || b < a) throw new Error(`--seed must be positive integers or ranges such as 19-36 or 1,4,7-9, got ${spec}`);
+    for (let s = a; s <= b; s++) if (!out.includes(s)) out.push(s);
+  }
+  return out;
+}
+
+/** The inverse of parseSeeds for a title: runs of consecutive seeds as ranges. */
+export function seedList(seeds: number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < seeds.length;) {
+    let j = i;
+    while (j + 1 < seeds.length && seeds[j + 1] === seeds[j] + 1) j++;
+    parts.push(j > i ? `${seeds[i]}–${seeds[j]}` : String(seeds[i]));
+    i = j + 1;
+  }
+  return parts.join(', ');
 }
 
 /** M+ rows whose exact-hit rate is below `min`, one line each (θ only rows are never held to it). */
@@ -287,10 +338,12 @@ export async function benchRetentionCmd(args: string[]): Promise<void> {
   if (minExact !== null && !modes.includes('mplus')) throw new Error('--min-exact holds M+ rows to a rate: add mplus to --modes');
   const log = values.json ? undefined : (s: string) => console.log(s);
   log?.(`bench retention: model ${resolved.dir}${resolved.label ? ` (${resolved.label})` : ''}; N = ${tokens.join(', ')}; ${modes.map((m) => MODE_NAMES[m]).join(' and ')}, through the real sidecar`);
-  const run = await benchRetention({
-    model: resolved.dir, tokens, modes, facts: num(values.facts, 'facts', 16), seed: num(values.seed, 'seed', 1),
+  const seeds = parseSeeds(values.seed ?? '1');
+  const opts = {
+    model: resolved.dir, tokens, modes, facts: num(values.facts, 'facts', 16),
     maxTokens: num(values['max-tokens'], 'max-tokens', 24), precision: values.precision as Precision | undefined, out: values.out && path.resolve(values.out), log,
-  });
+  };
+  const run = seeds.length === 1 ? await benchRetention({ ...opts, seed: seeds[0] }) : await benchRetentionSeeds(opts, seeds);
   if (values.json) console.log(JSON.stringify(run));
   else if (values.out) console.log(`wrote ${values.out}.md, ${values.out}.svg, ${values.out}.json`);
   if (minExact !== null) {

@@ -1,6 +1,7 @@
 /**
  * The written result of `mplus bench retention --out BASE`: BASE.md (the table), BASE.svg (exact
- * hits vs N, one line per memory mode) and BASE.json (the rows, also the resume point).
+ * hits vs N, one line per memory mode) and BASE.json (the rows, also the resume point). Over
+ * several seeds, each seed's run is written as BASE-sSEED and BASE is their pool (`pooled`).
  */
 import * as fs from 'fs';
 
@@ -44,15 +45,64 @@ export interface RetentionRow {
   askMs: number;
   /** Peak resident memory of the sidecar process (Linux VmHWM), MiB; null elsewhere. */
   sidecarPeakMiB: number | null;
+  /** In a pool of seeds' runs (`pooled`): how many seeds' rows this one sums. */
+  seeds?: number;
   /** Every question: the fact's name, value and file (fed in path order), and the model's answer (JSON only: to read the misses). */
   answers?: { name: string; value: string; file: string; answer: string }[];
 }
 
 export interface RetentionRun {
   /** What the rows were measured with; a resumed run must match it. */
-  config: { model: string; facts: number; seed: number; maxTokens: number; maxCodeLine?: number; precision?: string };
+  config: { model: string; facts: number; seed: number; maxTokens: number; maxCodeLine?: number; precision?: string; seeds?: number[] };
   rows: RetentionRow[];
 }
+
+/** The mean of the numbers among xs; null when there are none. */
+export const meanOf = (xs: Array<number | null>): number | null => {
+  const v = xs.filter((x): x is number => x !== null);
+  return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;
+};
+
+/**
+ * Several seeds' runs as one (same model, facts and N): per (N, mode) the questions and hits
+ * summed, so exact is the share of every question asked; the retrieval figures, sizes and rates
+ * the mean of the seeds' (each seed asks as many questions); seconds summed; peak memory the
+ * highest. A (N, mode) some seed lacks (not measured yet) is pooled over the seeds that have it,
+ * and `seeds` says how many. The answers stay in the seeds' own files.
+ */
+export function pooled(runs: RetentionRun[]): RetentionRun {
+  if (!runs.length) throw new Error('pooled: no runs');
+  const groups = new Map<string, RetentionRow[]>();
+  for (const run of runs) for (const r of run.rows) {
+    const k = `${r.tokens} ${r.mode}`;
+    groups.set(k, [...(groups.get(k) ?? []), r]);
+  }
+  const rows = [...groups.values()].map((rs): RetentionRow => {
+    const facts = rs.reduce((a, r) => a + r.facts, 0);
+    const hits = rs.reduce((a, r) => a + r.hits, 0);
+    const layers = Math.max(...rs.map((r) => r.factRowsRetrievedByLayer.length));
+    const avg = (f: (r: RetentionRow) => number) => meanOf(rs.map(f)) ?? 0;
+    const peaks = rs.map((r) => r.sidecarPeakMiB).filter((x): x is number => x !== null);
+    return {
+      mode: rs[0].mode, tokens: rs[0].tokens, tokensFed: Math.round(avg((r) => r.tokensFed)), facts, hits, exact: hits / facts,
+      factRowsRetrieved: meanOf(rs.map((r) => r.factRowsRetrieved)),
+      factRowsRetrievedByLayer: Array.from({ length: layers }, (_, l) => meanOf(rs.map((r) => r.factRowsRetrievedByLayer[l] ?? null))),
+      factShareOfRetrieved: meanOf(rs.map((r) => r.factShareOfRetrieved)), factShareOfStm: avg((r) => r.factShareOfStm),
+      candidateRows: Math.round(avg((r) => r.candidateRows)), seconds: rs.reduce((a, r) => a + r.seconds, 0),
+      feedTokensPerS: avg((r) => r.feedTokensPerS), askMs: avg((r) => r.askMs),
+      sidecarPeakMiB: peaks.length ? Math.max(...peaks) : null,
+      seeds: rs.length,
+    };
+  });
+  return { config: { ...runs[0].config, seeds: runs.map((r) => r.config.seed) }, rows };
+}
+
+/**
+ * A pooled exact-hit rate's standard error, in percentage points (binomial: √(p(1−p)/n)). Two
+ * states' rates on the same questions differ by chance by about √2 of it: on 72 questions at
+ * 60%, ±5.8 points each.
+ */
+export const standardError = (r: RetentionRow) => 100 * Math.sqrt(r.exact * (1 - r.exact) / r.facts);
 
 const pct = (x: number | null) => (x === null ? '–' : `${(100 * x).toFixed(1)}%`);
 export const kTokens = (n: number) => (n >= 1_000_000 ? `${n / 1_000_000}M` : n >= 1000 ? `${Math.round(n / 1024)}k` : String(n));
@@ -61,12 +111,12 @@ export function markdownTable(run: RetentionRun): string {
   const head = '| N | memory | exact hit | fact rows retrieved | fact share of retrieved | fact share of θ | candidates/layer (Θ + cache) | tokens fed | feed tok/s | ask ms | sidecar peak MiB | s |';
   const sep = '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|';
   const lines = [...run.rows].sort((a, b) => a.tokens - b.tokens || a.mode.localeCompare(b.mode) * -1).map((r) =>
-    `| ${kTokens(r.tokens)} | ${MODE_NAMES[r.mode]} | ${r.hits}/${r.facts} (${pct(r.exact)}) | ${pct(r.factRowsRetrieved)} | ${pct(r.factShareOfRetrieved)} | ` +
+    `| ${kTokens(r.tokens)} | ${MODE_NAMES[r.mode]} | ${r.hits}/${r.facts} (${pct(r.exact)}${r.seeds ? ` ± ${standardError(r).toFixed(1)}` : ''}) | ${pct(r.factRowsRetrieved)} | ${pct(r.factShareOfRetrieved)} | ` +
     `${pct(r.factShareOfStm)} | ${r.candidateRows} | ${r.tokensFed} | ${r.feedTokensPerS.toFixed(0)} | ${r.askMs.toFixed(0)} | ${r.sidecarPeakMiB?.toFixed(0) ?? '–'} | ${r.seconds.toFixed(0)} |`);
   return [head, sep, ...lines].join('\n');
 }
 
-/** Exact hit vs N: N on evenly spaced ticks (the N asked are roughly geometric), one line per mode. */
+/** Exact hit vs N: N on evenly spaced ticks (the N asked are roughly geometric), one line per mode; a pool of seeds with ± one standard error. */
 export function svgPlot(run: RetentionRun, title: string): string {
   const W = 640, H = 360, L = 60, R = 170, T = 40, B = 50;
   const ns = [...new Set(run.rows.map((r) => r.tokens))].sort((a, b) => a - b);
@@ -90,7 +140,12 @@ export function svgPlot(run: RetentionRun, title: string): string {
     const pts = run.rows.filter((r) => r.mode === mode).sort((a, b) => a.tokens - b.tokens);
     if (!pts.length) return;
     out.push(`<polyline fill="none" stroke="${colours[mode]}" stroke-width="2" points="${pts.map((r) => `${x(r.tokens)},${y(r.exact)}`).join(' ')}"/>`);
-    for (const r of pts) out.push(`<circle cx="${x(r.tokens)}" cy="${y(r.exact)}" r="3.5" fill="${colours[mode]}"/>`);
+    for (const r of pts) {
+      out.push(`<circle cx="${x(r.tokens)}" cy="${y(r.exact)}" r="3.5" fill="${colours[mode]}"/>`);
+      // A pool of seeds: ± one standard error.
+      const se = r.seeds ? standardError(r) / 100 : 0;
+      if (se > 0) out.push(`<line class="se" x1="${x(r.tokens)}" x2="${x(r.tokens)}" y1="${y(Math.min(1, r.exact + se))}" y2="${y(Math.max(0, r.exact - se))}" stroke="${colours[mode]}"/>`);
+    }
     const ly = T + 10 + i * 20;
     out.push(`<line x1="${W - R + 15}" x2="${W - R + 35}" y1="${ly}" y2="${ly}" stroke="${colours[mode]}" stroke-width="2"/>`, `<text x="${W - R + 40}" y="${ly + 4}">${esc(MODE_NAMES[mode])}</text>`);
   });
