@@ -9,7 +9,7 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import { DistractorWriter, MAX_CODE_LINE, benchRetention, benchRetentionSeeds, parseSeeds, seedList, shortfalls } from '../../tools/bench/retention';
-import { RetentionRow, pooled, standardError } from '../../tools/bench/retentionReport';
+import { RetentionRow, kTokens, pooled, standardError } from '../../tools/bench/retentionReport';
 import { TextTokenizer } from '../../src/model/tokenizer';
 import { fixtureWorkspace } from '../helpers/fixtureWorkspace';
 
@@ -121,6 +121,10 @@ describe('bench retention', function () {
     assert.deepStrictEqual(p.config.seeds, [1, 2]);
     assert.ok(Math.abs(standardError(at0) - 100 * Math.sqrt(0.75 * 0.25 / 8)) < 1e-12);
     assert.throws(() => pooled([]), /no runs/);
+  });
+
+  it('N in binary units, as asked', () => {
+    assert.deepStrictEqual([0, 900, 8192, 163840, 1_000_000, 1_048_576, 3 * 1_048_576 / 2].map(kTokens), ['0', '900', '8k', '160k', '977k', '1M', '1.5M']);
   });
 
   it('--seed lists and ranges', () => {

@@ -105,7 +105,8 @@ export function pooled(runs: RetentionRun[]): RetentionRun {
 export const standardError = (r: RetentionRow) => 100 * Math.sqrt(r.exact * (1 - r.exact) / r.facts);
 
 const pct = (x: number | null) => (x === null ? '–' : `${(100 * x).toFixed(1)}%`);
-export const kTokens = (n: number) => (n >= 1_000_000 ? `${n / 1_000_000}M` : n >= 1000 ? `${Math.round(n / 1024)}k` : String(n));
+/** A token count as the bench's N are asked, in binary units: 8192 → 8k, 163840 → 160k, 1048576 → 1M. */
+export const kTokens = (n: number) => (n >= 1_048_576 ? `${+(n / 1_048_576).toFixed(2)}M` : n >= 1000 ? `${Math.round(n / 1024)}k` : String(n));
 
 export function markdownTable(run: RetentionRun): string {
   const head = '| N | memory | exact hit | fact rows retrieved | fact share of retrieved | fact share of θ | candidates/layer (Θ + cache) | tokens fed | feed tok/s | ask ms | sidecar peak MiB | s |';
