@@ -38,7 +38,7 @@ import { TextTokenizer } from '../../src/model/tokenizer';
 import { initialize, shutdown, spawnSidecar } from '../../src/sidecar/client';
 import { resolveModel } from '../../src/sidecar/defaultModel';
 import { Ask, Ingest, LayerRetrieval, PRECISIONS, Precision, Progress, isPrecision } from '../../src/sidecar/protocol';
-import { MODE_NAMES, RetentionMode, RetentionRow, RetentionRun, kTokens, meanOf, pooled, readResumable, standardError, writeRun } from './retentionReport';
+import { MODE_NAMES, RetentionMode, RetentionRow, RetentionRun, kTokens, meanOf, pooled, readResumable, standardError, tableOrder, writeRun } from './retentionReport';
 
 const SYL = ['ka', 'lo', 'mi', 'ren', 'tor', 'vex', 'sul', 'pha', 'dri', 'nox', 'bel', 'qua', 'zin', 'gor', 'fen', 'wil'];
 // Real code unrelated to the facts; devDependencies included (a development benchmark).
@@ -275,7 +275,7 @@ export async function benchRetentionSeeds(opts: Omit<RetentionOptions, 'seed'>, 
   }
   const run = pooled(runs);
   if (opts.out) writeRun(opts.out, run, runTitle(opts, `${opts.facts} facts a seed, ${seeds.length} seeds (${seedList(seeds)})`));
-  for (const r of [...run.rows].sort((a, b) => a.tokens - b.tokens || b.mode.localeCompare(a.mode))) { // θ only first, as in the table
+  for (const r of [...run.rows].sort(tableOrder)) {
     opts.log?.(`  pooled: N = ${kTokens(r.tokens)}, ${MODE_NAMES[r.mode]}: exact ${r.hits}/${r.facts} (${(100 * r.exact).toFixed(1)}% ± ${standardError(r).toFixed(1)})` +
       (r.factRowsRetrieved === null ? '' : `, fact rows retrieved ${(100 * r.factRowsRetrieved).toFixed(1)}%`));
   }

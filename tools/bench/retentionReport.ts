@@ -108,10 +108,13 @@ const pct = (x: number | null) => (x === null ? '–' : `${(100 * x).toFixed(1)}
 /** A token count as the bench's N are asked, in binary units: 8192 → 8k, 163840 → 160k, 1048576 → 1M. */
 export const kTokens = (n: number) => (n >= 1_048_576 ? `${+(n / 1_048_576).toFixed(2)}M` : n >= 1000 ? `${Math.round(n / 1024)}k` : String(n));
 
+/** The table's row order: by N, θ only before M+. */
+export const tableOrder = (a: RetentionRow, b: RetentionRow) => a.tokens - b.tokens || b.mode.localeCompare(a.mode);
+
 export function markdownTable(run: RetentionRun): string {
   const head = '| N | memory | exact hit | fact rows retrieved | fact share of retrieved | fact share of θ | candidates/layer (Θ + cache) | tokens fed | feed tok/s | ask ms | sidecar peak MiB | s |';
   const sep = '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|';
-  const lines = [...run.rows].sort((a, b) => a.tokens - b.tokens || a.mode.localeCompare(b.mode) * -1).map((r) =>
+  const lines = [...run.rows].sort(tableOrder).map((r) =>
     `| ${kTokens(r.tokens)} | ${MODE_NAMES[r.mode]} | ${r.hits}/${r.facts} (${pct(r.exact)}${r.seeds ? ` ± ${standardError(r).toFixed(1)}` : ''}) | ${pct(r.factRowsRetrieved)} | ${pct(r.factShareOfRetrieved)} | ` +
     `${pct(r.factShareOfStm)} | ${r.candidateRows} | ${r.tokensFed} | ${r.feedTokensPerS.toFixed(0)} | ${r.askMs.toFixed(0)} | ${r.sidecarPeakMiB?.toFixed(0) ?? '–'} | ${r.seconds.toFixed(0)} |`);
   return [head, sep, ...lines].join('\n');
