@@ -3,7 +3,7 @@ product's scale, written into a copy of the state (then `export` as usual).
 
   /usr/bin/python3 -m training.mplus.fit_retriever --data DATA --state S --out FITTED.pt
       [--batches 64] [--steps 2000] [--distractors 8,60] [--one-line 0.5] [--threads 2]
-      [--long-code] [--pool W,S [--feed] [--rounds N] [--pool-sample 4096]]
+      [--long-code] [--pool W,S [--feed] [--rounds N] [--pool-sample 4096] [--hard K]]
 
 With --pool (pool.py) the problems' code is written as the product writes a repository (512-token
 windows, as --long-code), and S recorded memories of W chunks of code join every step as extra
@@ -12,7 +12,9 @@ held-out memory of W chunks measures recall@R at that scale before and after. --
 chunked as the product feeds it (DATA/feed.jsonl, training/feedchunks.js: every chunk's header
 names its declarations), not training's windows. --rounds N: the problems' questions are asked of
 the memory the product would hold (pool.with_pool: the pool in Θ, a θ of code), again after each
-of N fits, so the upper layers fit the question rows they will meet. This is the recipe's last
+of N fits, so the upper layers fit the question rows they will meet. --hard K: each step also
+scores, against each episode, the K pool rows its question ranks highest (pool.hardest), the ones
+that push its fact out of R; a random sample seldom holds them. This is the recipe's last
 stage before export (training/README.md):
 
   /usr/bin/python3 -m training.mplus.fit_retriever --data DATA --state training/carry/small.pt --out FITTED.pt \
@@ -148,6 +150,9 @@ def main(argv=None):
                     help='the pool is code as the product feeds it (Corpus.feed, training/feedchunks.js: a header naming every '
                          'declaration of a chunk, the checkpoint\'s chunking), not training\'s long-code windows')
     ap.add_argument('--pool-sample', type=int, default=4096, help='pool rows each step scores per layer')
+    ap.add_argument('--hard', type=int, default=0,
+                    help='with --pool: besides the sample, the K pool rows each episode\'s question scores highest under the '
+                         'projectors at that step (pool.hardest: the rows that outrank its fact); 0: the sample alone')
     ap.add_argument('--rounds', type=int, default=0,
                     help='with --pool: fit this many times, each time asking the problems\' questions again among a pool sample '
                          'in Θ under the projectors so far (pool.with_pool: the upper layers fit the product\'s question rows); '
@@ -173,6 +178,9 @@ def main(argv=None):
     if a.feed and not a.pool:
         print('fit_retriever: --feed says what the pool is: give --pool W,S with it', file=sys.stderr)
         return 2
+    if a.hard < 0 or (a.hard and not a.pool):
+        print(f'fit_retriever: --hard {a.hard}: give a count ≥ 0, and --pool W,S with it (the rows it picks from)', file=sys.stderr)
+        return 2
     if a.rounds < 0 or (a.rounds and not a.pool):
         print(f'fit_retriever: --rounds {a.rounds}: give a count ≥ 0, and --pool W,S with it (the rows its questions are asked among)', file=sys.stderr)
         return 2
@@ -197,13 +205,15 @@ def main(argv=None):
               f'{test_pool.rows[0].shape[0]} to measure', flush=True)
 
     def report(when: str):
+        """Prints recall at the test sets; with a pool returns the mean over layers of the recall
+        asked as the product asks (what the best round is kept by)."""
         if a.pool:
             R, P = model.c.retrieve_size, test_pool.rows[0].shape[0]
             off = pool.pool_recall(projectors(model), scale_asked, test_normed, R)
             on = pool.pool_recall(projectors(model), asked_among(model, scale_test, test_pool, 0, None), test_normed, R)
             print(f'  {when}, one-line facts among 8 long-code windows (30% other facts) and {P} pool rows: '
                   f'recall@R {fmt(off)}; asked among them (the product\'s question rows) {fmt(on)}', flush=True)
-            return
+            return sum(on) / len(on)
         for k, (label, one_line, d, fn) in enumerate(TESTS):
             rec, answers = measure(model, corpus, problem_stage(one_line, d, fn, a.positives), a.test_batches, a.batch, 1000 + k)
             line = f'  {when}, {label}: recall@R {fmt(rec)}'
@@ -215,23 +225,34 @@ def main(argv=None):
 
     print(f'fit_retriever: {a.state}: {a.batches} batches of {a.batch} ({lo}–{hi} distractors, {a.one_line:.0%} one-line), '
           f'{a.steps} steps{f" a round, {a.rounds} rounds asked among the pool" if a.rounds else ""}; positives: the fact\'s {a.positives}')
-    report('before')
+    # With a pool the projectors kept are the best of the rounds (or the state's own) by the held-out
+    # recall asked as the product asks: rounds can go back (a second round from the carry fell
+    # 0.77 → 0.59 mean, and through the product 160k fell 45 → 36 of 72 held out: BENCHMARKS.md).
+    best = (report('before'), 0, projectors(model))
     long_code = a.long_code or bool(a.pool)
     episodes = training_episodes(model, corpus, a.batches, a.batch, lo, hi, a.one_line, a.seed, a.positives, long_code)
     gen = torch.Generator().manual_seed(a.seed)
-    augment = (lambda p: pool.augmented(p, train_normed, a.pool_sample, gen)) if a.pool else None
+    augment = (lambda p, projs: pool.augmented(p, train_normed, a.pool_sample, gen, hard(p, projs[p[0]]) if hard else None)) if a.pool else None
     for r in range(max(1, a.rounds)):
         # On-policy, each round asks again under the last round's projectors: what the lower layers
         # now retrieve among a repository's worth of rows makes the upper layers' question rows.
         train = (asked_among(model, episodes, train_pool, train_pool.rows[0].shape[0] // streams, gen) if a.rounds
                  else [ask(model, b, mem) for b, mem in episodes])
+        # Afresh each round: its problems are new (and a cache keyed by a problem's id must not outlive it).
+        hard = pool.Hardest(train_normed, a.hard) if a.hard else None
         fitted, losses = fit(projectors(model), train, 'bce', a.steps, seed=a.seed + r, augment=augment,
                              report=lambda step, p, v: print(f'  step {step}: loss {v:.4f}', flush=True) if step % 500 == 0 else None)
         install(model, fitted)
-        report(f'after round {r + 1}' if a.rounds else 'after')
+        got = report(f'after round {r + 1}' if a.rounds else 'after')
+        if got is not None and got > best[0]:
+            best = (got, r + 1, projectors(model))
+    if a.pool:
+        install(model, best[2])
+        which = "the state's own projectors" if best[1] == 0 else f'round {best[1]}'
+        print(f'  kept {which}: mean recall asked among the pool {best[0]:.3f}', flush=True)
     out = with_projectors(s, model, dict(batches=a.batches, batch=a.batch, steps=a.steps, distractors=[lo, hi],
                                          one_line=a.one_line, seed=a.seed, positives=a.positives, long_code=long_code,
-                                         pool=a.pool, pool_sample=a.pool_sample, rounds=a.rounds, feed=a.feed, loss=sum(losses[-100:]) / min(100, len(losses))))
+                                         pool=a.pool, pool_sample=a.pool_sample, hard=a.hard, rounds=a.rounds, kept_round=best[1] if a.pool else None, feed=a.feed, loss=sum(losses[-100:]) / min(100, len(losses))))
     atomic_save(out, a.out)
     print(f'fit_retriever: wrote {a.out} (step {s["step"]}; only the projectors differ)')
     return 0

@@ -25,13 +25,13 @@ written per stream, less the rows still in θ), `normed` the same through each l
 (what the key projector reads and `augmented` appends); a problem is retriever_ceiling.Problem.
 """
 import random
-from typing import List, NamedTuple
+from typing import List, NamedTuple, Optional
 
 import torch
 
 from .data import LONG_CODE_TOKENS
 from .model import Memory
-from .retriever_ceiling import Problem, problem_stage, recall, write
+from .retriever_ceiling import Problem, problem_stage, recall, score, write
 from .train import BANKED
 
 
@@ -147,13 +147,47 @@ def recorded_as_exported(model, corpus, chunks: int, seed: int) -> Recorded:
         model.train(was)
 
 
-def augmented(problem: Problem, pool: List[torch.Tensor], sample: int = 0, gen=None) -> Problem:
-    """The problem with the pool's rows (all, or `sample` drawn) after its own, tagged BANKED; the
-    same pool rows for every episode of the batch."""
+def hardest(problem: Problem, pool: List[torch.Tensor], proj, k: int) -> torch.Tensor:
+    """Indices into pool[l]: the union over the batch's episodes of the k pool rows each episode's
+    question scores highest under proj (layer l's (query_proj, key_proj)): the rows that outrank
+    its fact and take its place in R. A random sample of a repository's rows rarely holds them
+    (4,096 of ~80,000), and the BCE's gradient on a negative is its sigmoid, so nearly all of
+    what moves the ranking comes from these few."""
+    l, q_in, q_mask, _, _ = problem
+    with torch.no_grad():
+        s = score(proj, q_in, q_mask, pool[l].unsqueeze(0).expand(q_in.shape[0], -1, -1))[2]  # [B, P]
+        return s.topk(min(k, s.shape[1]), dim=1).indices.flatten().unique()
+
+
+class Hardest:
+    """`hardest` for a fit's recurring problems, recomputed on a problem's every `every`-th visit:
+    scoring a repository's ~80,000 rows per layer on each step costs several times the step, and
+    the projectors move little in a few hundred steps (a fit draws one of ~32 batches a step, so a
+    problem comes back every ~32 steps)."""
+
+    def __init__(self, pool: List[torch.Tensor], k: int, every: int = 8):
+        self.pool, self.k, self.every = pool, k, every
+        self.seen = {}
+
+    def __call__(self, problem: Problem, proj) -> torch.Tensor:
+        visits, idx = self.seen.get(id(problem), (0, None))
+        if visits % self.every == 0:
+            idx = hardest(problem, self.pool, proj, self.k)
+        self.seen[id(problem)] = (visits + 1, idx)
+        return idx
+
+
+def augmented(problem: Problem, pool: List[torch.Tensor], sample: int = 0, gen=None, also: Optional[torch.Tensor] = None) -> Problem:
+    """The problem with the pool's rows (all, or `sample` drawn, and the rows at `also` besides:
+    `hardest`'s) after its own, tagged BANKED, each row once; the same pool rows for every episode
+    of the batch."""
     l, q_in, q_mask, rows, tags = problem
     extra = pool[l]
-    if sample and sample < extra.shape[0]:
-        extra = extra[torch.randperm(extra.shape[0], generator=gen)[:sample]]
+    if (sample and sample < extra.shape[0]) or also is not None:
+        picked = torch.randperm(extra.shape[0], generator=gen)[:sample] if sample else torch.zeros(0, dtype=torch.long)
+        if also is not None:
+            picked = torch.cat([picked, also]).unique()
+        extra = extra[picked]
     B = rows.shape[0]
     rows = torch.cat([rows, extra.unsqueeze(0).expand(B, -1, -1)], dim=1)
     tags = torch.cat([tags, torch.full((B, extra.shape[0]), BANKED, dtype=tags.dtype)], dim=1)
@@ -163,4 +197,4 @@ def augmented(problem: Problem, pool: List[torch.Tensor], sample: int = 0, gen=N
 def pool_recall(projs, sets: List[List[Problem]], pool: List[torch.Tensor], R: int) -> List[float]:
     """Per layer: mean share of the fact's rows in the top R among its own candidates and the whole
     pool (retriever_ceiling.recall at the pool's scale)."""
-    return recall(projs, sets, R, augment=lambda p: augmented(p, pool))
+    return recall(projs, sets, R, augment=lambda p, _: augmented(p, pool))

@@ -154,12 +154,12 @@ def score(proj, q_in, q_mask, rows):
 
 def recall(projs, sets: List[List[Problem]], R: int, augment=None) -> List[float]:
     """Per layer: mean share of the fact's candidate rows in the top R (episodes with some).
-    augment(problem), when given, is what is ranked instead (pool.augmented: more candidates)."""
+    augment(problem, projs), when given, is what is ranked instead (pool.augmented: more candidates)."""
     per = [[] for _ in projs]
     with torch.no_grad():
         for problems in sets:
             for p in problems:
-                l, q_in, q_mask, rows, tags = augment(p) if augment else p
+                l, q_in, q_mask, rows, tags = augment(p, projs) if augment else p
                 s = score(projs[l], q_in, q_mask, rows)[2]
                 per[l] += found_share(tags == 0, s.topk(min(R, s.shape[1]), dim=1).indices)
     return [sum(p) / len(p) if p else float('nan') for p in per]
@@ -179,8 +179,8 @@ def rank_loss(s: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:
 
 def fit(projs, train: List[List[Problem]], loss: str, steps: int, seed: int = 0, report=None, augment=None):
     """Fits copies of projs to the training problems; report(step, projs, loss) every 100 steps.
-    augment(problem), when given, is what each step scores instead (pool.augmented: more
-    candidates). Returns the fitted copies and the loss per step."""
+    augment(problem, projs), when given, is what each step scores instead (pool.augmented: more
+    candidates, chosen under the projectors as they are at that step). Returns the fitted copies and the loss per step."""
     projs = copy.deepcopy(projs)
     params = [p for qp, kp in projs for p in list(qp.parameters()) + list(kp.parameters())]
     opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.001)
@@ -190,7 +190,7 @@ def fit(projs, train: List[List[Problem]], loss: str, steps: int, seed: int = 0,
         total = 0
         problems = rng.choice(train)
         for p in problems:
-            l, q_in, q_mask, rows, tags = augment(p) if augment else p
+            l, q_in, q_mask, rows, tags = augment(p, projs) if augment else p
             lg, w, s = score(projs[l], q_in, q_mask, rows)
             total = total + (retriever_bce(lg, w, tags) if loss == 'bce' else rank_loss(s, tags))
         total = total / len(problems)

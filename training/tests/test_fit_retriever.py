@@ -3,6 +3,7 @@ import contextlib
 import io
 import os
 import random
+import re
 import unittest
 
 import torch
@@ -12,7 +13,7 @@ from training.mplus.config import ModelConfig
 from training.mplus.data import Corpus
 from training.mplus.device import load_state
 from training.mplus.model import MPlus, frozen_as_exported
-from training.mplus.retriever_ceiling import ask, collect, problem_stage, projectors, recall, write
+from training.mplus.retriever_ceiling import ask, collect, problem_stage, projectors, recall, score, write
 from training.tests.srcdata import SrcDataCase
 
 
@@ -80,6 +81,42 @@ class FitRetrieverTest(SrcDataCase):
         for before, after in zip(recall(projs, sets, R), pool.pool_recall(projs, sets, fact_like, R)):
             self.assertLessEqual(after, before)
 
+    def test_hard_negatives_are_each_episodes_highest_scoring_pool_rows(self):
+        """pool.hardest: the union over the batch of each episode's top-k pool rows under the
+        projectors given; augmented appends exactly those (no sample) or them besides the sample,
+        each row once. Other projectors pick other rows."""
+        model = frozen_as_exported(load_state(self.state))
+        corpus = Corpus(self.data)
+        recorded = pool.normed(model, pool.record(model, corpus, 12, 2, 7).rows)
+        sets = collect(model, corpus, problem_stage(True, 3, 0.3, long_code=True), 1, 2, random.Random(3), torch.Generator().manual_seed(3))
+        projs = projectors(model)
+        for p in sets[0]:
+            l, q, qm, rows, tags = p
+            got = pool.hardest(p, recorded, projs[l], 4)
+            s = score(projs[l], q, qm, recorded[l].unsqueeze(0).expand(q.shape[0], -1, -1))[2]
+            want = set(s.topk(4, dim=1).indices.flatten().tolist())
+            self.assertEqual(set(got.tolist()), want)
+            _, _, _, rows2, tags2 = pool.augmented(p, recorded, 0, None, got)
+            self.assertEqual(rows2.shape[1], rows.shape[1] + len(want))
+            self.assertTrue(torch.equal(rows2[0, rows.shape[1]:], recorded[l][got]))
+            self.assertTrue(bool((tags2[:, rows.shape[1]:] == pool.BANKED).all()))
+            _, _, _, rows3, _ = pool.augmented(p, recorded, 5, torch.Generator().manual_seed(1), got)
+            extra = rows3.shape[1] - rows.shape[1]
+            self.assertGreaterEqual(extra, len(want))
+            self.assertLessEqual(extra, len(want) + 5)
+        l = sets[0][0][0]
+        other = projectors(model)
+        with torch.no_grad():
+            for w in other[l][1].parameters():
+                w.neg_()
+        mine = pool.hardest(sets[0][0], recorded, projs[l], 4)
+        self.assertNotEqual(set(pool.hardest(sets[0][0], recorded, other[l], 4).tolist()), set(mine.tolist()))
+        # Hardest recomputes on a problem's every `every`-th visit: in between, the rows it picked.
+        cached = pool.Hardest(recorded, 4, every=2)
+        self.assertTrue(torch.equal(cached(sets[0][0], projs[l]), mine))
+        self.assertTrue(torch.equal(cached(sets[0][0], other[l]), mine))
+        self.assertFalse(torch.equal(cached(sets[0][0], other[l]), mine))
+
     def test_asked_among_a_pool_as_the_product_holds_it(self):
         """pool.with_pool puts the pool's rows in Θ for the question, and with theta the pool's θ in
         place of the episode's, whose rows join the candidates. An empty pool without theta asks
@@ -133,12 +170,29 @@ class FitRetrieverTest(SrcDataCase):
         with contextlib.redirect_stdout(printed):
             rc = fit_retriever.main(['--data', self.data, '--state', self.state, '--out', out, '--batches', '2', '--batch', '2',
                                      '--steps', '20', '--distractors', '2,3', '--test-batches', '1', '--threads', '1',
-                                     '--pool', '10,2', '--pool-sample', '64', '--rounds', '2'])
+                                     '--pool', '10,2', '--pool-sample', '64', '--rounds', '2', '--hard', '8'])
         self.assertEqual(rc, 0)
         text = printed.getvalue()
         for when in ('before', 'after round 1', 'after round 2'):
             self.assertRegex(text, f'{when}, one-line facts .* recall@R [0-9. ]+; asked among them .* [0-9.]+')
         self.assertEqual(load_state(out)['retriever_fit']['rounds'], 2)
+        self.assertEqual(load_state(out)['retriever_fit']['hard'], 8)
+        # The best of the rounds (or the state's own projectors) by the held-out recall asked as the
+        # product asks is what is written; the report names it and its figure is the best printed.
+        kept = load_state(out)['retriever_fit']['kept_round']
+        self.assertIn(kept, (0, 1, 2))
+        means = [sum(float(x) for x in m.split()) / 4 for m in re.findall(r'asked among them \(the product\'s question rows\) ([0-9. ]+)', text)]
+        self.assertEqual(len(means), 3)
+        self.assertAlmostEqual(means[kept], max(means), delta=1e-3)  # printed to 3 places
+        self.assertRegex(text, r'kept (the state\'s own projectors|round [12]): mean recall asked among the pool [0-9.]+')
+        if kept == 0:
+            s, f = load_state(self.state), load_state(out)
+            self.assertTrue(all(torch.equal(f['model'][k], s['model'][k]) for k in s['model']))
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            rc = fit_retriever.main(['--data', self.data, '--state', self.state, '--out', out + '.x', '--hard', '8'])
+        self.assertEqual(rc, 2)
+        self.assertIn('--hard', err.getvalue())
         err = io.StringIO()
         with contextlib.redirect_stderr(err):
             rc = fit_retriever.main(['--data', self.data, '--state', self.state, '--out', out + '.x', '--rounds', '2'])
