@@ -239,7 +239,6 @@ def main(argv=None):
     long_code = a.long_code or bool(a.pool)
     episodes = training_episodes(model, corpus, a.batches, a.batch, lo, hi, a.one_line, a.seed, a.positives, long_code)
     gen = torch.Generator().manual_seed(a.seed)
-    augment = (lambda p, projs: pool.augmented(p, train_normed, a.pool_sample, gen, hard(p, projs[p[0]]) if hard else None)) if a.pool else None
     for r in range(max(1, a.rounds)):
         # On-policy, each round asks again under the last round's projectors: what the lower layers
         # now retrieve among a repository's worth of rows makes the upper layers' question rows.
@@ -247,6 +246,7 @@ def main(argv=None):
                  else [ask(model, b, mem) for b, mem in episodes])
         # Afresh each round: its problems are new (and a cache keyed by a problem's id must not outlive it).
         hard = pool.Hardest(train_normed, a.hard) if a.hard else None
+        augment = (lambda p, projs: pool.augmented(p, train_normed, a.pool_sample, gen, hard(p, projs[p[0]]) if hard else None)) if a.pool else None
         fitted, losses = fit(projectors(model), train, 'bce', a.steps, seed=a.seed + r, augment=augment,
                              report=lambda step, p, v: print(f'  step {step}: loss {v:.4f}', flush=True) if step % 500 == 0 else None)
         install(model, fitted)
