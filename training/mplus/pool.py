@@ -155,7 +155,8 @@ def hardest(problem: Problem, pool: List[torch.Tensor], proj, k: int) -> torch.T
     what moves the ranking comes from these few."""
     l, q_in, q_mask, _, _ = problem
     with torch.no_grad():
-        s = score(proj, q_in, q_mask, pool[l].unsqueeze(0).expand(q_in.shape[0], -1, -1))[2]  # [B, P]
+        # The pool's keys once, broadcast against every episode's question: [1, P, d] → scores [B, P].
+        s = score(proj, q_in, q_mask, pool[l].unsqueeze(0))[2]
         return s.topk(min(k, s.shape[1]), dim=1).indices.flatten().unique()
 
 

@@ -181,7 +181,7 @@ class FitRetrieverTest(SrcDataCase):
         # product asks is what is written; the report names it and its figure is the best printed.
         kept = load_state(out)['retriever_fit']['kept_round']
         self.assertIn(kept, (0, 1, 2))
-        means = [sum(float(x) for x in m.split()) / 4 for m in re.findall(r'asked among them \(the product\'s question rows\) ([0-9. ]+)', text)]
+        means = [sum(float(x) for x in m.split()) / len(m.split()) for m in re.findall(r'asked among them \(the product\'s question rows\) ([0-9. ]+)', text)]
         self.assertEqual(len(means), 3)
         self.assertAlmostEqual(means[kept], max(means), delta=1e-3)  # printed to 3 places
         self.assertRegex(text, r'kept (the state\'s own projectors|round [12]): mean recall asked among the pool [0-9.]+')
