@@ -9,7 +9,7 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import { DistractorWriter, MAX_CODE_LINE, benchRetention, benchRetentionSeeds, parseSeeds, seedList, shortfalls } from '../../tools/bench/retention';
-import { RetentionRow, kTokens, pooled, standardError } from '../../tools/bench/retentionReport';
+import { RetentionAnswer, RetentionRow, kTokens, missKinds, pooled, standardError } from '../../tools/bench/retentionReport';
 import { TextTokenizer } from '../../src/model/tokenizer';
 import { fixtureWorkspace } from '../helpers/fixtureWorkspace';
 
@@ -49,6 +49,8 @@ describe('bench retention', function () {
       const answers = r.answers ?? [];
       assert.strictEqual(answers.length, r.facts, 'every question is recorded with its answer');
       assert.strictEqual(answers.filter((a) => a.answer.includes(a.value)).length, r.hits, 'hits are the answers that hold their value');
+      const m = r.misses;
+      assert.ok(m && m.otherFact + m.stoppedEarly + m.wrong === r.facts - r.hits, `every miss has one kind: ${JSON.stringify(m)}`);
       assert.ok(answers.every((a) => /^[A-Z_]+$/.test(a.name) && /^\d+$/.test(a.value) && a.file === `src/${a.file.split('/')[1]}/${a.name.toLowerCase()}.ts`), JSON.stringify(answers));
     }
     assert.strictEqual(lines.filter((l) => /exact \d+\/3/.test(l)).length, 4, 'one progress line per (N, mode)');
@@ -121,6 +123,35 @@ describe('bench retention', function () {
     assert.deepStrictEqual(p.config.seeds, [1, 2]);
     assert.ok(Math.abs(standardError(at0) - 100 * Math.sqrt(0.75 * 0.25 / 8)) < 1e-12);
     assert.throws(() => pooled([]), /no runs/);
+  });
+
+  it('misses by kind: another fact\'s value, stopped early (a proper beginning of the value), wrong', () => {
+    const ask = (value: string, answer: string): RetentionAnswer => ({ name: `N${value}`, value, file: `src/x/n${value}.ts`, answer });
+    const kinds = missKinds([
+      ask('462929', '462929'), // hit
+      ask('120', 'x = 120;'), // hit: the value appears
+      ask('680705', '462929'), // another fact's value
+      ask('4629', '46'), // stopped early
+      ask('975287', ' 9752\n'), // stopped early, whitespace aside
+      ask('111', '112'), // wrong
+      ask('222', ''), // wrong: nothing said is not a beginning
+      ask('333', '3 33'), // wrong: its digits, not its text
+    ]);
+    assert.deepStrictEqual(kinds, { otherFact: 1, stoppedEarly: 2, wrong: 3 });
+    // Another fact's value wins over a beginning: '46' would be both for '4629' were '46' asked.
+    assert.deepStrictEqual(missKinds([ask('46', '4'), ask('4629', '46')]), { otherFact: 1, stoppedEarly: 1, wrong: 0 });
+    // Pooled: summed when every seed's row has them (from its answers when written before the field).
+    const row = (answers: RetentionAnswer[], misses?: RetentionRow['misses']): RetentionRow => ({
+      mode: 'mplus', tokens: 0, tokensFed: 1, facts: answers.length, hits: answers.filter((a) => a.answer.includes(a.value)).length, exact: 0,
+      factRowsRetrieved: null, factRowsRetrievedByLayer: [], factShareOfRetrieved: null, factShareOfStm: 0, candidateRows: 0, seconds: 1,
+      feedTokensPerS: 1, askMs: 1, sidecarPeakMiB: null, answers, ...(misses ? { misses } : {}),
+    });
+    const config = (seed: number) => ({ model: 'm', facts: 2, seed, maxTokens: 24 });
+    const a = [ask('12', '1'), ask('34', '12')];
+    const p = pooled([{ config: config(1), rows: [row(a, missKinds(a))] }, { config: config(2), rows: [row([ask('56', '7'), ask('78', '78')])] }]);
+    assert.deepStrictEqual(p.rows[0].misses, { otherFact: 1, stoppedEarly: 1, wrong: 1 });
+    const bare = { ...row([]), answers: undefined };
+    assert.strictEqual(pooled([{ config: config(1), rows: [row(a)] }, { config: config(2), rows: [bare] }]).rows[0].misses, undefined, 'not summed over a seed without answers');
   });
 
   it('N in binary units, as asked', () => {

@@ -7,7 +7,9 @@
  * unrelated real code (JavaScript from this install's node_modules, in ~4k-token files, lines of
  * data left out: see MAX_CODE_LINE), then
  * every fact is asked ("What is the value of NAME?", greedy); exact hit = the value appears in the
- * answer. Both modes see the same facts, code and drop seed.
+ * answer. Both modes see the same facts, code and drop seed. Each miss is sorted by kind
+ * (retentionReport.missKinds): another fact's value (binding), stopped early (a proper beginning
+ * of the value: the read ended after the digits it held), or wrong.
  *
  * Retrieval is measured from provenance (`ask.retrieval`): per fact and layer, the share of the
  * fact file's memory rows among the candidates that were retrieved (the paper's figure), and the
@@ -38,7 +40,7 @@ import { TextTokenizer } from '../../src/model/tokenizer';
 import { initialize, shutdown, spawnSidecar } from '../../src/sidecar/client';
 import { resolveModel } from '../../src/sidecar/defaultModel';
 import { Ask, Ingest, LayerRetrieval, PRECISIONS, Precision, Progress, isPrecision } from '../../src/sidecar/protocol';
-import { MODE_NAMES, RetentionMode, RetentionRow, RetentionRun, kTokens, meanOf, pooled, readResumable, standardError, tableOrder, writeRun } from './retentionReport';
+import { MODE_NAMES, RetentionMode, missKinds, missText, RetentionRow, RetentionRun, kTokens, meanOf, pooled, readResumable, standardError, tableOrder, writeRun } from './retentionReport';
 
 const SYL = ['ka', 'lo', 'mi', 'ren', 'tor', 'vex', 'sul', 'pha', 'dri', 'nox', 'bel', 'qua', 'zin', 'gor', 'fen', 'wil'];
 // Real code unrelated to the facts; devDependencies included (a development benchmark).
@@ -224,7 +226,7 @@ async function measure(opts: RetentionOptions, tok: TextTokenizer, n: number, mo
     return {
       mode, tokens: n, tokensFed, facts: facts.length, hits, exact: hits / facts.length,
       factRowsRetrieved: meanOf(recall), factRowsRetrievedByLayer: Array.from(recallByLayer, (xs) => meanOf(xs ?? [])), factShareOfRetrieved: meanOf(share), factShareOfStm: meanOf(stm) ?? 0, candidateRows,
-      seconds: (performance.now() - t0) / 1000, feedTokensPerS: tokensFed / Math.max(feedSeconds, 1e-9), askMs, sidecarPeakMiB, answers,
+      seconds: (performance.now() - t0) / 1000, feedTokensPerS: tokensFed / Math.max(feedSeconds, 1e-9), askMs, sidecarPeakMiB, answers, misses: missKinds(answers),
     };
   } finally {
     h.process.kill('SIGKILL');
@@ -251,7 +253,7 @@ export async function benchRetention(opts: RetentionOptions): Promise<RetentionR
       run.rows.push(row);
       if (opts.out) writeRun(opts.out, run, title);
       const pct = (x: number | null) => (x === null ? '–' : `${(100 * x).toFixed(1)}%`);
-      opts.log?.(`  N = ${kTokens(n)}, ${MODE_NAMES[mode]}: exact ${row.hits}/${row.facts} (${pct(row.exact)}), fact rows retrieved ${pct(row.factRowsRetrieved)}, ` +
+      opts.log?.(`  N = ${kTokens(n)}, ${MODE_NAMES[mode]}: exact ${row.hits}/${row.facts} (${pct(row.exact)}; misses: ${missText(row.misses)}), fact rows retrieved ${pct(row.factRowsRetrieved)}, ` +
         `fact share of retrieved ${pct(row.factShareOfRetrieved)}, of θ ${pct(row.factShareOfStm)}; ${row.candidateRows} candidate rows/layer (Θ + cache); ` +
         `${row.tokensFed} tokens fed at ${row.feedTokensPerS.toFixed(0)} tok/s, ${row.askMs.toFixed(0)} ms/question, ${row.seconds.toFixed(0)} s`);
     }
@@ -276,7 +278,7 @@ export async function benchRetentionSeeds(opts: Omit<RetentionOptions, 'seed'>, 
   const run = pooled(runs);
   if (opts.out) writeRun(opts.out, run, runTitle(opts, `${opts.facts} facts a seed, ${seeds.length} seeds (${seedList(seeds)})`));
   for (const r of [...run.rows].sort(tableOrder)) {
-    opts.log?.(`  pooled: N = ${kTokens(r.tokens)}, ${MODE_NAMES[r.mode]}: exact ${r.hits}/${r.facts} (${(100 * r.exact).toFixed(1)}% ± ${standardError(r).toFixed(1)})` +
+    opts.log?.(`  pooled: N = ${kTokens(r.tokens)}, ${MODE_NAMES[r.mode]}: exact ${r.hits}/${r.facts} (${(100 * r.exact).toFixed(1)}% ± ${standardError(r).toFixed(1)}; misses: ${missText(r.misses)})` +
       (r.factRowsRetrieved === null ? '' : `, fact rows retrieved ${(100 * r.factRowsRetrieved).toFixed(1)}%`));
   }
   return run;

@@ -48,8 +48,38 @@ export interface RetentionRow {
   /** In a pool of seeds' runs (`pooled`): how many seeds' rows this one sums. */
   seeds?: number;
   /** Every question: the fact's name, value and file (fed in path order), and the model's answer (JSON only: to read the misses). */
-  answers?: { name: string; value: string; file: string; answer: string }[];
+  answers?: RetentionAnswer[];
+  /** The questions missed, by kind (missKinds); absent in rows written before it that lack answers. */
+  misses?: MissKinds;
 }
+
+export interface RetentionAnswer { name: string; value: string; file: string; answer: string }
+
+/**
+ * Why the misses missed, each question once, in this order: `otherFact`, the answer holds another
+ * fact's value (binding: the read took the wrong fact's rows); `stoppedEarly`, the answer is a
+ * proper beginning of the value (`4629` for `462929`: the read ended with EOS after the digits it
+ * held); `wrong`, anything else. Hits are what the bench counts: the value appears in the answer.
+ */
+export interface MissKinds { otherFact: number; stoppedEarly: number; wrong: number }
+
+export function missKinds(answers: RetentionAnswer[]): MissKinds {
+  const kinds: MissKinds = { otherFact: 0, stoppedEarly: 0, wrong: 0 };
+  for (const a of answers) {
+    const said = a.answer.trim();
+    if (said.includes(a.value)) continue;
+    if (answers.some((o) => o.value !== a.value && said.includes(o.value))) kinds.otherFact++;
+    else if (said && a.value.startsWith(said)) kinds.stoppedEarly++;
+    else kinds.wrong++;
+  }
+  return kinds;
+}
+
+/** A row's misses by kind: its own, else from its answers (rows written before the field); null with neither. */
+export const rowMisses = (r: RetentionRow): MissKinds | null => r.misses ?? (r.answers ? missKinds(r.answers) : null);
+
+/** `other fact 5, stopped early 8, wrong 7` (or – when unknown). */
+export const missText = (m: MissKinds | null | undefined) => (m ? `other fact ${m.otherFact}, stopped early ${m.stoppedEarly}, wrong ${m.wrong}` : '–');
 
 export interface RetentionRun {
   /** What the rows were measured with; a resumed run must match it. */
@@ -83,6 +113,11 @@ export function pooled(runs: RetentionRun[]): RetentionRun {
     const layers = Math.max(...rs.map((r) => r.factRowsRetrievedByLayer.length));
     const avg = (f: (r: RetentionRow) => number) => meanOf(rs.map(f)) ?? 0;
     const peaks = rs.map((r) => r.sidecarPeakMiB).filter((x): x is number => x !== null);
+    const kinds = rs.map(rowMisses);
+    // Summed only when every seed's row has them: a partial sum would read as fewer misses.
+    const misses = kinds.every((k): k is MissKinds => k !== null)
+      ? { otherFact: kinds.reduce((a, k) => a + k.otherFact, 0), stoppedEarly: kinds.reduce((a, k) => a + k.stoppedEarly, 0), wrong: kinds.reduce((a, k) => a + k.wrong, 0) }
+      : undefined;
     return {
       mode: rs[0].mode, tokens: rs[0].tokens, tokensFed: Math.round(avg((r) => r.tokensFed)), facts, hits, exact: hits / facts,
       factRowsRetrieved: meanOf(rs.map((r) => r.factRowsRetrieved)),
@@ -91,7 +126,7 @@ export function pooled(runs: RetentionRun[]): RetentionRun {
       candidateRows: Math.round(avg((r) => r.candidateRows)), seconds: rs.reduce((a, r) => a + r.seconds, 0),
       feedTokensPerS: avg((r) => r.feedTokensPerS), askMs: avg((r) => r.askMs),
       sidecarPeakMiB: peaks.length ? Math.max(...peaks) : null,
-      seeds: rs.length,
+      seeds: rs.length, ...(misses ? { misses } : {}),
     };
   });
   return { config: { ...runs[0].config, seeds: runs.map((r) => r.config.seed) }, rows };
@@ -111,11 +146,13 @@ export const kTokens = (n: number) => (n >= 1_048_576 ? `${+(n / 1_048_576).toFi
 /** The table's row order: by N, θ only before M+. */
 export const tableOrder = (a: RetentionRow, b: RetentionRow) => a.tokens - b.tokens || b.mode.localeCompare(a.mode);
 
+const missCell = (m: MissKinds | null) => (m ? `${m.otherFact} / ${m.stoppedEarly} / ${m.wrong}` : '–');
+
 export function markdownTable(run: RetentionRun): string {
-  const head = '| N | memory | exact hit | fact rows retrieved | fact share of retrieved | fact share of θ | candidates/layer (Θ + cache) | tokens fed | feed tok/s | ask ms | sidecar peak MiB | s |';
-  const sep = '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|';
+  const head = '| N | memory | exact hit | misses: other fact / stopped early / wrong | fact rows retrieved | fact share of retrieved | fact share of θ | candidates/layer (Θ + cache) | tokens fed | feed tok/s | ask ms | sidecar peak MiB | s |';
+  const sep = '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|';
   const lines = [...run.rows].sort(tableOrder).map((r) =>
-    `| ${kTokens(r.tokens)} | ${MODE_NAMES[r.mode]} | ${r.hits}/${r.facts} (${pct(r.exact)}${r.seeds ? ` ± ${standardError(r).toFixed(1)}` : ''}) | ${pct(r.factRowsRetrieved)} | ${pct(r.factShareOfRetrieved)} | ` +
+    `| ${kTokens(r.tokens)} | ${MODE_NAMES[r.mode]} | ${r.hits}/${r.facts} (${pct(r.exact)}${r.seeds ? ` ± ${standardError(r).toFixed(1)}` : ''}) | ${missCell(rowMisses(r))} | ${pct(r.factRowsRetrieved)} | ${pct(r.factShareOfRetrieved)} | ` +
     `${pct(r.factShareOfStm)} | ${r.candidateRows} | ${r.tokensFed} | ${r.feedTokensPerS.toFixed(0)} | ${r.askMs.toFixed(0)} | ${r.sidecarPeakMiB?.toFixed(0) ?? '–'} | ${r.seconds.toFixed(0)} |`);
   return [head, sep, ...lines].join('\n');
 }
