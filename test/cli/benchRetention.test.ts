@@ -9,7 +9,7 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import { DistractorWriter, MAX_CODE_LINE, benchRetention, benchRetentionSeeds, parseSeeds, seedList, shortfalls } from '../../tools/bench/retention';
-import { RetentionAnswer, RetentionRow, kTokens, missKinds, pooled, standardError } from '../../tools/bench/retentionReport';
+import { RetentionAnswer, RetentionRow, kTokens, missKinds, pooled, readResumable, standardError } from '../../tools/bench/retentionReport';
 import { TextTokenizer } from '../../src/model/tokenizer';
 import { fixtureWorkspace } from '../helpers/fixtureWorkspace';
 
@@ -74,6 +74,11 @@ describe('bench retention', function () {
     const more = await benchRetention({ model: ws.model, tokens: [0, 2048], facts: 3, seed: 2, out, modes: ['theta'], log: (s) => again.push(s) });
     assert.deepStrictEqual(more.rows, rows, 'nothing re-measured');
     assert.strictEqual(again.filter((l) => /skipped/.test(l)).length, 2);
+    // Another config (here the model's path) is not resumed, and the log says what differs before it is overwritten.
+    const heard: string[][] = [];
+    assert.deepStrictEqual(readResumable(out, { ...more.config, model: `${ws.model}/` }, (d) => heard.push(d)), []);
+    assert.deepStrictEqual(heard, [[`model ${JSON.stringify(ws.model)} → ${JSON.stringify(`${ws.model}/`)}`]]);
+    assert.deepStrictEqual(readResumable(out, more.config, () => assert.fail('the same config is resumed')), rows);
   });
 
   it('several seeds: each its own resumable run, written beside their pool (questions and hits summed)', async () => {

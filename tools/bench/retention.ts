@@ -240,7 +240,10 @@ export async function benchRetention(opts: RetentionOptions): Promise<RetentionR
   // A precision joins the config only when set, so runs from before the flag still resume.
   // maxCodeLine marks rows fed the distractors without data lines: rows from before are measured again.
   const config = { model: opts.model, facts: opts.facts, seed: opts.seed, maxTokens: opts.maxTokens ?? 24, maxCodeLine: MAX_CODE_LINE, ...(opts.precision ? { precision: opts.precision } : {}) };
-  const run: RetentionRun = { config, rows: opts.out ? readResumable(opts.out, config) : [] };
+  const run: RetentionRun = {
+    config,
+    rows: opts.out ? readResumable(opts.out, config, (differs) => opts.log?.(`  ${opts.out}.json was measured otherwise (${differs.join(', ') || 'unreadable rows'}): measuring afresh, overwriting it`)) : [],
+  };
   const title = runTitle(opts, `${opts.facts} facts, seed ${opts.seed}`);
   for (const n of opts.tokens) {
     for (const mode of opts.modes ?? ['theta', 'mplus']) {

@@ -194,15 +194,24 @@ export function svgPlot(run: RetentionRun, title: string): string {
   return out.join('\n') + '\n';
 }
 
-/** The rows of an earlier run with the same config (to resume), or none. */
-export function readResumable(base: string, config: RetentionRun['config']): RetentionRow[] {
+/**
+ * The rows of an earlier run with the same config (to resume), or none. `measuredWith` hears the
+ * config keys that differ when BASE.json holds a run measured otherwise (another model path
+ * included): that run is measured afresh and its files overwritten, so the caller says so.
+ */
+export function readResumable(base: string, config: RetentionRun['config'], measuredWith?: (differs: string[]) => void): RetentionRow[] {
   let prev: RetentionRun;
   try {
     prev = JSON.parse(fs.readFileSync(`${base}.json`, 'utf8'));
   } catch {
     return []; // nothing to resume (or unreadable: measured afresh and overwritten)
   }
-  return JSON.stringify(prev.config) === JSON.stringify(config) && Array.isArray(prev.rows) ? prev.rows : [];
+  if (JSON.stringify(prev.config) === JSON.stringify(config) && Array.isArray(prev.rows)) return prev.rows;
+  const had: Record<string, unknown> = prev.config ?? {};
+  const now: Record<string, unknown> = config;
+  const keys = [...new Set([...Object.keys(had), ...Object.keys(now)])];
+  measuredWith?.(keys.filter((k) => JSON.stringify(had[k]) !== JSON.stringify(now[k])).map((k) => `${k} ${JSON.stringify(had[k])} → ${JSON.stringify(now[k])}`));
+  return [];
 }
 
 export function writeRun(base: string, run: RetentionRun, title: string): void {
