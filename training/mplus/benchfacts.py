@@ -19,7 +19,7 @@ each chunk dropped half of what θ held of the one before).
 import argparse
 import random
 import sys
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import torch
 
@@ -43,16 +43,24 @@ def draw(rng: random.Random, n: int):
     return out
 
 
-def answer(model: MPlus, mem, question: List[int], eos: int, max_tokens: int = 12) -> List[int]:
-    """Greedy decoding by teacher-forced re-runs (retrieval reads the question rows only)."""
+def greedy(model: MPlus, mem, question: List[int], eos: int, max_tokens: int = 12) -> Tuple[List[int], torch.Tensor]:
+    """Greedy decoding by teacher-forced re-runs (retrieval reads the question rows only): the answer
+    tokens and the logits [V] of the last step (where EOS won, or the cap)."""
     toks = list(question)
+    last = None
     for _ in range(max_tokens):
         logits, _, _ = model.generate_logits(mem, torch.tensor([toks]), torch.tensor([len(question)]))
-        nxt = int(logits[0, -1].argmax())
+        last = logits[0, -1]
+        nxt = int(last.argmax())
         if nxt == eos:
             break
         toks.append(nxt)
-    return toks[len(question):]
+    return toks[len(question):], last
+
+
+def answer(model: MPlus, mem, question: List[int], eos: int, max_tokens: int = 12) -> List[int]:
+    """The greedy answer's tokens."""
+    return greedy(model, mem, question, eos, max_tokens)[0]
 
 
 def by_place(model: MPlus, tok, facts: int, rounds: int, pad_to: int = 0) -> Dict[int, List[bool]]:

@@ -19,15 +19,15 @@ import argparse
 import random
 import statistics
 import sys
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 import torch
 
 from . import pool
-from .benchfacts import draw
+from .benchfacts import draw, greedy
 from .data import Corpus, one_line_text, prompt, question_text
 from .device import load_state
-from .model import MPlus, frozen_as_exported
+from .model import frozen_as_exported
 
 KINDS = ('hit', 'other', 'early', 'wrong')
 
@@ -48,21 +48,6 @@ def next_piece(said: List[int], value: List[int]) -> Optional[int]:
     answer left the value's own tokenization, so no single token continues it)."""
     n = len(said)
     return value[n] if value[:n] == said and len(value) > n else None
-
-
-def answer(model: MPlus, mem, question: List[int], eos: int, max_tokens: int = 12) -> Tuple[List[int], torch.Tensor]:
-    """Greedy answer tokens and the distribution at the last step (where EOS won, or the cap)."""
-    toks = list(question)
-    probs = None
-    for _ in range(max_tokens):
-        with torch.no_grad():
-            logits, _, _ = model.generate_logits(mem, torch.tensor([toks]), torch.tensor([len(question)]))
-        probs = logits[0, -1].softmax(-1)
-        nxt = int(probs.argmax())
-        if nxt == eos:
-            break
-        toks.append(nxt)
-    return toks[len(question):], probs
 
 
 def main(argv=None):
@@ -93,7 +78,9 @@ def main(argv=None):
             memories = (('0', mem), (far, pool.with_pool(model, mem, recorded)))
         for n, m in memories:
             for name, value, _ in facts:
-                said, probs = answer(model, m, tok.encode(prompt(question_text('value', name))), tok.eos)
+                with torch.no_grad():
+                    said, last = greedy(model, m, tok.encode(prompt(question_text('value', name))), tok.eos)
+                probs = last.softmax(-1)
                 k = kind(tok.decode(said), value, [v for _, v, _ in facts])
                 counts[(n, k)] += 1
                 nxt = next_piece(said, tok.encode(value)) if k == 'early' else None
